@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rxp - RPC calls and tensors between the workers of a distributed training
+ * job, over RDMA verbs or TCP (io_uring).
+ *
+ * Conventions
+ *  - Every function that can fail returns 0 (or a count) on success and a
+ *    negative code on failure: -errno or -RXP_E_* (see rxp/errno.h). It never
+ *    sets errno and never leaves an output argument half-written.
+ *  - Handles are opaque. Functions that release a handle accept NULL.
+ *  - "Threads:" in each comment says from where a function may be called.
+ *  - No verbs or liburing type appears here; the header compiles as C11 and
+ *    as C++.
+ *
+ * Buffer ownership
+ *  1. Descriptors (arrays of rxp_iov, rxp_value trees, option structs) are
+ *     read only during the call.
+ *  2. Storage memory passed to a send (rxp_iov) is read until the returned
+ *     future completes: keep it valid and unchanged until then.
+ *  3. Received storages live in rxp's receive buffers. They are handed out
+ *     as references (struct rxp_storage) that stay valid while the future
+ *     (or a reference taken with rxp_storage_retain) is held.
+ *
+ * Futures: a function that returns an error never creates or fulfils a
+ * future. Otherwise the future is fulfilled exactly once: with a value, the
+ * callee's error, -ETIMEDOUT, -ECANCELED (shutdown) or -RXP_E_PEER_LOST.
+ */
+#ifndef RXP_RXP_H
+#define RXP_RXP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rxp/errno.h>
+#include <rxp/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RXP_BUILDING) && defined(__GNUC__)
+#define RXP_API __attribute__((visibility("default")))
+#else
+#define RXP_API
+#endif
+
+/* ---------------------------------------------------------------- misc */
+
+/* Name of a return code (0, -errno or -RXP_E_*). Never NULL. */
+RXP_API const char *rxp_strerror(int err);
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+RXP_API const char *rxp_version(void);
+
+/* A piece of caller memory (a tensor storage to send). */
+struct rxp_iov {
+	const void *base;
+	size_t len;
+};
+
+/* ----------------------------------------------------------- storages */
+
+/*
+ * A received storage: bytes in one of rxp's receive buffers (registered
+ * memory on verbs). Refcounted; the bytes stay valid and writable while a
+ * reference is held.
+ * Threads: any.
+ */
+struct rxp_storage;
+RXP_API void *rxp_storage_data(const struct rxp_storage *s);
+RXP_API size_t rxp_storage_size(const struct rxp_storage *s);
+RXP_API struct rxp_storage *rxp_storage_retain(struct rxp_storage *s);
+RXP_API void rxp_storage_release(struct rxp_storage *s);
+
+/* -------------------------------------------------------------- values */
+
+enum rxp_value_kind {
+	RXP_V_NONE = 0,
+	RXP_V_BOOL,
+	RXP_V_INT,
+	RXP_V_DOUBLE,
+	RXP_V_STRING,
+	RXP_V_TENSOR,
+	RXP_V_LIST,
+	RXP_V_TUPLE,
+	RXP_V_DICT,
+	RXP_V__COUNT
+};
+
+/* Element types, numbered as c10::ScalarType does. */
+#define RXP_DTYPES(X)                                                          \
+	X(RXP_DT_U8, 0, 1, "uint8")                                            \
+	X(RXP_DT_I8, 1, 1, "int8")                                             \
+	X(RXP_DT_I16, 2, 2, "int16")                                           \
+	X(RXP_DT_I32, 3, 4, "int32")                                           \
+	X(RXP_DT_I64, 4, 8, "int64")                                           \
+	X(RXP_DT_F16, 5, 2, "float16")                                         \
+	X(RXP_DT_F32, 6, 4, "float32")                                         \
+	X(RXP_DT_F64, 7, 8, "float64")                                         \
+	X(RXP_DT_C64, 9, 8, "complex64")                                       \
+	X(RXP_DT_C128, 10, 16, "complex128")                                   \
+	X(RXP_DT_BOOL, 11, 1, "bool")                                          \
+	X(RXP_DT_BF16, 15, 2, "bfloat16")
+
+enum rxp_dtype {
+#define RXP__DT_ENUM(name, num, size, str) name = (num),
+	RXP_DTYPES(RXP__DT_ENUM)
+#undef RXP__DT_ENUM
+};
+
+/* Bytes per element of @dtype, or 0 for an unknown dtype. */
+RXP_API size_t rxp_dtype_size(int dtype);
+
+#define RXP_MAX_DIMS 16
+
+/*
+ * A tensor is metadata plus a reference to a storage carried beside the
+ * payload (never inside it): storages[storage] of the message, starting
+ * at byte @offset. Elements are addressed as
+ * offset + sum(i_k * strides[k]) * dtype_size (strides in elements).
+ */
+struct rxp_tensor {
+	int32_t dtype;      /* enum rxp_dtype */
+	uint32_t ndim;      /* <= RXP_MAX_DIMS */
+	uint32_t storage;   /* index into the message's storages */
+	uint64_t offset;    /* bytes into that storage */
+	const int64_t *shape;   /* ndim entries, each >= 0 */
+	const int64_t *strides; /* ndim entries, in elements */
+};
+
+struct rxp_dict_entry;
+
+/*
+ * A value tree. Build one on the stack to send (the rxp_v_* helpers
+ * below); a decoded one lives in the future (or call) that holds it and
+ * is valid while that is held. Strings are UTF-8 bytes, NUL-terminated
+ * (the NUL is not counted in len).
+ */
+struct rxp_value {
+	enum rxp_value_kind kind;
+	union {
+		bool b;
+		int64_t i;
+		double d;
+		struct {
+			const char *ptr;
+			uint32_t len;
+		} str;
+		struct rxp_tensor tensor;
+		struct {
+			const struct rxp_value *items;
+			uint32_t n;
+		} list; /* RXP_V_LIST and RXP_V_TUPLE */
+		struct {
+			const struct rxp_dict_entry *items;
+			uint32_t n;
+		} dict;
+	} u;
+};
+
+struct rxp_dict_entry {
+	const char *key; /* NUL-terminated */
+	uint32_t key_len;
+	struct rxp_value value;
+};
+
+/* Builders for values to send (no allocation; strings are referenced). */
+RXP_API struct rxp_value rxp_v_none(void);
+RXP_API struct rxp_value rxp_v_bool(bool b);
+RXP_API struct rxp_value rxp_v_int(int64_t i);
+RXP_API struct rxp_value rxp_v_double(double d);
+RXP_API struct rxp_value rxp_v_str(const char *s); /* NUL-terminated */
+RXP_API struct rxp_value rxp_v_list(const struct rxp_value *items, uint32_t n);
+RXP_API struct rxp_value rxp_v_tuple(const struct rxp_value *items,
+				     uint32_t n);
+RXP_API struct rxp_value rxp_v_dict(const struct rxp_dict_entry *items,
+				    uint32_t n);
+/* Tensor over storage @storage from byte @offset; @shape and @strides must
+ * outlive the value. @strides NULL = contiguous (row-major); decoded tensors
+ * always carry explicit strides. */
+RXP_API struct rxp_value rxp_v_tensor(int dtype, uint32_t ndim,
+				      const int64_t *shape,
+				      const int64_t *strides, uint32_t storage,
+				      uint64_t offset);
+
+/* Bytes a tensor spans in its storage from its offset (0 if any dim is 0),
+ * or -errno for bad metadata (negative dims, overflow, unknown dtype). */
+RXP_API int64_t rxp_tensor_span(const struct rxp_tensor *t);
+
+/* ------------------------------------------------------------- futures */
+
+struct rxp_future;
+
+/*
+ * Wait until @f is fulfilled. Returns its status (rxp_future_status()).
+ * Threads: any thread except the agent's polling thread.
+ */
+RXP_API int rxp_future_wait(struct rxp_future *f);
+/* Same, giving up after @timeout_ms (-ETIMEDOUT from the wait itself; the
+ * future is untouched and may still complete). */
+RXP_API int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms);
+/* true once fulfilled. Threads: any. */
+RXP_API bool rxp_future_done(const struct rxp_future *f);
+/* 0 = value; otherwise -ETIMEDOUT, -ECANCELED, -RXP_E_PEER_LOST,
+ * -RXP_E_REMOTE (callee error: see rxp_future_error), ... Only meaningful
+ * once done. */
+RXP_API int rxp_future_status(const struct rxp_future *f);
+/* Human-readable error (the callee's message for -RXP_E_REMOTE), "" if
+ * none. Valid while @f is held. */
+RXP_API const char *rxp_future_error(const struct rxp_future *f);
+/* The decoded return value of a script call, NULL for message-level
+ * futures or on error. Valid while @f is held. */
+RXP_API const struct rxp_value *rxp_future_value(const struct rxp_future *f);
+/* The raw response payload (message level). */
+RXP_API int rxp_future_payload(const struct rxp_future *f, const void **data,
+			       size_t *len);
+/* The response's storages: references into rxp's receive buffers. */
+RXP_API uint32_t rxp_future_nstorages(const struct rxp_future *f);
+RXP_API struct rxp_storage *rxp_future_storage(const struct rxp_future *f,
+					       uint32_t i);
+
+typedef void (*rxp_future_cb)(struct rxp_future *f, void *user);
+/*
+ * Run @cb once @f is fulfilled: on an agent worker thread, or at once on
+ * the calling thread if @f is already fulfilled. Callbacks run in the
+ * order they were added. Returns -EBUSY past RXP_FUTURE_MAX_CALLBACKS.
+ */
+#define RXP_FUTURE_MAX_CALLBACKS 8
+RXP_API int rxp_future_then(struct rxp_future *f, rxp_future_cb cb,
+			    void *user);
+/* Drop the caller's reference. The future's value and storages go with it
+ * (unless storages were retained). Accepts NULL. Threads: any. */
+RXP_API void rxp_future_release(struct rxp_future *f);
+
+/* -------------------------------------------------------------- agent */
+
+struct rxp_agent;
+
+#define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
+#define RXP_TIMEOUT_NONE 0       /* never time out */
+
+struct rxp_agent_attr {
+	const char *name;   /* worker name, unique, <= 127 bytes */
+	int rank;           /* 0 .. world_size-1; rank 0 serves rendezvous */
+	int world_size;
+	const char *master_addr; /* NULL: $MASTER_ADDR, else 127.0.0.1 */
+	int master_port;         /* 0: $MASTER_PORT, else 29500 */
+	const char *transport;   /* "auto" "tcp" "verbs"; NULL: $RXP_TRANSPORT
+				    or "auto" */
+	int64_t rpc_timeout_ms;  /* default 60000; 0 = never */
+	int64_t init_timeout_ms; /* rendezvous; default 60000 */
+	int num_worker_threads;  /* default 4 */
+	int poll_us;             /* spin this long before sleeping; -1 =
+				    $RXP_POLL_US or 0 (sleep at once) */
+};
+
+/* Defaults as documented above. Threads: any. */
+RXP_API void rxp_agent_attr_init(struct rxp_agent_attr *attr);
+
+/*
+ * Create the agent, rendezvous with the other workers (blocks until all
+ * world_size workers have joined or init_timeout_ms passes) and start the
+ * polling thread and worker pool.
+ * Return: 0 with *out set; -EINVAL bad attr; -RXP_E_RENDEZVOUS;
+ * -RXP_E_NO_DEVICE (transport "verbs" forced without a device); -errno.
+ * Threads: any.
+ */
+RXP_API int rxp_agent_create(const struct rxp_agent_attr *attr,
+			     struct rxp_agent **out);
+
+/*
+ * Stop the agent: calls still pending fail with -ECANCELED (each future
+ * fulfilled, none lost), connections close, threads are joined, and the
+ * agent is freed. Futures and storages the user still holds stay valid
+ * until released. Never blocks longer than the time to join its threads.
+ * Accepts NULL. Threads: any thread but the agent's own.
+ */
+RXP_API void rxp_agent_shutdown(struct rxp_agent *a);
+
+/*
+ * Barrier over all workers: returns once every worker has called join and
+ * has no calls of its own in flight. Use before shutdown ("graceful").
+ * Return 0, -ETIMEDOUT after @timeout_ms (0 = no limit), -RXP_E_RENDEZVOUS.
+ */
+RXP_API int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms);
+
+struct rxp_worker_info {
+	const char *name;
+	int id; /* == rank */
+};
+RXP_API int rxp_agent_worker_count(const struct rxp_agent *a);
+RXP_API int rxp_agent_self(const struct rxp_agent *a,
+			   struct rxp_worker_info *out);
+RXP_API int rxp_agent_worker_by_name(const struct rxp_agent *a,
+				     const char *name,
+				     struct rxp_worker_info *out);
+RXP_API int rxp_agent_worker_by_id(const struct rxp_agent *a, int id,
+				   struct rxp_worker_info *out);
+/* Name of the transport in use ("tcp", "tcp-poll", "verbs"). */
+RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
+
+/*
+ * Metrics: PyTorch's agent keys (agent.client_active_calls,
+ * agent.server_active_calls, agent.server_active_async_calls,
+ * agent.thread_pool_size, agent.num_idle_threads) plus rxp's own
+ * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
+ * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
+ * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
+ * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and
+ * returns the length it needed (like snprintf).
+ */
+RXP_API int rxp_agent_metric(struct rxp_agent *a, const char *key,
+			     int64_t *value);
+RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf,
+				   size_t len);
+
+/* ---------------------------------------------- script-call level (RPC) */
+
+/* A call being served by a registered function. */
+struct rxp_call;
+
+/* The arguments and their storages. Valid until the call is completed. */
+RXP_API const struct rxp_value *rxp_call_args(const struct rxp_call *c,
+					      uint32_t *nargs);
+RXP_API uint32_t rxp_call_nstorages(const struct rxp_call *c);
+RXP_API struct rxp_storage *rxp_call_storage(const struct rxp_call *c,
+					     uint32_t i);
+/* The caller's worker info, and the call's qualified name. */
+RXP_API int rxp_call_caller(const struct rxp_call *c,
+			    struct rxp_worker_info *out);
+RXP_API const char *rxp_call_name(const struct rxp_call *c);
+
+/*
+ * Complete the call with a value (its tensors refer to @storages, which are
+ * read until the response has been sent; rxp keeps references itself when
+ * they are received storages). Exactly one of rxp_call_return and
+ * rxp_call_fail completes a call; a second completion returns -EALREADY.
+ * Threads: any (async functions complete from wherever their work ends).
+ */
+RXP_API int rxp_call_return(struct rxp_call *c, const struct rxp_value *ret,
+			    const struct rxp_iov *storages,
+			    uint32_t nstorages);
+RXP_API int rxp_call_fail(struct rxp_call *c, const char *fmt, ...)
+#ifdef __GNUC__
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/*
+ * A registered function. Synchronous functions (flags 0) complete @call
+ * before they return; returning non-zero without completing it fails the
+ * call with rxp_strerror(ret). Asynchronous ones (RXP_FN_ASYNC, PyTorch's
+ * @rpc.functions.async_execution) may return 0 and complete the call later
+ * from any thread. Runs on an agent worker thread.
+ */
+typedef int (*rxp_fn)(struct rxp_call *call, void *user);
+#define RXP_FN_ASYNC 0x1u
+
+/* Register @fn under a qualified name ("mod.fn"). -EEXIST if taken. */
+RXP_API int rxp_agent_register(struct rxp_agent *a, const char *qualname,
+			       rxp_fn fn, unsigned flags, void *user);
+
+/* Call flags. */
+#define RXP_CALL_ASYNC_EXEC 0x1u /* the callee function is async */
+
+struct rxp_call_opts {
+	int64_t timeout_ms; /* RXP_TIMEOUT_DEFAULT, RXP_TIMEOUT_NONE, or ms */
+	unsigned flags;     /* RXP_CALL_* */
+};
+
+/*
+ * Call @qualname on worker @dst with @args (tensors refer to @storages,
+ * read until the future completes). @opts may be NULL (defaults).
+ * Return 0 with *out set (the future is fulfilled exactly once), or
+ * -errno with nothing sent: -EINVAL, -RXP_E_NO_WORKER, -RXP_E_TOO_BIG,
+ * -RXP_E_SHUTDOWN, -ENOMEM.
+ * Threads: any (not from a future callback waiting on itself).
+ */
+RXP_API int rxp_rpc_async(struct rxp_agent *a, const char *dst,
+			  const char *qualname, const struct rxp_value *args,
+			  uint32_t nargs, const struct rxp_iov *storages,
+			  uint32_t nstorages, const struct rxp_call_opts *opts,
+			  struct rxp_future **out);
+/* rxp_rpc_async + rxp_future_wait. On 0, *out holds the fulfilled future
+ * (release it); its status is the call's result. */
+RXP_API int rxp_rpc_sync(struct rxp_agent *a, const char *dst,
+			 const char *qualname, const struct rxp_value *args,
+			 uint32_t nargs, const struct rxp_iov *storages,
+			 uint32_t nstorages, const struct rxp_call_opts *opts,
+			 struct rxp_future **out);
+
+/* ------------------------------------------- message level (backends) */
+
+/*
+ * For framework backends that serialise their own messages (the PyTorch
+ * plugin): rxp moves {type, payload, storages} and matches the response
+ * to the request. Types 0..63 are rxp's own; use RXP_MSG_USER and above.
+ */
+#define RXP_MSG_USER 64
+
+struct rxp_request; /* an incoming user message awaiting its response */
+
+RXP_API int rxp_request_type(const struct rxp_request *r);
+RXP_API int rxp_request_payload(const struct rxp_request *r,
+				const void **data, size_t *len);
+RXP_API uint32_t rxp_request_nstorages(const struct rxp_request *r);
+RXP_API struct rxp_storage *rxp_request_storage(const struct rxp_request *r,
+						uint32_t i);
+RXP_API int rxp_request_caller(const struct rxp_request *r,
+			       struct rxp_worker_info *out);
+/* Send the response (or an error) and free @r. Exactly once. Any thread. */
+RXP_API int rxp_request_respond(struct rxp_request *r, const void *payload,
+				size_t len, const struct rxp_iov *storages,
+				uint32_t nstorages);
+RXP_API int rxp_request_fail(struct rxp_request *r, const char *msg);
+
+/* Handles user messages; runs on a worker thread; must eventually respond
+ * to or fail @r (from any thread). */
+typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
+RXP_API int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h,
+				  void *user);
+
+/* Send a user message (type >= RXP_MSG_USER) to worker @dst_id and get a
+ * future for the response (rxp_future_payload / rxp_future_storage). */
+RXP_API int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
+			 const void *payload, size_t len,
+			 const struct rxp_iov *storages, uint32_t nstorages,
+			 int64_t timeout_ms, struct rxp_future **out);
+
+/* ----------------------------------------------- memory registration */
+
+/*
+ * Tell rxp that [ptr, ptr+len) will be sent often (verbs registers it once
+ * instead of at each send), and that it is about to be freed (drops the
+ * registration cache's entries that overlap it; call before free/munmap).
+ * No-ops returning 0 on TCP.
+ */
+RXP_API int rxp_mem_register(struct rxp_agent *a, void *ptr, size_t len);
+RXP_API int rxp_mem_unregister(struct rxp_agent *a, void *ptr, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport interface: one vtable per backend (tcp on io_uring, tcp on
+ * poll+readv/writev, verbs). The agent owns one transport instance and is
+ * its only user. Not installed.
+ *
+ * Model: message-oriented. A message is {type, flags, id, payload bytes,
+ * storages[]}. The transport frames it, moves payload and storages without
+ * copying storages through the payload, and delivers received messages with
+ * their payload and storages in refcounted receive buffers (struct rxp_buf).
+ *
+ * Threads: every op is called from ONE thread at a time (the agent's
+ * polling thread after start-up; the creating thread before). Callbacks run
+ * inside progress() (and inside disconnect()/close()) on that thread.
+ * Exception: rxp_buf references may be dropped from any thread.
+ *
+ * Ownership:
+ *  - struct rxp_msg_out and its iov arrays are read only during send().
+ *  - The payload and storage memory they point to is read until on_send
+ *    reports that send's cookie (for SEND_ZC: after the notification).
+ *  - Buffers in struct rxp_msg_in belong to the transport; the agent takes
+ *    a reference (rxp_buf_get) on each one it keeps past the callback.
+ *
+ * Completion contract (the transport's half of the future contract):
+ *  - send() returning 0 means on_send(cookie, status) is called exactly
+ *    once later (never from inside send() itself), also when the connection
+ *    fails (-ECONNRESET / -RXP_E_PEER_LOST) or is disconnected/closed
+ *    (-ECANCELED). send() returning <0 means nothing was queued and no
+ *    callback will come.
+ *  - When a connection fails or is disconnected: first on_send for each of
+ *    its pending sends, then on_conn(c, status<0) exactly once; after that
+ *    callback returns the connection is freed and must not be used.
+ *  - A malformed frame from the peer (bad magic/version, lengths over the
+ *    limits, counts out of range) fails that connection with -RXP_E_PROTO,
+ *    never the process.
+ */
+#ifndef RXP_TRANSPORT_H
+#define RXP_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rxp/rxp.h>
+#include "rxp_util.h"
+
+/* Wire limits every transport enforces on receive (and send). */
+#define RXP_WIRE_MAX_STORAGES 1024u
+#define RXP_WIRE_DEFAULT_MAX_PAYLOAD (64u << 20)     /* 64 MiB */
+#define RXP_WIRE_DEFAULT_MAX_STORAGE (16ull << 30)   /* 16 GiB each */
+
+struct rxp_tp;
+struct rxp_tp_ops;
+
+/* The part of every backend's connection the agent may read. Backends
+ * embed it first (struct tcp_conn { struct rxp_conn base; ... }). */
+struct rxp_conn {
+	struct rxp_tp *tp;
+	uint32_t peer_id;  /* worker id: given to connect(), or learned from
+			      the peer's handshake for accepted connections */
+	bool outgoing;     /* true if created by connect() */
+	void *agent_data;  /* the agent's, untouched by the transport */
+};
+
+/* The part of every backend's transport instance the agent may read. */
+struct rxp_tp {
+	const struct rxp_tp_ops *ops;
+	const char *name; /* "tcp", "tcp-poll", "verbs" */
+	/* counters the backend maintains (single writer: polling thread) */
+	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+};
+
+struct rxp_msg_out {
+	uint8_t type;
+	uint8_t flags;
+	uint64_t id;
+	const struct rxp_iov *payload; /* gathered into one payload */
+	uint32_t npayload;
+	const struct rxp_iov *storages;
+	uint32_t nstorages;
+};
+
+struct rxp_msg_in {
+	uint8_t type;
+	uint8_t flags;
+	uint64_t id;
+	struct rxp_buf *payload;   /* never NULL; len may be 0 */
+	uint32_t nstorages;
+	struct rxp_buf *const *storages; /* valid during the callback */
+};
+
+/* Callbacks into the agent. Called on the polling thread, from progress(),
+ * disconnect() or close(). They must not call back into the transport
+ * except send() and disconnect() (on other connections or this one). */
+struct rxp_tp_cb {
+	void *ctx;
+	/* status 0: connection established (outgoing) or accepted (incoming,
+	 * peer_id now known). status < 0: it failed or was closed; the conn
+	 * is freed after this returns. */
+	void (*on_conn)(void *ctx, struct rxp_conn *c, int status);
+	void (*on_recv)(void *ctx, struct rxp_conn *c,
+			const struct rxp_msg_in *m);
+	void (*on_send)(void *ctx, void *cookie, int status);
+};
+
+#define RXP_TP_F_NO_URING 0x1u /* tcp: use the poll+readv/writev path */
+
+struct rxp_tp_attr {
+	const char *bind_addr;   /* numeric IPv4/IPv6 to listen on */
+	uint16_t port;           /* 0 = ephemeral */
+	uint32_t local_id;       /* our worker id, sent in the handshake */
+	uint64_t max_payload;    /* 0 = RXP_WIRE_DEFAULT_MAX_PAYLOAD */
+	uint64_t max_storage;    /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
+	unsigned flags;          /* RXP_TP_F_* */
+	const struct rxp_tp_cb *cb;
+	/* verbs only: NULL/-1 = choose automatically */
+	const char *dev_name;
+	int port_num;
+	int gid_index;
+};
+
+struct rxp_tp_ops {
+	const char *name;
+	/* Create the instance and start listening on attr->bind_addr. */
+	int (*open)(const struct rxp_tp_attr *attr, struct rxp_tp **out);
+	/* Disconnect everything (callbacks as for disconnect), stop listening,
+	 * free the instance. rxp_bufs still referenced stay valid until
+	 * released (the backend refcounts its pools). */
+	void (*close)(struct rxp_tp *tp);
+	/* The address peers pass to connect(), e.g. "127.0.0.1:41234". */
+	int (*address)(struct rxp_tp *tp, char *buf, size_t len);
+	/* Start connecting; returns at once. send() may be used right away
+	 * (queued until established). Failure is reported by on_conn. */
+	int (*connect)(struct rxp_tp *tp, const char *addr, uint32_t peer_id,
+		       struct rxp_conn **out);
+	/* Close one connection: pending sends complete -ECANCELED, then
+	 * on_conn(c, -ECANCELED) — possibly before disconnect() returns. */
+	void (*disconnect)(struct rxp_conn *c);
+	int (*send)(struct rxp_conn *c, const struct rxp_msg_out *m,
+		    void *cookie);
+	/* Do all work that is ready without blocking: completions, accepts,
+	 * receives; invoke callbacks. Returns events handled (>= 0) or -errno
+	 * for a failure of the whole transport. */
+	int (*progress)(struct rxp_tp *tp);
+	/* An fd that becomes readable when progress() has work. */
+	int (*wait_fd)(struct rxp_tp *tp);
+	/* Prepare to sleep on wait_fd (re-arm notifications). Returns 0 if it
+	 * is safe to sleep, 1 if work arrived meanwhile (call progress). */
+	int (*arm)(struct rxp_tp *tp);
+	/* Optional (NULL on tcp): registration cache hints. */
+	int (*mem_register)(struct rxp_tp *tp, void *ptr, size_t len);
+	int (*mem_unregister)(struct rxp_tp *tp, void *ptr, size_t len);
+};
+
+extern const struct rxp_tp_ops rxp_tcp_ops;   /* transport/tcp */
+extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
+
+/*
+ * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs".
+ * auto picks verbs when a usable device serves @bind_addr, else tcp, and
+ * logs the choice and why (each rejected device with its reason).
+ */
+const struct rxp_tp_ops *rxp_tp_select(const char *want,
+				       const char *bind_addr, int *err);
+
+/* verbs: is there a usable device for @bind_addr? 0 yes (fills @why with
+ * the device chosen), -RXP_E_NO_DEVICE no (@why says why). Defined in
+ * transport/verbs; a stub returning -RXP_E_NO_DEVICE when rxp is built
+ * without verbs. */
+int rxp_verbs_probe(const char *bind_addr, char *why, size_t len);
+
+#endif

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal helpers shared by every layer: logging, allocation hooks (for
+ * fault injection), refcounted buffers, time. Not installed.
+ */
+#ifndef RXP_UTIL_H
+#define RXP_UTIL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define rxp_container_of(ptr, type, member)                                    \
+	((type *)((char *)(ptr)-offsetof(type, member)))
+#define RXP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define rxp_likely(x) __builtin_expect(!!(x), 1)
+#define rxp_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------ logging */
+/*
+ * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the data path logs at debug) picks the level; messages go
+ * to stderr as "rxp[pid] LEVEL component: text". rxp_log_ratelimited()
+ * is for the data path (at most a few lines per second per call site).
+ */
+enum rxp_log_level { RXP_LOG_ERROR, RXP_LOG_WARN, RXP_LOG_INFO, RXP_LOG_DEBUG };
+extern int rxp__log_level;
+void rxp__log(int level, const char *comp, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define rxp_log(level, comp, ...)                                              \
+	do {                                                                   \
+		if (rxp_unlikely((level) <= rxp__log_level))                   \
+			rxp__log(level, comp, __VA_ARGS__);                    \
+	} while (0)
+#define rxp_err(comp, ...) rxp_log(RXP_LOG_ERROR, comp, __VA_ARGS__)
+#define rxp_warn(comp, ...) rxp_log(RXP_LOG_WARN, comp, __VA_ARGS__)
+#define rxp_info(comp, ...) rxp_log(RXP_LOG_INFO, comp, __VA_ARGS__)
+#define rxp_dbg(comp, ...) rxp_log(RXP_LOG_DEBUG, comp, __VA_ARGS__)
+/* Reads RXP_LOG once; called by rxp_agent_create and transports' open. */
+void rxp__log_init(void);
+
+/* ---------------------------------------------------------- allocation */
+/*
+ * Every allocation in rxp goes through these, so tests can make the n-th
+ * one fail (rxp__alloc_fail_after). The data fast path allocates nothing.
+ */
+void *rxp__malloc(size_t n);
+void *rxp__calloc(size_t nmemb, size_t n);
+void *rxp__realloc(void *p, size_t n);
+void *rxp__aligned_alloc(size_t align, size_t n);
+char *rxp__strdup(const char *s);
+void rxp__free(void *p);
+/* Test hook: allocations after the next @n succeed fail with NULL
+ * (n < 0 disables). Returns how many allocations were made since the
+ * last call. Thread-safe. */
+long rxp__alloc_fail_after(long n);
+
+/* ------------------------------------------------- refcounted buffers */
+/*
+ * A receive buffer owned by a transport (or the agent). The transport
+ * creates it with refs = 1 and hands that reference to whoever it delivers
+ * the buffer to. free() runs when the last reference goes, on whatever
+ * thread drops it, so it must be thread-safe (return to a pool).
+ * Public struct rxp_storage is this type.
+ */
+struct rxp_buf {
+	void *data;
+	size_t len;
+	atomic_uint refs;
+	void (*free)(struct rxp_buf *b);
+	void *owner; /* for free() */
+};
+
+static inline struct rxp_buf *rxp_buf_get(struct rxp_buf *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b;
+}
+
+static inline void rxp_buf_put(struct rxp_buf *b)
+{
+	if (b && atomic_fetch_sub_explicit(&b->refs, 1,
+					   memory_order_acq_rel) == 1)
+		b->free(b);
+}
+
+/* A heap buffer (rxp__aligned_alloc'd, 64-byte aligned, freed with it). */
+struct rxp_buf *rxp_buf_alloc(size_t len);
+
+/* --------------------------------------------------------------- time */
+static inline int64_t rxp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Environment helpers: value of @name parsed as an integer, or @def when
+ * unset/empty/invalid (invalid values are logged). */
+long rxp_env_long(const char *name, long def);
+int rxp_env_bool(const char *name, int def);
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Transport choice: RXP_TRANSPORT=auto|verbs|tcp. */
+#include <errno.h>
+#include <string.h>
+
+#include "rxp_transport.h"
+
+const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
+				       int *err)
+{
+	char why[512];
+	int ret;
+
+	*err = 0;
+	if (!want || !*want)
+		want = "auto";
+	if (!strcmp(want, "tcp"))
+		return &rxp_tcp_ops;
+	if (strcmp(want, "verbs") && strcmp(want, "auto")) {
+		rxp_err("transport",
+			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp", want);
+		*err = -EINVAL;
+		return NULL;
+	}
+	ret = rxp_verbs_probe(bind_addr, why, sizeof(why));
+	if (ret == 0 && rxp_verbs_ops.open) {
+		rxp_info("transport", "using verbs: %s", why);
+		return &rxp_verbs_ops;
+	}
+	if (!strcmp(want, "verbs")) {
+		rxp_err("transport", "RXP_TRANSPORT=verbs but %s", why);
+		*err = -RXP_E_NO_DEVICE;
+		return NULL;
+	}
+	rxp_info("transport", "using tcp: no usable RDMA device for %s (%s)",
+		 bind_addr ? bind_addr : "?", why);
+	return &rxp_tcp_ops;
+}
