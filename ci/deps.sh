@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# ci/deps.sh [--vm] [--check]: install what the CI (or only the rxe guest,
+# with --vm) needs on a Debian 12 machine. Idempotent: when dpkg already has
+# every package it does nothing (no apt-get update), so it is cheap to call
+# at the start of every script. --check only reports (exit 1 if missing).
+set -euo pipefail
+
+VM_PKGS=(qemu-system-x86 busybox-static kmod binutils cpio xz-utils iproute2
+	 rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest)
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config gcc g++ clang-14
+	    libclang-rt-14-dev liburing-dev libcmocka-dev libibverbs-dev
+	    librdmacm-dev libbenchmark-dev python3 git util-linux)
+
+want=("${VM_PKGS[@]}")
+check_only=0
+vm_only=0
+for a in "$@"; do
+	case "$a" in
+	--vm) vm_only=1 ;;
+	--check) check_only=1 ;;
+	-h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+	*) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
+	esac
+done
+[ "$vm_only" = 1 ] || want+=("${BUILD_PKGS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	[ "${st:0:2}" = "ii" ] || missing+=("$p")
+done
+
+if [ "${#missing[@]}" = 0 ]; then
+	echo "deps: all ${#want[@]} packages present"
+	exit 0
+fi
+echo "deps: missing: ${missing[*]}"
+[ "$check_only" = 0 ] || exit 1
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null; then SUDO=(sudo -n); else
+		echo "deps: not root and no sudo: install them by hand" >&2; exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+	-o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+echo "deps: installed ${#missing[@]} packages"
