@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection life cycle shared by both backends, plus addresses and
+ * sockets.
+ *
+ *   CONNECTING -> HANDSHAKE -> OPEN -> CLOSING -> DEAD -> freed
+ *
+ * tcp_conn_fail() records the first error and asks the backend to stop
+ * the socket's I/O. Once no kernel request can touch our memory any more
+ * (io_refs == notif: only SEND_ZC notifications left, which reference
+ * pinned pages, not our pointers) and no callback of the connection is
+ * running, finish() reports every pending send, then on_conn(<0), and
+ * marks it DEAD. DEAD connections stay on the list (so iterations during
+ * callbacks stay valid) until the sweep frees them with io_refs == 0.
+ * Incoming connections that fail before their handshake completed were
+ * never shown to the agent and are dropped without on_conn.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tcp.h"
+
+bool tcp_conn_live(const struct tcp_conn *c)
+{
+	return c->state < TC_CLOSING;
+}
+
+static int parse_host(const char *host, unsigned long port,
+		      struct sockaddr_storage *sa, socklen_t *len)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*v4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*v6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* "1.2.3.4:80", "[::1]:80" or "::1:80" (the last colon ends the host) */
+int tcp_parse_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port, *end;
+	size_t hostlen;
+	unsigned long p;
+	char *stop;
+
+	if (!s)
+		return -EINVAL;
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hostlen = (size_t)(end - s - 1);
+		s++;
+		port = end + 2;
+	} else {
+		end = strrchr(s, ':');
+		if (!end)
+			return -EINVAL;
+		hostlen = (size_t)(end - s);
+		port = end + 1;
+	}
+	if (!hostlen || hostlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hostlen);
+	host[hostlen] = '\0';
+	if (*port < '0' || *port > '9')
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(port, &stop, 10);
+	if (errno || *stop || p == 0 || p > 65535)
+		return -EINVAL;
+	return parse_host(host, p, sa, len);
+}
+
+void tcp_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(v4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(v6->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+int tcp_sock_setup(int fd, bool nonblock)
+{
+	const struct tcp_sys *sys = rxp__tcp_sys;
+	int one = 1;
+
+	(void)nonblock;
+	if (sys->setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		return -errno;
+	return 0;
+}
+
+int tcp_listen(struct tcp_tp *tp, const char *bind_addr, uint16_t port,
+	       bool nonblock)
+{
+	const struct tcp_sys *sys = rxp__tcp_sys;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int fd, one = 1, err;
+
+	err = parse_host(bind_addr ? bind_addr : "0.0.0.0", port, &sa, &len);
+	if (err) {
+		rxp_err(TCP_LOG,
+			"bind address '%s' is not a numeric IPv4/IPv6 address",
+			bind_addr);
+		return err;
+	}
+	fd = sys->socket(
+		sa.ss_family,
+		SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0)
+		return -errno;
+	if (sys->setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    sys->bind(fd, (struct sockaddr *)&sa, len) || sys->listen(fd, 512))
+		goto err_close;
+	len = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &len))
+		goto err_close;
+	tcp_format_addr((struct sockaddr *)&sa, tp->addr_str,
+			sizeof(tp->addr_str));
+	tp->lfd = fd;
+	tp->family = sa.ss_family;
+	return 0;
+
+err_close:
+	err = -errno;
+	rxp_err(TCP_LOG, "listen on %s port %u: %s",
+		bind_addr ? bind_addr : "0.0.0.0", port, strerror(errno));
+	sys->close(fd);
+	return err;
+}
+
+int tcp_conn_new(struct tcp_tp *tp, int fd, bool outgoing,
+		 struct tcp_conn **out)
+{
+	struct tcp_conn *c = rxp__calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->tp = tp;
+	c->base.tp = &tp->base;
+	c->base.outgoing = outgoing;
+	c->fd = fd;
+	c->state = outgoing ? TC_CONNECTING : TC_HANDSHAKE;
+	c->deadline = rxp_now_ns() + tp->conn_timeout;
+	c->r_connect = (struct tcp_req){REQ_CONNECT, c};
+	c->r_ms = (struct tcp_req){REQ_RECV_MS, c};
+	c->r_direct = (struct tcp_req){REQ_RECV_DIRECT, c};
+	c->r_send = (struct tcp_req){REQ_SEND, c};
+	for (int i = 0; i < TCP_ZC_MAX; i++)
+		c->zc[i].req = (struct tcp_req){REQ_SEND_ZC, c};
+	snprintf(c->peer_str, sizeof(c->peer_str), "?");
+	err = tcp_rx_init(&c->rx);
+	if (err)
+		goto err_free;
+	err = tcp_tx_queue_hs(c);
+	if (err)
+		goto err_rx;
+	c->next = tp->conns;
+	if (tp->conns)
+		tp->conns->prev = c;
+	tp->conns = c;
+	*out = c;
+	return 0;
+
+err_rx:
+	tcp_rx_fini(&c->rx);
+err_free:
+	rxp__free(c);
+	return err;
+}
+
+/* Unlink and free. The fd is closed here, after the kernel let go. */
+void tcp_conn_free(struct tcp_conn *c)
+{
+	struct tcp_tp *tp = c->tp;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (tp->conns == c)
+		tp->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	tcp_rx_fini(&c->rx);
+	tcp_tx_free(c);
+	if (c->fd >= 0)
+		rxp__tcp_sys->close(c->fd);
+	tp->be->conn_free(c);
+	rxp__free(c);
+}
+
+void tcp_conn_connected(struct tcp_conn *c)
+{
+	if (c->state == TC_CONNECTING)
+		c->state = TC_HANDSHAKE;
+}
+
+void tcp_cb_conn(struct tcp_conn *c, int status)
+{
+	struct tcp_tp *tp = c->tp;
+
+	tcp_cb_enter(c);
+	tp->cb.on_conn(tp->cb.ctx, &c->base, status);
+	tcp_cb_leave(c);
+}
+
+void tcp_conn_fail(struct tcp_conn *c, int err)
+{
+	struct tcp_tp *tp = c->tp;
+
+	if (!tcp_conn_live(c))
+		return;
+	if (err == -EPIPE)
+		err = -ECONNRESET;
+	c->err = err;
+	c->state = TC_CLOSING;
+	if (err == -RXP_E_PROTO)
+		tp->stats.proto_errors++;
+	if (err == -ECANCELED)
+		rxp_dbg(TCP_LOG, "%s: disconnected", c->peer_str);
+	else
+		rxp_warn(TCP_LOG, "%s: connection %s: %s", c->peer_str,
+			 c->announced ? "lost" : "failed", tcp_strerror(err));
+	tp->be->conn_stop(c);
+	tp->need_service = true;
+}
+
+static void finish(struct tcp_conn *c)
+{
+	c->state = TC_DEAD;
+	tcp_tx_fail_all(c, c->err);
+	/* nothing writes into the receive buffers any more */
+	tcp_rx_fini(&c->rx);
+	if (c->base.outgoing || c->announced)
+		tcp_cb_conn(c, c->err);
+}
+
+void tcp_conn_try_finish(struct tcp_conn *c)
+{
+	struct tcp_tp *tp = c->tp;
+
+	if (c->state == TC_CLOSING && !tp->in_progress && !tp->cb_depth &&
+	    tcp_conn_quiescent(c))
+		finish(c);
+	else
+		tp->need_service = true;
+}
+
+static void sweep(struct tcp_tp *tp)
+{
+	struct tcp_conn *c, *next;
+
+	for (c = tp->conns; c; c = next) {
+		next = c->next;
+		if (c->state == TC_DEAD && !c->io_refs)
+			tcp_conn_free(c);
+	}
+}
+
+int tcp_tp_service(struct tcp_tp *tp, int64_t now)
+{
+	int64_t next = 0;
+	int n = 0, round = 0;
+	bool again;
+
+	if (tp->cb_depth || tp->in_progress)
+		return 0;
+	do {
+		again = false;
+		tp->need_service = false;
+		for (struct tcp_conn *c = tp->conns; c; c = c->next) {
+			if (c->state <= TC_HANDSHAKE && now > c->deadline)
+				tcp_conn_fail(c, -ETIMEDOUT);
+			if (tcp_conn_live(c)) {
+				n += tcp_tx_complete(c);
+			} else if (c->state == TC_CLOSING &&
+				   tcp_conn_quiescent(c)) {
+				finish(c);
+				n++;
+				again = true;
+			}
+		}
+		/* callbacks may have failed connections earlier in the list */
+		again |= tp->need_service;
+	} while (again && ++round < 8);
+	sweep(tp);
+	/* the earliest connect/handshake deadline must wake the sleeper */
+	for (struct tcp_conn *c = tp->conns; c; c = c->next)
+		if (c->state <= TC_HANDSHAKE && (!next || c->deadline < next))
+			next = c->deadline;
+	if (next && !tp->closing)
+		tp->be->timer(tp, next);
+	return n;
+}
+
+void tcp_accept_fd(struct tcp_tp *tp, int fd)
+{
+	const struct tcp_sys *sys = rxp__tcp_sys;
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	struct tcp_conn *c;
+	int err;
+
+	if (tp->closing) {
+		sys->close(fd);
+		return;
+	}
+	err = tcp_sock_setup(fd, tp->be == &tcp_poll_backend);
+	if (!err)
+		err = tcp_conn_new(tp, fd, false, &c);
+	if (err) {
+		rxp_warn(TCP_LOG, "dropping an accepted connection: %s",
+			 tcp_strerror(err));
+		sys->close(fd);
+		return;
+	}
+	if (!getpeername(fd, (struct sockaddr *)&sa, &len))
+		tcp_format_addr((struct sockaddr *)&sa, c->peer_str,
+				sizeof(c->peer_str));
+	tp->stats.accepted++;
+	err = tp->be->conn_start(c);
+	if (err) {
+		rxp_warn(TCP_LOG, "%s: cannot start: %s", c->peer_str,
+			 tcp_strerror(err));
+		tcp_conn_free(c);
+	}
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A pool of fixed-size receive buffers for small payloads and storages.
+ *
+ * Buffers are struct rxp_buf with the data behind the header. The pool is
+ * refcounted: the transport holds one reference and every buffer handed
+ * out holds one, so buffers stay valid after the transport is closed and
+ * the pool goes away with the last of them. Buffers come back from any
+ * thread (rxp_buf_put), hence the mutex; it is held for a pointer swap.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tcp.h"
+
+#define POOL_MAX_CACHED 1024u
+
+struct tcp_pbuf {
+	struct rxp_buf b;
+	struct tcp_pbuf *next;
+};
+
+struct tcp_pool {
+	pthread_mutex_t mu;
+	struct tcp_pbuf *free_list;
+	unsigned nfree;
+	atomic_uint refs; /* creator + buffers handed out */
+	size_t bufsz;
+	size_t hdrsz;
+};
+
+static void pool_unref(struct tcp_pool *p)
+{
+	struct tcp_pbuf *b, *next;
+
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (b = p->free_list; b; b = next) {
+		next = b->next;
+		rxp__free(b);
+	}
+	pthread_mutex_destroy(&p->mu);
+	rxp__free(p);
+}
+
+static void pbuf_release(struct rxp_buf *rb)
+{
+	struct tcp_pbuf *b = rxp_container_of(rb, struct tcp_pbuf, b);
+	struct tcp_pool *p = rb->owner;
+	bool cached = false;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->nfree < POOL_MAX_CACHED) {
+		b->next = p->free_list;
+		p->free_list = b;
+		p->nfree++;
+		cached = true;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!cached)
+		rxp__free(b);
+	pool_unref(p);
+}
+
+static struct tcp_pbuf *pbuf_new(struct tcp_pool *p)
+{
+	struct tcp_pbuf *b = rxp__aligned_alloc(64, p->hdrsz + p->bufsz);
+
+	if (!b)
+		return NULL;
+	b->b.data = (char *)b + p->hdrsz;
+	b->b.free = pbuf_release;
+	b->b.owner = p;
+	b->next = NULL;
+	return b;
+}
+
+int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out)
+{
+	struct tcp_pool *p = rxp__calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	if (pthread_mutex_init(&p->mu, NULL)) {
+		rxp__free(p);
+		return -ENOMEM;
+	}
+	atomic_init(&p->refs, 1);
+	p->bufsz = bufsz;
+	p->hdrsz = (sizeof(struct tcp_pbuf) + 63) & ~(size_t)63;
+	for (unsigned i = 0; i < prealloc; i++) {
+		struct tcp_pbuf *b = pbuf_new(p);
+
+		if (!b) {
+			pool_unref(p);
+			return -ENOMEM;
+		}
+		b->next = p->free_list;
+		p->free_list = b;
+		p->nfree++;
+	}
+	*out = p;
+	return 0;
+}
+
+struct rxp_buf *tcp_pool_get(struct tcp_pool *p, size_t len)
+{
+	struct tcp_pbuf *b;
+
+	if (len > p->bufsz)
+		return NULL;
+	pthread_mutex_lock(&p->mu);
+	b = p->free_list;
+	if (b) {
+		p->free_list = b->next;
+		p->nfree--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!b) {
+		b = pbuf_new(p); /* grow: off the fast path once warm */
+		if (!b)
+			return NULL;
+	}
+	b->b.len = len;
+	atomic_init(&b->b.refs, 1);
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return &b->b;
+}
+
+size_t tcp_pool_bufsz(const struct tcp_pool *p)
+{
+	return p->bufsz;
+}
+
+void tcp_pool_put(struct tcp_pool *p)
+{
+	if (p)
+		pool_unref(p);
+}
+
+unsigned tcp_pool_outstanding(struct tcp_pool *p)
+{
+	return atomic_load(&p->refs) - 1;
+}

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Receive parser shared by both backends. Bytes arrive either through
+ * tcp_rx_feed() (copied out of an io_uring provided buffer or the poll
+ * path's staging buffer) or straight into their destination through
+ * tcp_rx_direct_iov() + tcp_rx_direct_done().
+ *
+ * States: RX_HS (peer handshake) -> RX_HDR (32-byte frame header) ->
+ * RX_LENS (nstorages x u64) -> RX_BODY (pieces: payload, then each
+ * storage) -> RX_HDR ... Every length is checked against the limits
+ * before anything is allocated; a piece's buffer is allocated only when
+ * the parser reaches it (small ones from the pool, large ones on the
+ * heap), so a lying header costs at most one allocation.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "tcp.h"
+
+int tcp_rx_init(struct tcp_rx *rx)
+{
+	size_t lens = 8 * (size_t)RXP_WIRE_MAX_STORAGES;
+	size_t bufs = sizeof(struct rxp_buf *) * (RXP_WIRE_MAX_STORAGES + 1);
+	uint8_t *mem = rxp__malloc(lens + bufs);
+
+	memset(rx, 0, sizeof(*rx));
+	if (!mem)
+		return -ENOMEM;
+	rx->lens = (uint64_t *)mem;
+	rx->lens_raw = mem;
+	rx->bufs = (struct rxp_buf **)(mem + lens);
+	rx->state = RX_HS;
+	return 0;
+}
+
+void tcp_rx_fini(struct tcp_rx *rx)
+{
+	if (!rx->lens_raw)
+		return;
+	for (uint32_t i = 0; i < rx->nbufs; i++)
+		rxp_buf_put(rx->bufs[i]);
+	rx->nbufs = 0;
+	rxp__free(rx->lens_raw);
+	rx->lens_raw = NULL;
+}
+
+static uint64_t piece_len(const struct tcp_rx *rx, uint32_t i)
+{
+	return i ? rx->lens[i - 1] : rx->h.payload_len;
+}
+
+static int alloc_piece(struct tcp_conn *c, uint32_t i)
+{
+	struct tcp_rx *rx = &c->rx;
+	uint64_t len = piece_len(rx, i);
+	struct rxp_buf *b;
+
+	if (len <= TCP_SMALL_BUF)
+		b = tcp_pool_get(c->tp->pool_small, len);
+	else if (len <= tcp_pool_bufsz(c->tp->pool))
+		b = tcp_pool_get(c->tp->pool, len);
+	else
+		b = len <= SIZE_MAX ? rxp_buf_alloc(len) : NULL;
+	if (!b) {
+		rxp_warn(TCP_LOG, "%s: no memory for a %llu-byte piece",
+			 c->peer_str, (unsigned long long)len);
+		return -ENOMEM;
+	}
+	rx->bufs[i] = b;
+	rx->nbufs = i + 1;
+	return 0;
+}
+
+static int deliver(struct tcp_conn *c)
+{
+	struct tcp_rx *rx = &c->rx;
+	struct tcp_tp *tp = c->tp;
+	struct rxp_msg_in m = {
+		.type = rx->h.type,
+		.flags = rx->h.flags,
+		.id = rx->h.id,
+		.payload = rx->bufs[0],
+		.nstorages = rx->h.nstorages,
+		.storages = rx->bufs + 1,
+	};
+	uint32_t nb = rx->nbufs;
+
+	rx->state = RX_HDR;
+	rx->have = 0;
+	rx->nbufs = 0;
+	tp->base.msgs_received++;
+	tcp_cb_enter(c);
+	tp->cb.on_recv(tp->cb.ctx, &c->base, &m);
+	tcp_cb_leave(c);
+	for (uint32_t i = 0; i < nb; i++)
+		rxp_buf_put(rx->bufs[i]);
+	return 0;
+}
+
+/* Allocate the current piece, skip finished ones, deliver at the end. */
+static int settle(struct tcp_conn *c)
+{
+	struct tcp_rx *rx = &c->rx;
+	uint32_t npieces = rx->h.nstorages + 1;
+	int err;
+
+	for (;;) {
+		if (rx->piece == npieces)
+			return deliver(c);
+		if (rx->nbufs == rx->piece) {
+			err = alloc_piece(c, rx->piece);
+			if (err)
+				return err;
+		}
+		if (rx->off < rx->bufs[rx->piece]->len)
+			return 0;
+		rx->piece++;
+		rx->off = 0;
+	}
+}
+
+static int start_body(struct tcp_conn *c, uint64_t body)
+{
+	struct tcp_rx *rx = &c->rx;
+
+	rx->state = RX_BODY;
+	rx->piece = 0;
+	rx->off = 0;
+	rx->nbufs = 0;
+	rx->body_left = body;
+	return settle(c);
+}
+
+static int got_hs(struct tcp_conn *c)
+{
+	struct tcp_hs hs;
+	int err = tcp_hs_decode(c->rx.hdr, &hs);
+
+	if (err) {
+		c->tp->stats.hs_failures++;
+		rxp_warn(TCP_LOG, "%s: handshake rejected: %s", c->peer_str,
+			 tcp_strerror(err));
+		return err;
+	}
+	c->peer_max_payload = hs.max_payload;
+	c->peer_max_storage = hs.max_storage;
+	c->peer_max_storages = hs.max_storages < RXP_WIRE_MAX_STORAGES
+				       ? hs.max_storages
+				       : RXP_WIRE_MAX_STORAGES;
+	if (!c->base.outgoing)
+		c->base.peer_id = hs.worker_id;
+	else if (hs.worker_id != c->base.peer_id)
+		rxp_warn(TCP_LOG, "%s: expected worker %u, peer says %u",
+			 c->peer_str, c->base.peer_id, hs.worker_id);
+	c->hs_rcvd = true;
+	c->rx.state = RX_HDR;
+	c->rx.have = 0;
+	if (c->state == TC_HANDSHAKE) {
+		c->state = TC_OPEN;
+		c->announced = true;
+		tcp_cb_conn(c, 0);
+	}
+	return 0;
+}
+
+static int got_hdr(struct tcp_conn *c)
+{
+	struct tcp_rx *rx = &c->rx;
+	int err = tcp_hdr_decode(rx->hdr, RXP_WIRE_MAX_STORAGES,
+				 c->tp->max_payload, &rx->h);
+
+	if (err)
+		return err;
+	rx->have = 0;
+	if (rx->h.nstorages) {
+		rx->state = RX_LENS;
+		return 0;
+	}
+	return start_body(c, rx->h.payload_len);
+}
+
+static int got_lens(struct tcp_conn *c)
+{
+	struct tcp_rx *rx = &c->rx;
+	uint64_t body = rx->h.payload_len;
+
+	for (uint32_t i = 0; i < rx->h.nstorages; i++) {
+		uint64_t len = tcp_get_le64(rx->lens_raw + 8 * (size_t)i);
+
+		if (len > c->tp->max_storage || len > UINT64_MAX - body)
+			return -RXP_E_PROTO;
+		rx->lens[i] = len; /* in place: same offset, same size */
+		body += len;
+	}
+	return start_body(c, body);
+}
+
+static size_t gather(uint8_t *dst, size_t *have, size_t need, const uint8_t *p,
+		     size_t n)
+{
+	size_t take = need - *have < n ? need - *have : n;
+
+	memcpy(dst + *have, p, take);
+	*have += take;
+	return take;
+}
+
+int tcp_rx_feed(struct tcp_conn *c, const uint8_t *p, size_t n)
+{
+	struct tcp_rx *rx = &c->rx;
+	int err = 0;
+
+	c->tp->base.bytes_received += n;
+	while (n && tcp_conn_live(c)) {
+		size_t take;
+
+		switch (rx->state) {
+		case RX_HS:
+			take = gather(rx->hdr, &rx->have, TCP_HS_SIZE, p, n);
+			if (rx->have == TCP_HS_SIZE)
+				err = got_hs(c);
+			break;
+		case RX_HDR:
+			take = gather(rx->hdr, &rx->have, TCP_HDR_SIZE, p, n);
+			if (rx->have == TCP_HDR_SIZE)
+				err = got_hdr(c);
+			break;
+		case RX_LENS:
+			take = gather(rx->lens_raw, &rx->have,
+				      8 * (size_t)rx->h.nstorages, p, n);
+			if (rx->have == 8 * (size_t)rx->h.nstorages)
+				err = got_lens(c);
+			break;
+		default: {
+			struct rxp_buf *b = rx->bufs[rx->piece];
+
+			take = b->len - rx->off < n ? b->len - rx->off : n;
+			memcpy((uint8_t *)b->data + rx->off, p, take);
+			rx->off += take;
+			rx->body_left -= take;
+			c->tp->stats.body_copied += take;
+			err = settle(c);
+			break;
+		}
+		}
+		if (err)
+			return err;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+bool tcp_rx_want_direct(const struct tcp_conn *c)
+{
+	return c->rx.state == RX_BODY && c->rx.body_left > c->tp->rx_copy_max;
+}
+
+int tcp_rx_direct_iov(struct tcp_conn *c, struct iovec *iov, int max)
+{
+	struct tcp_rx *rx = &c->rx;
+	uint32_t npieces = rx->h.nstorages + 1;
+	size_t off = rx->off;
+	int n = 0, err;
+
+	for (uint32_t i = rx->piece; i < npieces && n < max; i++, off = 0) {
+		struct rxp_buf *b;
+
+		if (rx->nbufs == i) {
+			err = alloc_piece(c, i);
+			if (err)
+				return err;
+		}
+		b = rx->bufs[i];
+		if (b->len > off) {
+			iov[n].iov_base = (uint8_t *)b->data + off;
+			iov[n].iov_len = b->len - off;
+			n++;
+		}
+	}
+	return n;
+}
+
+int tcp_rx_direct_done(struct tcp_conn *c, size_t n)
+{
+	struct tcp_rx *rx = &c->rx;
+
+	c->tp->base.bytes_received += n;
+	if (n > rx->body_left)
+		return -EIO; /* the kernel wrote past the iovecs we gave it */
+	rx->body_left -= n;
+	c->tp->stats.body_direct += n;
+	while (n) {
+		struct rxp_buf *b = rx->bufs[rx->piece];
+		size_t take = b->len - rx->off < n ? b->len - rx->off : n;
+
+		rx->off += take;
+		n -= take;
+		if (rx->off == b->len) {
+			rx->piece++;
+			rx->off = 0;
+		}
+	}
+	return settle(c);
+}
