@@ -20,8 +20,8 @@
 /* ------------------------------------------------------------ logging */
 /*
  * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the data path logs at debug) picks the level; messages go
- * to stderr as "rxp[pid] LEVEL component: text". rxp_log_ratelimited()
- * is for the data path (at most a few lines per second per call site).
+ * to stderr as "rxp[pid] LEVEL component: text". The data path logs at
+ * debug only.
  */
 enum rxp_log_level { RXP_LOG_ERROR, RXP_LOG_WARN, RXP_LOG_INFO, RXP_LOG_DEBUG };
 extern int rxp__log_level;

@@ -69,7 +69,6 @@ int tcp_hdr_decode(const uint8_t in[TCP_HDR_SIZE], uint32_t max_storages,
 		   uint64_t max_payload, struct tcp_hdr *h);
 void tcp_put_le64(uint8_t *p, uint64_t v);
 uint64_t tcp_get_le64(const uint8_t *p);
-const char *tcp_strerror(int err);
 
 /* ------------------------------------------------------------- pool */
 

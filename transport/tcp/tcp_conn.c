@@ -250,9 +250,12 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 		tp->stats.proto_errors++;
 	if (err == -ECANCELED)
 		rxp_dbg(TCP_LOG, "%s: disconnected", c->peer_str);
-	else
-		rxp_warn(TCP_LOG, "%s: connection %s: %s", c->peer_str,
-			 c->announced ? "lost" : "failed", tcp_strerror(err));
+	else /* a peer that goes away is the agent's to report */
+		rxp_log(err == -RXP_E_PEER_LOST || err == -ECONNRESET
+				? RXP_LOG_DEBUG
+				: RXP_LOG_WARN,
+			TCP_LOG, "%s: connection %s: %s", c->peer_str,
+			c->announced ? "lost" : "failed", rxp_strerror(err));
 	tp->be->conn_stop(c);
 	tp->need_service = true;
 }
@@ -342,7 +345,7 @@ void tcp_accept_fd(struct tcp_tp *tp, int fd)
 		err = tcp_conn_new(tp, fd, false, &c);
 	if (err) {
 		rxp_warn(TCP_LOG, "dropping an accepted connection: %s",
-			 tcp_strerror(err));
+			 rxp_strerror(err));
 		sys->close(fd);
 		return;
 	}
@@ -353,7 +356,7 @@ void tcp_accept_fd(struct tcp_tp *tp, int fd)
 	err = tp->be->conn_start(c);
 	if (err) {
 		rxp_warn(TCP_LOG, "%s: cannot start: %s", c->peer_str,
-			 tcp_strerror(err));
+			 rxp_strerror(err));
 		tcp_conn_free(c);
 	}
 }

@@ -44,7 +44,7 @@ static int p_init(struct tcp_tp *tp, char *why, size_t whylen)
 	ep->epfd = rxp__tcp_sys->epoll_create1(EPOLL_CLOEXEC);
 	if (ep->epfd < 0) {
 		err = -errno;
-		rxp_err(TCP_LOG, "epoll_create1: %s", tcp_strerror(err));
+		rxp_err(TCP_LOG, "epoll_create1: %s", rxp_strerror(err));
 		rxp__free(ep);
 		return err;
 	}
@@ -52,7 +52,7 @@ static int p_init(struct tcp_tp *tp, char *why, size_t whylen)
 	if (ep->tfd < 0 ||
 	    rxp__tcp_sys->epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->tfd, &ev)) {
 		err = -errno;
-		rxp_err(TCP_LOG, "timerfd: %s", tcp_strerror(err));
+		rxp_err(TCP_LOG, "timerfd: %s", rxp_strerror(err));
 		if (ep->tfd >= 0)
 			close(ep->tfd);
 		rxp__tcp_sys->close(ep->epfd);
@@ -240,7 +240,7 @@ static void p_accept(struct tcp_tp *tp)
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != EINTR)
 				rxp_warn(TCP_LOG, "accept: %s",
-					 tcp_strerror(-errno));
+					 rxp_strerror(-errno));
 			return;
 		}
 		tcp_accept_fd(tp, fd);
@@ -293,7 +293,7 @@ static int p_progress(struct tcp_tp *tp)
 			if (read(ep->tfd, &ticks, sizeof(ticks)) < 0 &&
 			    errno != EAGAIN)
 				rxp_warn(TCP_LOG, "timerfd: %s",
-					 tcp_strerror(-errno));
+					 rxp_strerror(-errno));
 			ep->timer_at = 0; /* service() re-arms if needed */
 			continue;
 		}

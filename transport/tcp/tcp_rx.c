@@ -139,7 +139,7 @@ static int got_hs(struct tcp_conn *c)
 	if (err) {
 		c->tp->stats.hs_failures++;
 		rxp_warn(TCP_LOG, "%s: handshake rejected: %s", c->peer_str,
-			 tcp_strerror(err));
+			 rxp_strerror(err));
 		return err;
 	}
 	c->peer_max_payload = hs.max_payload;

@@ -216,7 +216,7 @@ static void on_accept(struct tcp_tp *tp, struct io_uring_cqe *cqe)
 	if (cqe->res >= 0)
 		tcp_accept_fd(tp, cqe->res);
 	else if (cqe->res != -ECANCELED && cqe->res != -EINTR)
-		rxp_warn(TCP_LOG, "accept: %s", tcp_strerror(cqe->res));
+		rxp_warn(TCP_LOG, "accept: %s", rxp_strerror(cqe->res));
 }
 
 static void handle(struct tcp_tp *tp, struct io_uring_cqe *cqe)

@@ -120,19 +120,3 @@ int tcp_hdr_decode(const uint8_t in[TCP_HDR_SIZE], uint32_t max_storages,
 		return -RXP_E_PROTO;
 	return 0;
 }
-
-/* tcp_strerror() lives in the agent's object library; the transport must
- * link without it, so it carries this copy for its log lines. */
-const char *tcp_strerror(int err)
-{
-	static const char *const msgs[] = {
-#define TCP__ERR_MSG(name, off, msg) [off] = msg,
-		RXP_ERRORS(TCP__ERR_MSG)
-#undef TCP__ERR_MSG
-	};
-	int e = err < 0 ? -err : err;
-
-	if (e >= RXP_ERRNO_BASE && e < RXP_E__LAST)
-		return msgs[e - RXP_ERRNO_BASE];
-	return strerror(e);
-}
