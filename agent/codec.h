@@ -12,6 +12,9 @@
  * offset is checked against the buffer, the limits below and the storage
  * lengths; failures return -RXP_E_DECODE and never read out of bounds.
  * Decoded trees live in a caller-provided arena plus the payload buffer.
+ * Decode returns 0, -RXP_E_DECODE (malformed), -ENOMEM (arena) or -EINVAL
+ * (caller error); encode returns the size, -EINVAL, -RXP_E_TOO_BIG or
+ * -ENOSPC (buffer too small).
  */
 #ifndef RXP_CODEC_H
 #define RXP_CODEC_H
@@ -33,7 +36,7 @@
  */
 struct rxp_arena {
 	char *cur, *end;
-	void *chunks; /* malloc'd chunks, freed by rxp_arena_reset/fini */
+	void *chunks; /* malloc'd chunks, freed by rxp_arena_fini */
 };
 void rxp_arena_init(struct rxp_arena *a, void *mem, size_t len);
 void *rxp_arena_alloc(struct rxp_arena *a, size_t n, size_t align);
@@ -50,7 +53,27 @@ struct rxp_call_meta {
 	int force_grad_recording;
 	/* profiling requested by the caller */
 	int profiling;
+	/* remote(): the RRef (and the creator's fork) this call creates */
+	int has_rref;
+	struct rxp_rref_id rref_id, fork_id;
 };
+
+/* Profiling events a callee returns with its response (remote profiling). */
+struct rxp_prof_wire_event {
+	const char *name; /* NUL-terminated (decoded: points into payload) */
+	uint32_t name_len;
+	int64_t start_ns, end_ns; /* callee's CLOCK_MONOTONIC */
+};
+
+/* Optional response metadata (extensions), carried only when present. */
+struct rxp_resp_ext {
+	int has_prof;
+	int64_t t_recv_ns;   /* callee clock: request received */
+	int64_t t_done_ns;   /* callee clock: response ready */
+	uint32_t nevents;    /* <= RXP_CODEC_MAX_PROF_EVENTS */
+	const struct rxp_prof_wire_event *events;
+};
+#define RXP_CODEC_MAX_PROF_EVENTS 4096
 
 struct rxp_decoded_call {
 	const char *name; /* NUL-terminated, points into the payload */
@@ -66,6 +89,7 @@ struct rxp_decoded_resp {
 	int32_t err_code;       /* -errno / -RXP_E_* as sent by the callee */
 	const char *err_msg;    /* NUL-terminated, in the payload */
 	const struct rxp_value *value; /* when !is_error */
+	struct rxp_resp_ext ext;       /* zeroed when absent */
 };
 
 /*
@@ -91,6 +115,19 @@ int64_t rxp_codec_value_encode(const struct rxp_value *v, uint32_t nstorages,
 int64_t rxp_codec_error_size(int32_t code, const char *msg);
 int64_t rxp_codec_error_encode(int32_t code, const char *msg, void *buf,
 			       size_t cap);
+
+/* The same with response extensions (@ext may be NULL = none). */
+int64_t rxp_codec_value_size_ext(const struct rxp_value *v, uint32_t nstorages,
+				 const struct rxp_resp_ext *ext);
+int64_t rxp_codec_value_encode_ext(const struct rxp_value *v,
+				   uint32_t nstorages,
+				   const struct rxp_resp_ext *ext, void *buf,
+				   size_t cap);
+int64_t rxp_codec_error_size_ext(int32_t code, const char *msg,
+				 const struct rxp_resp_ext *ext);
+int64_t rxp_codec_error_encode_ext(int32_t code, const char *msg,
+				   const struct rxp_resp_ext *ext, void *buf,
+				   size_t cap);
 
 /*
  * Decode. @storage_lens gives the byte length of each of the message's

@@ -98,6 +98,17 @@ struct rxp_value rxp_v_dict(const struct rxp_dict_entry *items, uint32_t n)
 	return v;
 }
 
+/* An RRef to send: the agent fills in u.rref.desc (a new fork) before the
+ * value is encoded; the encoder refuses one whose desc is still NULL. */
+struct rxp_value rxp_v_rref(struct rxp_rref *ref)
+{
+	struct rxp_value v = {.kind = RXP_V_RREF};
+
+	v.u.rref.ref = ref;
+	v.u.rref.desc = NULL;
+	return v;
+}
+
 struct rxp_value rxp_v_tensor(int dtype, uint32_t ndim, const int64_t *shape,
 			      const int64_t *strides, uint32_t storage,
 			      uint64_t offset)
@@ -205,6 +216,26 @@ static bool tensor_equal(const struct rxp_tensor *a, const struct rxp_tensor *b)
 	return true;
 }
 
+static bool rref_id_equal(const struct rxp_rref_id *a,
+			  const struct rxp_rref_id *b)
+{
+	return a->creator == b->creator && a->reserved == b->reserved &&
+	       a->local == b->local;
+}
+
+/* Descriptors compare by value (a decoded RRef has one); RRefs without
+ * one (not yet sent) by handle. */
+static bool rref_equal(const struct rxp_value *a, const struct rxp_value *b)
+{
+	const struct rxp_rref_desc *x = a->u.rref.desc, *y = b->u.rref.desc;
+
+	if (!x || !y)
+		return !x && !y && a->u.rref.ref == b->u.rref.ref;
+	return x->owner == y->owner && x->parent == y->parent &&
+	       rref_id_equal(&x->rref, &y->rref) &&
+	       rref_id_equal(&x->fork, &y->fork);
+}
+
 static bool bytes_equal(const char *a, uint32_t alen, const char *b,
 			uint32_t blen)
 {
@@ -218,6 +249,9 @@ static bool bytes_equal(const char *a, uint32_t alen, const char *b,
  * 0.0 differs from -0.0), so a round trip compares equal. Lists and tuples
  * differ; dict entries compare in order. Tensors compare metadata only
  * (NULL strides equal their row-major values), never storage bytes.
+ * RRefs are equal when both descriptors are set and equal field by field
+ * (the handles are not compared), or both are unset and the handles are
+ * the same pointer.
  */
 bool rxp_value_equal(const struct rxp_value *a, const struct rxp_value *b)
 {
@@ -267,6 +301,8 @@ bool rxp_value_equal(const struct rxp_value *a, const struct rxp_value *b)
 				return false;
 		}
 		return true;
+	case RXP_V_RREF:
+		return rref_equal(a, b);
 	default:
 		return false;
 	}

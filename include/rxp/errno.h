@@ -27,7 +27,9 @@
 	X(RXP_E_NO_DEVICE, 9, "no usable RDMA device")                         \
 	X(RXP_E_RENDEZVOUS, 10, "rendezvous with the other workers failed")    \
 	X(RXP_E_WC, 11, "RDMA work completion error")                          \
-	X(RXP_E_ASYNC_MISMATCH, 12, "async-execution flag does not match the function")
+	X(RXP_E_ASYNC_MISMATCH, 12, "async-execution flag does not match the function") \
+	X(RXP_E_UNKNOWN_RREF, 13, "unknown RRef")                              \
+	X(RXP_E_REFUSED, 14, "request refused by the peer")
 
 enum rxp_errno {
 #define RXP__ERR_ENUM(name, off, msg) name = RXP_ERRNO_BASE + (off),

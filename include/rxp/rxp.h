@@ -71,6 +71,15 @@ RXP_API void *rxp_storage_data(const struct rxp_storage *s);
 RXP_API size_t rxp_storage_size(const struct rxp_storage *s);
 RXP_API struct rxp_storage *rxp_storage_retain(struct rxp_storage *s);
 RXP_API void rxp_storage_release(struct rxp_storage *s);
+/* A new storage of @nbytes (64-byte aligned heap memory), refcount 1; NULL
+ * on allocation failure. Use it for tensors a function returns. */
+RXP_API struct rxp_storage *rxp_storage_alloc(size_t nbytes);
+/* Wrap caller memory as a storage, refcount 1: @release(ptr, user) runs
+ * when the last reference goes (rxp is done reading it). NULL on ENOMEM. */
+RXP_API struct rxp_storage *rxp_storage_wrap(void *ptr, size_t nbytes,
+					     void (*release)(void *ptr,
+							     void *user),
+					     void *user);
 
 /* -------------------------------------------------------------- values */
 
@@ -84,6 +93,7 @@ enum rxp_value_kind {
 	RXP_V_LIST,
 	RXP_V_TUPLE,
 	RXP_V_DICT,
+	RXP_V_RREF, /* a reference to a value owned by some worker */
 	RXP_V__COUNT
 };
 
@@ -129,6 +139,22 @@ struct rxp_tensor {
 };
 
 struct rxp_dict_entry;
+struct rxp_rref;
+
+/* Globally unique ids of RRefs and their forks: {creating worker, counter}. */
+struct rxp_rref_id {
+	uint32_t creator;
+	uint32_t reserved; /* 0 */
+	uint64_t local;
+};
+
+/* What travels for an RRef passed as a value. */
+struct rxp_rref_desc {
+	uint32_t owner;  /* worker that owns the value */
+	uint32_t parent; /* worker that sent this fork */
+	struct rxp_rref_id rref;
+	struct rxp_rref_id fork;
+};
 
 /*
  * A value tree. Build one on the stack to send (the rxp_v_* helpers
@@ -155,6 +181,14 @@ struct rxp_value {
 			const struct rxp_dict_entry *items;
 			uint32_t n;
 		} dict;
+		/* RXP_V_RREF. To send one build it with rxp_v_rref(ref): rxp
+		 * fills in the descriptor (a new fork) at send time. Decoded
+		 * ones have ref NULL and desc set: turn them into a handle
+		 * with rxp_call_rref(). */
+		struct {
+			struct rxp_rref *ref;
+			const struct rxp_rref_desc *desc;
+		} rref;
 	} u;
 };
 
@@ -175,6 +209,8 @@ RXP_API struct rxp_value rxp_v_tuple(const struct rxp_value *items,
 				     uint32_t n);
 RXP_API struct rxp_value rxp_v_dict(const struct rxp_dict_entry *items,
 				    uint32_t n);
+/* An RRef argument (see RRefs below). */
+RXP_API struct rxp_value rxp_v_rref(struct rxp_rref *ref);
 /* Tensor over storage @storage from byte @offset; @shape and @strides must
  * outlive the value. @strides NULL = contiguous (row-major); decoded tensors
  * always carry explicit strides. */
@@ -235,6 +271,24 @@ RXP_API void rxp_future_release(struct rxp_future *f);
 /* -------------------------------------------------------------- agent */
 
 struct rxp_agent;
+struct rxp_call;
+
+/*
+ * A registered function. Synchronous functions (flags 0) complete @call
+ * before they return; returning non-zero without completing it fails the
+ * call with rxp_strerror(ret). Asynchronous ones (RXP_FN_ASYNC, PyTorch's
+ * @rpc.functions.async_execution) may return 0 and complete the call later
+ * from any thread. Runs on an agent worker thread.
+ */
+typedef int (*rxp_fn)(struct rxp_call *call, void *user);
+#define RXP_FN_ASYNC 0x1u
+
+struct rxp_fn_def {
+	const char *qualname; /* "module.function", <= 1024 bytes */
+	rxp_fn fn;
+	unsigned flags;       /* RXP_FN_* */
+	void *user;
+};
 
 #define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
 #define RXP_TIMEOUT_NONE 0       /* never time out */
@@ -247,11 +301,18 @@ struct rxp_agent_attr {
 	int master_port;         /* 0: $MASTER_PORT, else 29500 */
 	const char *transport;   /* "auto" "tcp" "verbs"; NULL: $RXP_TRANSPORT
 				    or "auto" */
+	const char *bind_addr;   /* numeric IP for the data transport; NULL:
+				    $RXP_BIND_ADDR, else the local address
+				    that reaches master_addr */
 	int64_t rpc_timeout_ms;  /* default 60000; 0 = never */
 	int64_t init_timeout_ms; /* rendezvous; default 60000 */
 	int num_worker_threads;  /* default 4 */
 	int poll_us;             /* spin this long before sleeping; -1 =
 				    $RXP_POLL_US or 0 (sleep at once) */
+	/* Functions registered before rendezvous, so they exist before any
+	 * peer can call (rxp_agent_register adds more later). */
+	const struct rxp_fn_def *functions;
+	uint32_t nfunctions;
 };
 
 /* Defaults as documented above. Threads: any. */
@@ -316,8 +377,7 @@ RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf,
 
 /* ---------------------------------------------- script-call level (RPC) */
 
-/* A call being served by a registered function. */
-struct rxp_call;
+/* struct rxp_call: a call being served by a registered function. */
 
 /* The arguments and their storages. Valid until the call is completed. */
 RXP_API const struct rxp_value *rxp_call_args(const struct rxp_call *c,
@@ -329,16 +389,22 @@ RXP_API struct rxp_storage *rxp_call_storage(const struct rxp_call *c,
 RXP_API int rxp_call_caller(const struct rxp_call *c,
 			    struct rxp_worker_info *out);
 RXP_API const char *rxp_call_name(const struct rxp_call *c);
+/* The agent serving the call (for nested calls from a function). */
+RXP_API struct rxp_agent *rxp_call_agent(const struct rxp_call *c);
 
 /*
- * Complete the call with a value (its tensors refer to @storages, which are
- * read until the response has been sent; rxp keeps references itself when
- * they are received storages). Exactly one of rxp_call_return and
- * rxp_call_fail completes a call; a second completion returns -EALREADY.
+ * Complete the call with a value whose tensors refer to @storages (storage
+ * handles: received ones, rxp_storage_alloc'd or rxp_storage_wrap'ed). rxp
+ * takes its own reference on each until the response has been sent; the
+ * caller keeps (and must release) its own. Exactly one of rxp_call_return
+ * and rxp_call_fail completes a call, and the call handle is invalid after
+ * it; a completion after the first is a bug (the call may be freed).
+ * Returns 0, or -errno if the value cannot be encoded (then the call fails
+ * with that error instead, and is completed all the same).
  * Threads: any (async functions complete from wherever their work ends).
  */
 RXP_API int rxp_call_return(struct rxp_call *c, const struct rxp_value *ret,
-			    const struct rxp_iov *storages,
+			    struct rxp_storage *const *storages,
 			    uint32_t nstorages);
 RXP_API int rxp_call_fail(struct rxp_call *c, const char *fmt, ...)
 #ifdef __GNUC__
@@ -346,26 +412,28 @@ RXP_API int rxp_call_fail(struct rxp_call *c, const char *fmt, ...)
 #endif
 	;
 
-/*
- * A registered function. Synchronous functions (flags 0) complete @call
- * before they return; returning non-zero without completing it fails the
- * call with rxp_strerror(ret). Asynchronous ones (RXP_FN_ASYNC, PyTorch's
- * @rpc.functions.async_execution) may return 0 and complete the call later
- * from any thread. Runs on an agent worker thread.
- */
-typedef int (*rxp_fn)(struct rxp_call *call, void *user);
-#define RXP_FN_ASYNC 0x1u
-
-/* Register @fn under a qualified name ("mod.fn"). -EEXIST if taken. */
+/* Register @fn under a qualified name ("mod.fn"). -EEXIST if taken. A
+ * call that arrives before registration fails with -RXP_E_NO_FUNCTION:
+ * pass functions in rxp_agent_attr.functions to have them from the start. */
 RXP_API int rxp_agent_register(struct rxp_agent *a, const char *qualname,
 			       rxp_fn fn, unsigned flags, void *user);
 
 /* Call flags. */
 #define RXP_CALL_ASYNC_EXEC 0x1u /* the callee function is async */
 
+/* Distributed-autograd metadata a call may carry (PyTorch's
+ * {autograd context id, autograd message id} and force_grad_recording). */
+struct rxp_autograd_meta {
+	int64_t context_id;
+	int64_t message_id;
+	bool force_grad_recording;
+};
+
 struct rxp_call_opts {
 	int64_t timeout_ms; /* RXP_TIMEOUT_DEFAULT, RXP_TIMEOUT_NONE, or ms */
 	unsigned flags;     /* RXP_CALL_* */
+	/* NULL, or metadata carried to the callee (rxp_call_autograd) */
+	const struct rxp_autograd_meta *autograd;
 };
 
 /*
@@ -389,6 +457,105 @@ RXP_API int rxp_rpc_sync(struct rxp_agent *a, const char *dst,
 			 uint32_t nstorages, const struct rxp_call_opts *opts,
 			 struct rxp_future **out);
 
+/* The call's autograd metadata: 0 and *out filled, or -ENOENT if the
+ * caller sent none. */
+RXP_API int rxp_call_autograd(const struct rxp_call *c,
+			      struct rxp_autograd_meta *out);
+
+/*
+ * Hooks for a framework's distributed autograd: @on_send runs on the
+ * calling thread when a call with autograd metadata is sent (record a
+ * "send" function for the backward pass), @on_recv on the worker thread
+ * before the callee's function runs (record the matching "recv").
+ */
+struct rxp_autograd_hooks {
+	void (*on_send)(void *user, const struct rxp_autograd_meta *m,
+			int dst, const char *qualname);
+	void (*on_recv)(void *user, const struct rxp_autograd_meta *m,
+			int src, const char *qualname);
+	void *user;
+};
+RXP_API int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
+					 const struct rxp_autograd_hooks *h);
+
+/* ---------------------------------------------------------------- RRefs */
+
+/*
+ * remote(): run @qualname on @dst and keep its result THERE; get at once a
+ * reference to it. Semantics follow PyTorch's RRef protocol:
+ *  - the owner (@dst) keeps the value until every user reference is gone;
+ *  - a user reference is pending until the owner confirms creation
+ *    (rxp_rref_wait_confirmed); creation errors and timeouts surface on
+ *    the RRef (to_here and wait_confirmed return them);
+ *  - passing an RRef to another worker (rxp_v_rref as an argument) forks
+ *    it: the receiver gets its own user reference (rxp_call_rref), which
+ *    the owner learns of before the sender lets go of its own;
+ *  - releasing a user reference sends a delete to the owner, retried with
+ *    backoff (5 retries, 1 s, x1.5) until acknowledged; the owner handles
+ *    deletes idempotently and refuses them for RRefs or forks it does not
+ *    know as the sender's;
+ *  - remote() to oneself works the same way (this worker is the owner).
+ * Return 0 with *out set, or -errno with nothing sent (as rxp_rpc_async).
+ * Threads: any.
+ */
+RXP_API int rxp_remote(struct rxp_agent *a, const char *dst,
+		       const char *qualname, const struct rxp_value *args,
+		       uint32_t nargs, const struct rxp_iov *storages,
+		       uint32_t nstorages, const struct rxp_call_opts *opts,
+		       struct rxp_rref **out);
+/* Fetch the value (with its storages, zero-copy as for calls): a future
+ * like an rpc's. Owner lost: -RXP_E_PEER_LOST, "owner lost: ...". */
+RXP_API int rxp_rref_to_here(struct rxp_rref *r, int64_t timeout_ms,
+			     struct rxp_future **out);
+/* 0 once the owner has confirmed (or this worker is the owner), the
+ * creation error, or -ETIMEDOUT after @timeout_ms (0 = no limit). */
+RXP_API int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms);
+RXP_API int rxp_rref_owner(const struct rxp_rref *r,
+			   struct rxp_worker_info *out);
+RXP_API bool rxp_rref_is_owner(const struct rxp_rref *r);
+RXP_API void rxp_rref_ids(const struct rxp_rref *r, struct rxp_rref_id *rref,
+			  struct rxp_rref_id *fork);
+/* Drop this reference (accepts NULL). Threads: any. */
+RXP_API void rxp_rref_release(struct rxp_rref *r);
+/* A decoded RRef argument (@v->kind == RXP_V_RREF) as a handle of this
+ * worker: a new user reference (fork) or, on the owner, a local one.
+ * Release it with rxp_rref_release. */
+RXP_API int rxp_call_rref(struct rxp_call *c, const struct rxp_value *v,
+			  struct rxp_rref **out);
+
+/* ------------------------------------------------------------ profiler */
+
+/*
+ * When profiling is on, every call made by this agent records an event
+ * named "rpc_async_jit#<qualname>(<caller> -> <callee>)" (rpc_sync#...
+ * for rxp_rpc_sync, rpc_remote#... for rxp_remote) from send to
+ * completion, and asks the callee for the events of the function it ran,
+ * which come back with the response and are merged under the call's key
+ * with the clock offset between the two workers corrected. Zero cost when
+ * off (one relaxed load per call).
+ */
+RXP_API int rxp_profiler_enable(struct rxp_agent *a, bool on);
+struct rxp_prof_event {
+	char name[256];
+	int64_t start_ns, end_ns; /* caller's CLOCK_MONOTONIC */
+	int worker;               /* who ran it */
+	int parent;               /* index of the call event, -1 for calls */
+	int status;               /* the call's status (calls) */
+	uint64_t bytes_sent, bytes_received;
+	char transport[16];
+};
+/* Copy up to @max events recorded so far into @out; returns the count
+ * available (may exceed @max). */
+RXP_API int rxp_profiler_events(struct rxp_agent *a,
+				struct rxp_prof_event *out, size_t max);
+/* Write the events as Chrome trace JSON (chrome://tracing, Perfetto). */
+RXP_API int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path);
+RXP_API void rxp_profiler_clear(struct rxp_agent *a);
+/* In a function: record an event of its own (sent back to a profiling
+ * caller). Times are CLOCK_MONOTONIC ns of this worker. */
+RXP_API int rxp_call_record_event(struct rxp_call *c, const char *name,
+				  int64_t start_ns, int64_t end_ns);
+
 /* ------------------------------------------- message level (backends) */
 
 /*
@@ -408,9 +575,10 @@ RXP_API struct rxp_storage *rxp_request_storage(const struct rxp_request *r,
 						uint32_t i);
 RXP_API int rxp_request_caller(const struct rxp_request *r,
 			       struct rxp_worker_info *out);
-/* Send the response (or an error) and free @r. Exactly once. Any thread. */
+/* Send the response (or an error) and free @r. Exactly once. Any thread.
+ * @payload is copied; storages as for rxp_call_return. */
 RXP_API int rxp_request_respond(struct rxp_request *r, const void *payload,
-				size_t len, const struct rxp_iov *storages,
+				size_t len, struct rxp_storage *const *storages,
 				uint32_t nstorages);
 RXP_API int rxp_request_fail(struct rxp_request *r, const char *msg);
 

@@ -27,7 +27,8 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
   unset(CMAKE_REQUIRED_LINK_OPTIONS)
   if(RXP_HAVE_LIBFUZZER)
     add_executable(fuzz_codec ${RXP_TEST_DIR}/fuzz_codec.c
-      ${PROJECT_SOURCE_DIR}/agent/codec.c ${PROJECT_SOURCE_DIR}/agent/value.c
+      ${PROJECT_SOURCE_DIR}/agent/codec_enc.c
+      ${PROJECT_SOURCE_DIR}/agent/codec_dec.c ${PROJECT_SOURCE_DIR}/agent/value.c
       ${PROJECT_SOURCE_DIR}/agent/arena.c ${PROJECT_SOURCE_DIR}/transport/util.c)
     target_include_directories(fuzz_codec PRIVATE ${PROJECT_SOURCE_DIR}/include
       ${PROJECT_SOURCE_DIR}/transport ${PROJECT_SOURCE_DIR}/agent)

@@ -4,8 +4,10 @@
  *
  * Input: byte 0 picks the decoder (bit 0: 0 = call, 1 = response) and the
  * number of storages (bits 1-2, lengths from storage_lens[]); the rest is
- * the payload. A payload that decodes must re-encode, and the re-encoding
- * must decode to an equal tree (otherwise abort()).
+ * the payload. A payload that decodes must re-encode (with its call
+ * metadata or response extensions), and the re-encoding must decode to an
+ * equal tree, equal metadata and extensions, and re-encode to the same
+ * bytes (otherwise abort()).
  *
  * Built two ways (tests/fuzz/codec.cmake):
  *  - fuzz_codec: libFuzzer (clang only), e.g.
@@ -35,12 +37,55 @@ static void check(int cond, const char *what)
 	}
 }
 
+static bool id_eq(const struct rxp_rref_id *a, const struct rxp_rref_id *b)
+{
+	return a->creator == b->creator && a->reserved == b->reserved &&
+	       a->local == b->local;
+}
+
+/* Field by field: the struct has padding. */
+static bool meta_eq(const struct rxp_call_meta *a,
+		    const struct rxp_call_meta *b)
+{
+	return a->flags == b->flags && a->has_autograd == b->has_autograd &&
+	       a->autograd_ctx_id == b->autograd_ctx_id &&
+	       a->autograd_msg_id == b->autograd_msg_id &&
+	       a->force_grad_recording == b->force_grad_recording &&
+	       a->profiling == b->profiling && a->has_rref == b->has_rref &&
+	       id_eq(&a->rref_id, &b->rref_id) &&
+	       id_eq(&a->fork_id, &b->fork_id);
+}
+
+static bool ext_eq(const struct rxp_resp_ext *a, const struct rxp_resp_ext *b)
+{
+	uint32_t i;
+
+	if (a->has_prof != b->has_prof || a->t_recv_ns != b->t_recv_ns ||
+	    a->t_done_ns != b->t_done_ns || a->nevents != b->nevents)
+		return false;
+	for (i = 0; i < a->nevents; i++)
+		if (a->events[i].name_len != b->events[i].name_len ||
+		    strcmp(a->events[i].name, b->events[i].name) ||
+		    a->events[i].start_ns != b->events[i].start_ns ||
+		    a->events[i].end_ns != b->events[i].end_ns)
+			return false;
+	return true;
+}
+
+/* Encoding what was decoded from @b2 gives @b2 again (canonical). */
+static void check_canonical(const uint8_t *b2, size_t n2, const uint8_t *b3,
+			    int64_t n3)
+{
+	check(n3 == (int64_t)n2 && !memcmp(b2, b3, n2),
+	      "re-encoding is canonical");
+}
+
 static void roundtrip_call(const struct rxp_decoded_call *c, uint32_t nst)
 {
 	struct rxp_decoded_call c2;
 	struct rxp_arena a;
+	uint8_t *b, *b3;
 	int64_t n;
-	uint8_t *b;
 	uint32_t i;
 
 	n = rxp_codec_call_size(c->name, c->args, c->nargs, nst, &c->meta);
@@ -58,7 +103,13 @@ static void roundtrip_call(const struct rxp_decoded_call *c, uint32_t nst)
 	for (i = 0; i < c->nargs; i++)
 		check(rxp_value_equal(&c->args[i], &c2.args[i]),
 		      "args survive");
-	check(!memcmp(&c->meta, &c2.meta, sizeof(c->meta)), "meta survives");
+	check(meta_eq(&c->meta, &c2.meta), "meta survives");
+	b3 = malloc((size_t)n);
+	check(b3 != NULL, "malloc");
+	check_canonical(b, (size_t)n, b3,
+			rxp_codec_call_encode(c2.name, c2.args, c2.nargs, nst,
+					      &c2.meta, b3, (size_t)n));
+	free(b3);
 	rxp_arena_fini(&a);
 	free(b);
 }
@@ -67,18 +118,19 @@ static void roundtrip_resp(const struct rxp_decoded_resp *r, uint32_t nst)
 {
 	struct rxp_decoded_resp r2;
 	struct rxp_arena a;
-	int64_t n;
-	uint8_t *b;
+	uint8_t *b, *b3;
+	int64_t n, n3;
 
-	n = r->is_error ? rxp_codec_error_size(r->err_code, r->err_msg)
-			: rxp_codec_value_size(r->value, nst);
+	n = r->is_error
+		    ? rxp_codec_error_size_ext(r->err_code, r->err_msg, &r->ext)
+		    : rxp_codec_value_size_ext(r->value, nst, &r->ext);
 	check(n > 0, "decoded response re-encodes");
 	b = malloc((size_t)n);
 	check(b != NULL, "malloc");
-	check((r->is_error ? rxp_codec_error_encode(r->err_code, r->err_msg, b,
-						    (size_t)n)
-			   : rxp_codec_value_encode(r->value, nst, b,
-						    (size_t)n)) == n,
+	check((r->is_error ? rxp_codec_error_encode_ext(r->err_code, r->err_msg,
+							&r->ext, b, (size_t)n)
+			   : rxp_codec_value_encode_ext(r->value, nst, &r->ext,
+							b, (size_t)n)) == n,
 	      "encode writes the size");
 	rxp_arena_init(&a, NULL, 0);
 	check(!rxp_codec_resp_decode(b, (size_t)n, nst, storage_lens, &a, &r2),
@@ -90,6 +142,17 @@ static void roundtrip_resp(const struct rxp_decoded_resp *r, uint32_t nst)
 		      "error survives");
 	else
 		check(rxp_value_equal(r->value, r2.value), "value survives");
+	check(ext_eq(&r->ext, &r2.ext), "extensions survive");
+	b3 = malloc((size_t)n);
+	check(b3 != NULL, "malloc");
+	if (r2.is_error)
+		n3 = rxp_codec_error_encode_ext(r2.err_code, r2.err_msg,
+						&r2.ext, b3, (size_t)n);
+	else
+		n3 = rxp_codec_value_encode_ext(r2.value, nst, &r2.ext, b3,
+						(size_t)n);
+	check_canonical(b, (size_t)n, b3, n3);
+	free(b3);
 	rxp_arena_fini(&a);
 	free(b);
 }
@@ -204,7 +267,24 @@ static int write_seed(const char *dir, const char *name, uint8_t sel,
 static int write_seeds(const char *dir)
 {
 	static const int64_t sh[2] = {2, 3}, st[2] = {1, 2};
-	struct rxp_value l[3], args[6], d0;
+	static const struct rxp_rref_desc rd = {
+		.owner = 1,
+		.parent = 2,
+		.rref = {.creator = 1, .local = 10},
+		.fork = {.creator = 2, .local = 3}};
+	static const struct rxp_prof_wire_event ev[2] = {
+		{.name = "fwd", .name_len = 3, .start_ns = 5, .end_ns = 9},
+		{.name = "", .name_len = 0, .start_ns = 7, .end_ns = 7}};
+	const struct rxp_resp_ext prof = {.has_prof = 1,
+					  .t_recv_ns = 1,
+					  .t_done_ns = 20,
+					  .nevents = 2,
+					  .events = ev};
+	struct rxp_call_meta rmeta = {.has_rref = 1,
+				      .rref_id = {.creator = 1, .local = 11},
+				      .fork_id = {.creator = 1, .local = 12}};
+	struct rxp_value l[3], args[6], d0, rr[3], rl;
+	struct rxp_dict_entry rde = {.key = "r", .key_len = 1};
 	struct rxp_dict_entry de = {.key = "k", .key_len = 1};
 	struct rxp_call_meta meta = {.flags = 1,
 				     .has_autograd = 1,
@@ -238,6 +318,21 @@ static int write_seeds(const char *dir)
 	ret |= write_seed(dir, "resp-tensor", 1 | 2 << 1, b, n);
 	n = rxp_codec_error_encode(-5, "boom", b, sizeof(b));
 	ret |= write_seed(dir, "resp-error", 1, b, n);
+
+	/* RRefs (top level, in a list, in a dict), the call's RRef record,
+	 * response profiles */
+	rr[0] = rxp_v_rref(NULL);
+	rr[0].u.rref.desc = &rd;
+	rde.value = rr[0];
+	rr[1] = rxp_v_dict(&rde, 1);
+	rl = rxp_v_list(rr, 2);
+	rr[2] = rl;
+	n = rxp_codec_call_encode("m.rref", rr, 3, 0, &rmeta, b, sizeof(b));
+	ret |= write_seed(dir, "call-rref", 0, b, n);
+	n = rxp_codec_value_encode_ext(&rl, 0, &prof, b, sizeof(b));
+	ret |= write_seed(dir, "resp-rref-prof", 1, b, n);
+	n = rxp_codec_error_encode_ext(-5, "boom", &prof, b, sizeof(b));
+	ret |= write_seed(dir, "resp-error-prof", 1, b, n);
 	return ret;
 }
 

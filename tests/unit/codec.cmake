@@ -1,5 +1,5 @@
-# Value codec (agent/codec.c, value.c, arena.c): round trips, encoder
-# validation, limits, arena OOM, and a malformed-input corpus.
+# Value codec (agent/codec_enc.c, codec_dec.c, value.c, arena.c): round
+# trips, encoder validation, limits, arena OOM, and a malformed-input corpus.
 if(TARGET rxp_codec)
   rxp_add_test(test_codec
     SOURCES ${RXP_TEST_DIR}/test_codec.c

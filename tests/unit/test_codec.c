@@ -41,6 +41,9 @@ static void test_tiny_call_roundtrip_allocates_nothing(void **state)
 	assert_int_equal(c.meta.flags, 0);
 	assert_false(c.meta.has_autograd);
 	assert_false(c.meta.profiling);
+	assert_false(c.meta.has_rref);
+	assert_int_equal(c.meta.rref_id.creator | c.meta.fork_id.creator, 0);
+	assert_int_equal(c.meta.rref_id.local | c.meta.fork_id.local, 0);
 	assert_int_equal(rxp__alloc_fail_after(-1), 0);
 	rxp_arena_fini(&a);
 }
@@ -70,6 +73,7 @@ static void test_call_roundtrip_every_kind(void **state)
 	assert_int_equal(c.meta.autograd_msg_id, -3);
 	assert_int_equal(c.meta.force_grad_recording, 1);
 	assert_int_equal(c.meta.profiling, 1);
+	assert_true(meta_equal(&c.meta, &s.meta));
 	/* strings point into the payload; tensors got explicit strides */
 	assert_true((const uint8_t *)c.args[4].u.str.ptr > b &&
 		    (const uint8_t *)c.args[4].u.str.ptr < b + len);
@@ -260,6 +264,295 @@ static void test_max_items(void **state)
 	free(many);
 }
 
+/* ------------------------------------------------------------- RRefs */
+
+static void check_decoded_rref(const struct rxp_value *v,
+			       const struct rxp_rref_desc *want)
+{
+	assert_int_equal(v->kind, RXP_V_RREF);
+	assert_null(v->u.rref.ref);
+	assert_non_null(v->u.rref.desc);
+	assert_int_equal(
+		(uintptr_t)v->u.rref.desc % alignof(struct rxp_rref_desc), 0);
+	assert_memory_equal(v->u.rref.desc, want, sizeof(*want));
+}
+
+static void test_rref_roundtrip(void **state)
+{
+	struct sample s;
+	struct rxp_decoded_resp r;
+	struct rxp_decoded_call c;
+	struct rxp_arena a;
+	struct wb w = {0};
+	char mem[1024];
+	const struct rxp_value *l;
+	size_t len;
+	uint8_t *b;
+
+	sample_init(&s);
+	/* top level: tag 9 and the 40-byte descriptor, as in docs/codec.md */
+	b = enc_value_exact(&s.args[16], 0, &len);
+	assert_int_equal(len, 8 + 1 + W_RREF_BODY + 2);
+	wb_hdr(&w, W_VALUE);
+	wb_u8(&w, RXP_V_RREF);
+	wb_u32(&w, 1);
+	wb_u32(&w, 2);
+	wb_rref_id(&w, 1, 0, 77);
+	wb_rref_id(&w, 2, 0, UINT64_MAX);
+	wb_u16(&w, 0);
+	assert_int_equal(w.n, len);
+	assert_memory_equal(w.b, b, len);
+	wb_free(&w);
+	rxp_arena_init(&a, mem, sizeof(mem));
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	check_decoded_rref(r.value, &s.desc[0]);
+	assert_true(rxp_value_equal(r.value, &s.args[16]));
+	free(b);
+
+	/* nested in a list and in a dict inside it */
+	b = enc_call_exact("m.f", &s.args[16], 2, 0, NULL, &len);
+	assert_int_equal(rxp_codec_call_decode(b, len, 0, NULL, &a, &c), 0);
+	assert_int_equal(c.nargs, 2);
+	check_decoded_rref(&c.args[0], &s.desc[0]);
+	l = c.args[1].u.list.items;
+	check_decoded_rref(&l[0], &s.desc[1]);
+	assert_int_equal(l[1].kind, RXP_V_DICT);
+	check_decoded_rref(&l[1].u.dict.items[0].value, &s.desc[0]);
+	assert_true(rxp_value_equal(&c.args[1], &s.args[17]));
+	/* a decoded RRef re-encodes to the same bytes */
+	{
+		size_t len2;
+		uint8_t *b2 =
+			enc_call_exact(c.name, c.args, c.nargs, 0, NULL, &len2);
+
+		assert_int_equal(len2, len);
+		assert_memory_equal(b2, b, len);
+		free(b2);
+	}
+	rxp_arena_fini(&a);
+	free(b);
+}
+
+static void test_rref_encoder_checks(void **state)
+{
+	struct rxp_rref_desc d = {.owner = 1}, r1 = d, r2 = d;
+	struct rxp_rref *handle = (struct rxp_rref *)&d; /* never read */
+	struct rxp_call_meta m = {.has_rref = 1};
+	struct rxp_value bad[4], wrap;
+	uint8_t buf[256];
+	size_t i;
+
+	r1.rref.reserved = 1;
+	r2.fork.reserved = 0x80000000u;
+	bad[0] = rxp_v_rref(NULL);   /* desc not filled in */
+	bad[1] = rxp_v_rref(handle); /* likewise */
+	bad[2] = rxp_v_rref(NULL);
+	bad[2].u.rref.desc = &r1;
+	bad[3] = rxp_v_rref(handle);
+	bad[3].u.rref.desc = &r2;
+	assert_int_equal(bad[1].kind, RXP_V_RREF);
+	assert_ptr_equal(bad[1].u.rref.ref, handle);
+	assert_null(bad[1].u.rref.desc);
+	for (i = 0; i < RXP_ARRAY_SIZE(bad); i++) {
+		assert_int_equal(rxp_codec_value_size(&bad[i], 0), -EINVAL);
+		assert_int_equal(
+			rxp_codec_value_encode(&bad[i], 0, buf, sizeof(buf)),
+			-EINVAL);
+		wrap = rxp_v_tuple(&bad[i], 1);
+		assert_int_equal(rxp_codec_call_size("f", &wrap, 1, 0, NULL),
+				 -EINVAL);
+		assert_int_equal(rxp_codec_call_encode("f", &wrap, 1, 0, NULL,
+						       buf, sizeof(buf)),
+				 -EINVAL);
+	}
+	/* a handle with a descriptor: the descriptor is what travels */
+	wrap = rxp_v_rref(handle);
+	wrap.u.rref.desc = &d;
+	assert_int_equal(rxp_codec_value_size(&wrap, 0), 8 + 41 + 2);
+
+	/* reserved id fields in the call record */
+	assert_true(rxp_codec_call_size("f", NULL, 0, 0, &m) > 0);
+	m.rref_id.reserved = 1;
+	assert_int_equal(rxp_codec_call_size("f", NULL, 0, 0, &m), -EINVAL);
+	assert_int_equal(
+		rxp_codec_call_encode("f", NULL, 0, 0, &m, buf, sizeof(buf)),
+		-EINVAL);
+	m.rref_id.reserved = 0;
+	m.fork_id.reserved = 2;
+	assert_int_equal(rxp_codec_call_size("f", NULL, 0, 0, &m), -EINVAL);
+	m.has_rref = 0; /* ids are ignored (not sent) without has_rref */
+	assert_int_equal(rxp_codec_call_size("f", NULL, 0, 0, &m),
+			 rxp_codec_call_size("f", NULL, 0, 0, NULL));
+}
+
+static void test_call_rref_ids_roundtrip(void **state)
+{
+	struct rxp_call_meta m = {
+		.has_rref = 7, /* any non-zero */
+		.rref_id = {.creator = 5, .local = 9},
+		.fork_id = {.creator = UINT32_MAX, .local = UINT64_MAX}};
+	struct rxp_decoded_call c;
+	struct rxp_arena a;
+	struct wb w = {0};
+	size_t len;
+	uint8_t *b;
+
+	b = enc_call_exact("f", NULL, 0, 0, &m, &len);
+	/* the record: type 3, len 32, two ids */
+	wb_call(&w, "f", 0);
+	wb_u16(&w, 1);
+	wb_u16(&w, W_EXT_RREF);
+	wb_u32(&w, 32);
+	wb_rref_id(&w, 5, 0, 9);
+	wb_rref_id(&w, UINT32_MAX, 0, UINT64_MAX);
+	assert_int_equal(w.n, len);
+	assert_memory_equal(w.b, b, len);
+	wb_free(&w);
+	rxp_arena_init(&a, NULL, 0);
+	assert_int_equal(rxp_codec_call_decode(b, len, 0, NULL, &a, &c), 0);
+	assert_int_equal(c.meta.has_rref, 1);
+	assert_int_equal(c.meta.rref_id.creator, 5);
+	assert_int_equal(c.meta.rref_id.local, 9);
+	assert_int_equal(c.meta.fork_id.creator, UINT32_MAX);
+	assert_true(c.meta.fork_id.local == UINT64_MAX);
+	assert_false(c.meta.has_autograd);
+	assert_false(c.meta.profiling);
+	rxp_arena_fini(&a);
+	free(b);
+}
+
+/* -------------------------------------------------- response profile */
+
+static void test_profile_ext_roundtrip(void **state)
+{
+	struct sample s;
+	struct rxp_resp_ext none = {0}, empty = {.has_prof = 1,
+						 .t_recv_ns = -1,
+						 .t_done_ns = 1};
+	struct rxp_decoded_resp r;
+	struct rxp_arena a;
+	char mem[512];
+	size_t len, plen, i;
+	uint8_t *b, *p;
+
+	sample_init(&s);
+	rxp_arena_init(&a, mem, sizeof(mem));
+	/* value response: the plain encoding + a 6-byte record header and
+	 * 20 + 3 * 21 + 16 name bytes */
+	p = enc_value_exact(&s.args[0], 0, &plen);
+	b = enc_value_ext_exact(&s.args[0], 0, &s.ext, &len);
+	assert_int_equal(len, plen + 6 + 20 + 3 * 21 + 16);
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	assert_false(r.is_error);
+	assert_true(rxp_value_equal(r.value, &s.args[0]));
+	assert_true(ext_equal(&r.ext, &s.ext));
+	assert_int_equal(r.ext.has_prof, 1);
+	assert_int_equal((uintptr_t)r.ext.events %
+				 alignof(struct rxp_prof_wire_event),
+			 0);
+	for (i = 0; i < SAMPLE_NEVENTS; i++) {
+		assert_true((const uint8_t *)r.ext.events[i].name > b &&
+			    (const uint8_t *)r.ext.events[i].name < b + len);
+		assert_string_equal(r.ext.events[i].name, s.ev[i].name);
+	}
+	free(b);
+	/* none, or has_prof 0: exactly the plain encoding; ext zeroed */
+	b = enc_value_ext_exact(&s.args[0], 0, &none, &len);
+	assert_int_equal(len, plen);
+	assert_memory_equal(b, p, len);
+	memset(&r, 0x5a, sizeof(r));
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	assert_int_equal(r.ext.has_prof, 0);
+	assert_int_equal(r.ext.nevents, 0);
+	assert_null(r.ext.events);
+	assert_int_equal(r.ext.t_recv_ns | r.ext.t_done_ns, 0);
+	free(b);
+	free(p);
+
+	/* error response, with the profile and with an empty one */
+	p = enc_error_exact(-EIO, "io", &plen);
+	b = enc_error_ext_exact(-EIO, "io", &s.ext, &len);
+	assert_int_equal(len, plen + 6 + 20 + 3 * 21 + 16);
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	assert_true(r.is_error);
+	assert_int_equal(r.err_code, -EIO);
+	assert_string_equal(r.err_msg, "io");
+	assert_true(ext_equal(&r.ext, &s.ext));
+	free(b);
+	b = enc_error_ext_exact(-EIO, "io", &empty, &len);
+	assert_int_equal(len, plen + 6 + 20);
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	assert_int_equal(r.ext.has_prof, 1);
+	assert_int_equal(r.ext.t_recv_ns, -1);
+	assert_int_equal(r.ext.t_done_ns, 1);
+	assert_int_equal(r.ext.nevents, 0);
+	assert_null(r.ext.events);
+	free(b);
+	free(p);
+	rxp_arena_fini(&a);
+}
+
+static void test_profile_ext_encoder_checks(void **state)
+{
+	struct rxp_prof_wire_event ev[2] = {{"a", 1, 5, 5}, {"b", 1, 5, 6}};
+	struct rxp_resp_ext x = {.has_prof = 1, .nevents = 2, .events = ev};
+	struct rxp_prof_wire_event *many;
+	struct rxp_value v = rxp_v_none();
+	struct rxp_decoded_resp r;
+	struct rxp_arena a;
+	uint8_t buf[256];
+	size_t len;
+	uint8_t *b;
+
+	assert_true(rxp_codec_value_size_ext(&v, 0, &x) > 0);
+	ev[1].end_ns = 4; /* ends before it starts */
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x), -EINVAL);
+	assert_int_equal(rxp_codec_error_size_ext(-1, "m", &x), -EINVAL);
+	assert_int_equal(
+		rxp_codec_value_encode_ext(&v, 0, &x, buf, sizeof(buf)),
+		-EINVAL);
+	assert_int_equal(
+		rxp_codec_error_encode_ext(-1, "m", &x, buf, sizeof(buf)),
+		-EINVAL);
+	ev[1].end_ns = 6;
+	ev[0].name = NULL; /* NULL name with a length */
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x), -EINVAL);
+	ev[0].name_len = 0; /* NULL and empty is "" */
+	assert_true(rxp_codec_value_size_ext(&v, 0, &x) > 0);
+	ev[0].name = "a\0b"; /* embedded NUL */
+	ev[0].name_len = 3;
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x), -EINVAL);
+	ev[0].name_len = 1;
+	x.events = NULL;
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x), -EINVAL);
+	x.has_prof = 0; /* nothing is looked at without has_prof */
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x),
+			 rxp_codec_value_size(&v, 0));
+	assert_int_equal(rxp_codec_error_size_ext(0, "m", NULL), -EINVAL);
+	assert_int_equal(rxp_codec_value_size_ext(NULL, 0, NULL), -EINVAL);
+
+	/* RXP_CODEC_MAX_PROF_EVENTS events, then one more */
+	many = calloc(RXP_CODEC_MAX_PROF_EVENTS + 1, sizeof(*many));
+	assert_non_null(many);
+	x.has_prof = 1;
+	x.events = many;
+	x.nevents = RXP_CODEC_MAX_PROF_EVENTS;
+	b = enc_value_ext_exact(&v, 0, &x, &len);
+	assert_int_equal(len,
+			 8 + 1 + 2 + 6 + 20 + 21 * RXP_CODEC_MAX_PROF_EVENTS);
+	rxp_arena_init(&a, NULL, 0);
+	assert_int_equal(rxp_codec_resp_decode(b, len, 0, NULL, &a, &r), 0);
+	assert_int_equal(r.ext.nevents, RXP_CODEC_MAX_PROF_EVENTS);
+	assert_true(ext_equal(&r.ext, &x));
+	rxp_arena_fini(&a);
+	free(b);
+	x.nevents++;
+	assert_int_equal(rxp_codec_value_size_ext(&v, 0, &x), -RXP_E_TOO_BIG);
+	assert_int_equal(rxp_codec_error_size_ext(-1, NULL, &x),
+			 -RXP_E_TOO_BIG);
+	free(many);
+}
+
 /* --------------------------------------------------- encoder checks */
 
 static void test_encoder_rejects_malformed_trees(void **state)
@@ -365,6 +658,35 @@ static void test_encode_never_writes_past_cap(void **state)
 			rxp_codec_error_encode(-EIO, "disk", buf, (size_t)cap),
 			cap < 23 ? -ENOSPC : 23);
 	free(buf);
+	/* responses with a profile record */
+	n = rxp_codec_value_size_ext(&s.args[17], 0, &s.ext);
+	assert_true(n > 0);
+	buf = malloc((size_t)n + 16);
+	assert_non_null(buf);
+	for (cap = 0; cap <= n; cap++) {
+		memset(buf, 0xa5, (size_t)n + 16);
+		assert_int_equal(rxp_codec_value_encode_ext(&s.args[17], 0,
+							    &s.ext, buf,
+							    (size_t)cap),
+				 cap < n ? -ENOSPC : n);
+		for (i = cap; i < n + 16; i++)
+			assert_int_equal(buf[i], 0xa5);
+	}
+	free(buf);
+	n = rxp_codec_error_size_ext(-EIO, "disk", &s.ext);
+	assert_true(n > 23);
+	buf = malloc((size_t)n + 16);
+	assert_non_null(buf);
+	for (cap = 0; cap <= n; cap++) {
+		memset(buf, 0xa5, (size_t)n + 16);
+		assert_int_equal(rxp_codec_error_encode_ext(-EIO, "disk",
+							    &s.ext, buf,
+							    (size_t)cap),
+				 cap < n ? -ENOSPC : n);
+		for (i = cap; i < n + 16; i++)
+			assert_int_equal(buf[i], 0xa5);
+	}
+	free(buf);
 }
 
 /* --------------------------------------------------- decoder misuse */
@@ -437,6 +759,45 @@ static void test_decode_enomem_sweep(void **state)
 	free(b);
 }
 
+/* The same for a response whose profile needs arena chunks. */
+static void test_decode_resp_enomem_sweep(void **state)
+{
+	struct rxp_prof_wire_event ev[300];
+	struct rxp_resp_ext x = {.has_prof = 1, .nevents = 300, .events = ev};
+	struct rxp_decoded_resp r, poison;
+	struct rxp_arena a;
+	char mem[128];
+	size_t len, i;
+	uint8_t *b;
+	long budget;
+	int ret;
+
+	for (i = 0; i < RXP_ARRAY_SIZE(ev); i++) {
+		ev[i].name = "op";
+		ev[i].name_len = 2;
+		ev[i].start_ns = (int64_t)i;
+		ev[i].end_ns = (int64_t)i * 2;
+	}
+	b = enc_error_ext_exact(-5, "e", &x, &len);
+	memset(&poison, 0x3c, sizeof(poison));
+	for (budget = 0;; budget++) {
+		rxp_arena_init(&a, mem, sizeof(mem));
+		r = poison;
+		rxp__alloc_fail_after(budget);
+		ret = rxp_codec_resp_decode(b, len, 0, NULL, &a, &r);
+		rxp__alloc_fail_after(-1);
+		if (!ret)
+			break;
+		assert_int_equal(ret, -ENOMEM);
+		assert_memory_equal(&r, &poison, sizeof(r));
+		rxp_arena_fini(&a);
+	}
+	assert_true(budget >= 1);
+	assert_true(ext_equal(&r.ext, &x));
+	rxp_arena_fini(&a);
+	free(b);
+}
+
 /* ------------------------------------------ random round trips */
 
 struct gen {
@@ -475,10 +836,16 @@ static void gen_value(struct gen *g, struct rxp_value *v, unsigned depth)
 {
 	static const int dts[] = {RXP_DT_U8,  RXP_DT_I32,  RXP_DT_F16,
 				  RXP_DT_F64, RXP_DT_C128, RXP_DT_BOOL};
-	unsigned kind = gen_below(g, depth < 6 && g->budget ? 9 : 6), i, n;
+	/* 0..5 scalars and tensors, 6 an RRef, 7..9 containers */
+	unsigned kind = gen_below(g, depth < 6 && g->budget ? 10 : 7), i, n;
+	struct rxp_rref_desc *rd;
 	int64_t *dims;
 	uint64_t bits;
 
+	if (kind == 6)
+		kind = RXP_V_RREF;
+	else if (kind > 6)
+		kind--; /* RXP_V_LIST.. */
 	switch (kind) {
 	case RXP_V_NONE:
 		*v = rxp_v_none();
@@ -510,6 +877,19 @@ static void gen_value(struct gen *g, struct rxp_value *v, unsigned depth)
 		v->u.tensor.offset =
 			gen_below(g, 8) * rxp_dtype_size(v->u.tensor.dtype);
 		break;
+	case RXP_V_RREF:
+		rd = rxp_arena_alloc(g->a, sizeof(*rd), 8);
+		assert_non_null(rd);
+		memset(rd, 0, sizeof(*rd));
+		rd->owner = (uint32_t)gen_next(g);
+		rd->parent = (uint32_t)gen_next(g);
+		rd->rref.creator = (uint32_t)gen_next(g);
+		rd->rref.local = gen_next(g);
+		rd->fork.creator = (uint32_t)gen_next(g);
+		rd->fork.local = gen_next(g);
+		*v = rxp_v_rref(NULL);
+		v->u.rref.desc = rd;
+		break;
 	default:
 		n = gen_below(g, 5);
 		g->budget = g->budget > n ? g->budget - n : 0;
@@ -536,11 +916,85 @@ static void gen_value(struct gen *g, struct rxp_value *v, unsigned depth)
 	}
 }
 
+/* Each record present or not, at random. */
+static void gen_meta(struct gen *g, struct rxp_call_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->flags = (uint32_t)gen_next(g);
+	if (gen_below(g, 2)) {
+		m->has_autograd = 1;
+		m->autograd_ctx_id = (int64_t)gen_next(g);
+		m->autograd_msg_id = (int64_t)gen_next(g);
+		m->force_grad_recording = (int)gen_below(g, 2);
+	}
+	m->profiling = (int)gen_below(g, 2);
+	if (gen_below(g, 2)) {
+		m->has_rref = 1;
+		m->rref_id.creator = (uint32_t)gen_next(g);
+		m->rref_id.local = gen_next(g);
+		m->fork_id.creator = (uint32_t)gen_next(g);
+		m->fork_id.local = gen_next(g);
+	}
+}
+
+static void gen_ext(struct gen *g, struct rxp_resp_ext *x)
+{
+	struct rxp_prof_wire_event *ev;
+	uint32_t i, n = gen_below(g, 6);
+
+	memset(x, 0, sizeof(*x));
+	if (!gen_below(g, 3))
+		return;
+	ev = rxp_arena_alloc(g->a, (n + 1) * sizeof(*ev), 8);
+	assert_non_null(ev);
+	for (i = 0; i < n; i++) {
+		ev[i].name = gen_str(g, &ev[i].name_len);
+		ev[i].start_ns =
+			(int64_t)(gen_next(g) >> 2) - (INT64_C(1) << 61);
+		ev[i].end_ns = ev[i].start_ns + (int64_t)gen_below(g, 1000);
+	}
+	x->has_prof = 1;
+	x->t_recv_ns = (int64_t)gen_next(g);
+	x->t_done_ns = (int64_t)gen_next(g);
+	x->nevents = n;
+	x->events = n ? ev : NULL;
+}
+
+/* A random value response (or error) with a random profile. */
+static void resp_roundtrip(struct gen *g, const struct rxp_value *v,
+			   const uint64_t *lens, uint64_t seed)
+{
+	struct rxp_decoded_resp r;
+	struct rxp_resp_ext x;
+	struct rxp_arena da;
+	size_t len, len2;
+	uint8_t *b, *b2;
+	bool err = !v;
+
+	gen_ext(g, &x);
+	b = err ? enc_error_ext_exact(-1 - (int32_t)gen_below(g, 200), "e", &x,
+				      &len)
+		: enc_value_ext_exact(v, 3, &x, &len);
+	rxp_arena_init(&da, NULL, 0);
+	if (rxp_codec_resp_decode(b, len, 3, lens, &da, &r))
+		fail_msg("seed %" PRIu64 ": response decode failed", seed);
+	if (!ext_equal(&r.ext, &x) || (!err && !rxp_value_equal(r.value, v)))
+		fail_msg("seed %" PRIu64 ": response differs", seed);
+	b2 = err ? enc_error_ext_exact(r.err_code, r.err_msg, &r.ext, &len2)
+		 : enc_value_ext_exact(r.value, 3, &r.ext, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(b2, b, len);
+	free(b2);
+	free(b);
+	rxp_arena_fini(&da);
+}
+
 static void test_random_trees_roundtrip_canonically(void **state)
 {
 	const uint64_t lens[3] = {1u << 20, 1u << 20, 1u << 20};
 	struct rxp_value args[4];
 	struct rxp_decoded_call c;
+	struct rxp_call_meta m;
 	struct rxp_arena ga, da;
 	struct gen g;
 	uint64_t seed;
@@ -556,7 +1010,8 @@ static void test_random_trees_roundtrip_canonically(void **state)
 		n = gen_below(&g, 5);
 		for (i = 0; i < n; i++)
 			gen_value(&g, &args[i], 0);
-		b = enc_call_exact("rand.fn", args, n, 3, NULL, &len);
+		gen_meta(&g, &m);
+		b = enc_call_exact("rand.fn", args, n, 3, &m, &len);
 		rxp_arena_init(&da, NULL, 0);
 		if (rxp_codec_call_decode(b, len, 3, lens, &da, &c))
 			fail_msg("seed %" PRIu64 ": decode failed", seed);
@@ -565,13 +1020,16 @@ static void test_random_trees_roundtrip_canonically(void **state)
 			if (!rxp_value_equal(&c.args[i], &args[i]))
 				fail_msg("seed %" PRIu64 ": arg %u differs",
 					 seed, i);
+		if (!meta_equal(&c.meta, &m))
+			fail_msg("seed %" PRIu64 ": meta differs", seed);
 		/* decode(encode(x)) re-encodes to the same bytes */
-		b2 = enc_call_exact(c.name, c.args, c.nargs, 3, NULL, &len2);
+		b2 = enc_call_exact(c.name, c.args, c.nargs, 3, &c.meta, &len2);
 		assert_int_equal(len2, len);
 		assert_memory_equal(b2, b, len);
 		free(b2);
 		free(b);
 		rxp_arena_fini(&da);
+		resp_roundtrip(&g, n ? &args[0] : NULL, lens, seed);
 		rxp_arena_fini(&ga);
 	}
 }
@@ -586,11 +1044,17 @@ int main(void)
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_max_depth_ok_and_one_more_rejected),
 		cmocka_unit_test(test_max_items),
+		cmocka_unit_test(test_rref_roundtrip),
+		cmocka_unit_test(test_rref_encoder_checks),
+		cmocka_unit_test(test_call_rref_ids_roundtrip),
+		cmocka_unit_test(test_profile_ext_roundtrip),
+		cmocka_unit_test(test_profile_ext_encoder_checks),
 		cmocka_unit_test(test_encoder_rejects_malformed_trees),
 		cmocka_unit_test(test_encoder_checks_name_and_args),
 		cmocka_unit_test(test_encode_never_writes_past_cap),
 		cmocka_unit_test(test_decode_argument_errors),
 		cmocka_unit_test(test_decode_enomem_sweep),
+		cmocka_unit_test(test_decode_resp_enomem_sweep),
 		cmocka_unit_test(test_random_trees_roundtrip_canonically),
 	};
 

@@ -27,8 +27,11 @@
 #define W_CALL 1
 #define W_VALUE 2
 #define W_ERROR 3
-#define W_EXT_AUTOGRAD 1
+#define W_EXT_AUTOGRAD 1 /* call records */
 #define W_EXT_PROFILING 2
+#define W_EXT_RREF 3
+#define W_EXT_PROFILE 1 /* response records */
+#define W_RREF_BODY 40	/* owner, parent, rref id, fork id */
 
 /* ---------------------------------------------------- byte builder */
 
@@ -110,6 +113,15 @@ static inline void wb_tensor(struct wb *w, uint8_t dtype, uint8_t ndim,
 		wb_u64(w, (uint64_t)strides[k]);
 }
 
+/* u32 creator, u32 reserved, u64 local */
+static inline void wb_rref_id(struct wb *w, uint32_t creator, uint32_t reserved,
+			      uint64_t local)
+{
+	wb_u32(w, creator);
+	wb_u32(w, reserved);
+	wb_u64(w, local);
+}
+
 static inline void wb_free(struct wb *w)
 {
 	free(w->b);
@@ -118,19 +130,24 @@ static inline void wb_free(struct wb *w)
 
 /* ---------------------------------------------------- sample call */
 
-#define SAMPLE_NARGS 16
+#define SAMPLE_NARGS 18
+#define SAMPLE_NEVENTS 3
 
 struct sample {
 	int64_t sh23[2], sh32[2], st32[2], sh05[2], sh4[1], st0[1];
-	struct rxp_value l1[3], l2[2], t2[2], d3[1], empty[1];
-	struct rxp_dict_entry ents[3];
+	struct rxp_value l1[3], l2[2], t2[2], d3[1], empty[1], lr[2];
+	struct rxp_dict_entry ents[3], rent[1];
+	struct rxp_rref_desc desc[2];
 	struct rxp_value args[SAMPLE_NARGS];
 	uint64_t lens[2];
 	struct rxp_call_meta meta;
+	struct rxp_prof_wire_event ev[SAMPLE_NEVENTS];
+	struct rxp_resp_ext ext; /* a profile with SAMPLE_NEVENTS events */
 };
 
 /* Every kind, nested containers, empty string/list/dict/tuple, NaN and
- * -0.0, contiguous, transposed, 0-dim, empty and broadcast tensors. */
+ * -0.0, contiguous, transposed, 0-dim, empty and broadcast tensors, RRefs
+ * at the top and nested; every call record; a response profile. */
 static inline void sample_init(struct sample *s)
 {
 	static const int64_t sh23[2] = {2, 3}, sh32[2] = {3, 2};
@@ -182,6 +199,24 @@ static inline void sample_init(struct sample *s)
 	s->args[14] = rxp_v_dict(s->ents, 3);
 	s->args[15] = rxp_v_tuple(NULL, 0);
 
+	s->desc[0].owner = 1;
+	s->desc[0].parent = 2;
+	s->desc[0].rref.creator = 1;
+	s->desc[0].rref.local = 77;
+	s->desc[0].fork.creator = 2;
+	s->desc[0].fork.local = UINT64_MAX;
+	s->desc[1].owner = UINT32_MAX;
+	s->desc[1].rref.local = 1;
+	s->args[16] = rxp_v_rref(NULL);
+	s->args[16].u.rref.desc = &s->desc[0];
+	s->lr[0] = rxp_v_rref(NULL);
+	s->lr[0].u.rref.desc = &s->desc[1];
+	s->rent[0].key = "r";
+	s->rent[0].key_len = 1;
+	s->rent[0].value = s->args[16];
+	s->lr[1] = rxp_v_dict(s->rent, 1);
+	s->args[17] = rxp_v_list(s->lr, 2);
+
 	s->lens[0] = 24; /* exactly the 2x3 float32 tensors */
 	s->lens[1] = 64;
 	s->meta.flags = RXP_CALL_ASYNC_EXEC;
@@ -190,6 +225,74 @@ static inline void sample_init(struct sample *s)
 	s->meta.autograd_msg_id = -3;
 	s->meta.force_grad_recording = 1;
 	s->meta.profiling = 1;
+	s->meta.has_rref = 1;
+	s->meta.rref_id.creator = 3;
+	s->meta.rref_id.local = 1000;
+	s->meta.fork_id.creator = 4;
+	s->meta.fork_id.local = (uint64_t)1 << 63;
+
+	s->ev[0].name = "forward";
+	s->ev[0].name_len = 7;
+	s->ev[0].start_ns = 100;
+	s->ev[0].end_ns = 250;
+	s->ev[1].name = "";
+	s->ev[1].start_ns = -5;
+	s->ev[1].end_ns = -5;
+	s->ev[2].name = "aten::add";
+	s->ev[2].name_len = 9;
+	s->ev[2].start_ns = INT64_MIN;
+	s->ev[2].end_ns = INT64_MAX;
+	s->ext.has_prof = 1;
+	s->ext.t_recv_ns = 90;
+	s->ext.t_done_ns = 300;
+	s->ext.nevents = SAMPLE_NEVENTS;
+	s->ext.events = s->ev;
+}
+
+/* ---------------------------------------------------- comparisons */
+
+static inline bool rref_id_eq(const struct rxp_rref_id *a,
+			      const struct rxp_rref_id *b)
+{
+	return a->creator == b->creator && a->reserved == b->reserved &&
+	       a->local == b->local;
+}
+
+/* Field by field (the struct has padding). */
+static inline bool meta_equal(const struct rxp_call_meta *a,
+			      const struct rxp_call_meta *b)
+{
+	return a->flags == b->flags && a->has_autograd == b->has_autograd &&
+	       a->autograd_ctx_id == b->autograd_ctx_id &&
+	       a->autograd_msg_id == b->autograd_msg_id &&
+	       a->force_grad_recording == b->force_grad_recording &&
+	       a->profiling == b->profiling && a->has_rref == b->has_rref &&
+	       rref_id_eq(&a->rref_id, &b->rref_id) &&
+	       rref_id_eq(&a->fork_id, &b->fork_id);
+}
+
+static inline bool ext_equal(const struct rxp_resp_ext *a,
+			     const struct rxp_resp_ext *b)
+{
+	uint32_t i;
+
+	if (!!a->has_prof != !!b->has_prof)
+		return false;
+	if (!a->has_prof)
+		return true;
+	if (a->t_recv_ns != b->t_recv_ns || a->t_done_ns != b->t_done_ns ||
+	    a->nevents != b->nevents)
+		return false;
+	for (i = 0; i < a->nevents; i++) {
+		const struct rxp_prof_wire_event *x = &a->events[i];
+		const struct rxp_prof_wire_event *y = &b->events[i];
+
+		if (x->name_len != y->name_len ||
+		    (x->name_len && memcmp(x->name, y->name, x->name_len)) ||
+		    x->start_ns != y->start_ns || x->end_ns != y->end_ns)
+			return false;
+	}
+	return true;
 }
 
 /* -------------------------------------------- exact-size encodings */
@@ -224,16 +327,56 @@ static inline uint8_t *enc_call_exact(const char *name,
 	return b;
 }
 
-static inline uint8_t *enc_value_exact(const struct rxp_value *v,
-				       uint32_t nstorages, size_t *len)
+/* Responses with extensions (@ext may be NULL). */
+static inline uint8_t *enc_value_ext_exact(const struct rxp_value *v,
+					   uint32_t nstorages,
+					   const struct rxp_resp_ext *ext,
+					   size_t *len)
 {
-	int64_t n = rxp_codec_value_size(v, nstorages);
+	int64_t n = rxp_codec_value_size_ext(v, nstorages, ext);
 	uint8_t *b;
 
 	assert_true(n > 0);
 	b = malloc((size_t)n);
 	assert_non_null(b);
+	assert_int_equal(
+		rxp_codec_value_encode_ext(v, nstorages, ext, b, (size_t)n), n);
+	*len = (size_t)n;
+	return b;
+}
+
+static inline uint8_t *enc_error_ext_exact(int32_t code, const char *msg,
+					   const struct rxp_resp_ext *ext,
+					   size_t *len)
+{
+	int64_t n = rxp_codec_error_size_ext(code, msg, ext);
+	uint8_t *b;
+
+	assert_true(n > 0);
+	b = malloc((size_t)n);
+	assert_non_null(b);
+	assert_int_equal(
+		rxp_codec_error_encode_ext(code, msg, ext, b, (size_t)n), n);
+	*len = (size_t)n;
+	return b;
+}
+
+/* The plain ones (also check that they match the _ext ones with NULL). */
+static inline uint8_t *enc_value_exact(const struct rxp_value *v,
+				       uint32_t nstorages, size_t *len)
+{
+	int64_t n = rxp_codec_value_size(v, nstorages);
+	uint8_t *b, *x;
+	size_t xlen;
+
+	assert_true(n > 0);
+	b = malloc((size_t)n);
+	assert_non_null(b);
 	assert_int_equal(rxp_codec_value_encode(v, nstorages, b, (size_t)n), n);
+	x = enc_value_ext_exact(v, nstorages, NULL, &xlen);
+	assert_int_equal(xlen, n);
+	assert_memory_equal(x, b, xlen);
+	free(x);
 	*len = (size_t)n;
 	return b;
 }
@@ -242,12 +385,17 @@ static inline uint8_t *enc_error_exact(int32_t code, const char *msg,
 				       size_t *len)
 {
 	int64_t n = rxp_codec_error_size(code, msg);
-	uint8_t *b;
+	uint8_t *b, *x;
+	size_t xlen;
 
 	assert_true(n > 0);
 	b = malloc((size_t)n);
 	assert_non_null(b);
 	assert_int_equal(rxp_codec_error_encode(code, msg, b, (size_t)n), n);
+	x = enc_error_ext_exact(code, msg, NULL, &xlen);
+	assert_int_equal(xlen, n);
+	assert_memory_equal(x, b, xlen);
+	free(x);
 	*len = (size_t)n;
 	return b;
 }

@@ -199,6 +199,58 @@ static void test_builders_and_equal(void **state)
 	assert_true(rxp_value_equal(&x, &y));
 }
 
+static void test_rref_builder_and_equal(void **state)
+{
+	struct rxp_rref_desc d1 = {.owner = 1,
+				   .parent = 2,
+				   .rref = {.creator = 3, .local = 4},
+				   .fork = {.creator = 5, .local = 6}};
+	struct rxp_rref_desc d2 = d1;
+	struct rxp_rref *h1 = (struct rxp_rref *)&d1; /* opaque, not read */
+	struct rxp_rref *h2 = (struct rxp_rref *)&d2;
+	struct rxp_value x = rxp_v_rref(h1), y = rxp_v_rref(h1);
+
+	assert_int_equal(x.kind, RXP_V_RREF);
+	assert_ptr_equal(x.u.rref.ref, h1);
+	assert_null(x.u.rref.desc);
+	/* no descriptors: the same handle */
+	assert_true(rxp_value_equal(&x, &y));
+	y = rxp_v_rref(h2);
+	assert_false(rxp_value_equal(&x, &y));
+	x = rxp_v_rref(NULL);
+	y = rxp_v_rref(NULL);
+	assert_true(rxp_value_equal(&x, &y));
+	/* one descriptor: never equal */
+	y.u.rref.desc = &d1;
+	assert_false(rxp_value_equal(&x, &y));
+	assert_false(rxp_value_equal(&y, &x));
+	/* both: by value, whatever the handles */
+	x = rxp_v_rref(h1);
+	x.u.rref.desc = &d1;
+	y = rxp_v_rref(h2);
+	y.u.rref.desc = &d2;
+	assert_true(rxp_value_equal(&x, &y));
+	d2.fork.local = 7;
+	assert_false(rxp_value_equal(&x, &y));
+	d2 = d1;
+	d2.owner = 9;
+	assert_false(rxp_value_equal(&x, &y));
+	d2 = d1;
+	d2.parent = 9;
+	assert_false(rxp_value_equal(&x, &y));
+	d2 = d1;
+	d2.rref.creator = 9;
+	assert_false(rxp_value_equal(&x, &y));
+	d2 = d1;
+	d2.rref.reserved = 1;
+	assert_false(rxp_value_equal(&x, &y));
+	d2 = d1;
+	assert_true(rxp_value_equal(&x, &y));
+	/* an RRef is not any other kind */
+	y = rxp_v_none();
+	assert_false(rxp_value_equal(&x, &y));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +261,7 @@ int main(void)
 		cmocka_unit_test(test_dtype_size),
 		cmocka_unit_test(test_tensor_span),
 		cmocka_unit_test(test_builders_and_equal),
+		cmocka_unit_test(test_rref_builder_and_equal),
 	};
 
 	return cmocka_run_group_tests_name("codec_arena", tests, NULL, NULL);

@@ -50,6 +50,13 @@ static void test_every_truncation_fails(void **state)
 	b = enc_error_exact(-EIO, "no such file", &len);
 	expect_every_prefix_fails(b, len, false, 0, NULL);
 	free(b);
+	/* responses with a profile record */
+	b = enc_value_ext_exact(&s.args[17], 2, &s.ext, &len);
+	expect_every_prefix_fails(b, len, false, 2, s.lens);
+	free(b);
+	b = enc_error_ext_exact(-EIO, "no such file", &s.ext, &len);
+	expect_every_prefix_fails(b, len, false, 0, NULL);
+	free(b);
 }
 
 /* Decode a corrupted copy; it must fail cleanly or yield a tree that
@@ -78,7 +85,7 @@ static int corrupt_call(const uint8_t *b, size_t len, const struct sample *s)
 	assert_int_equal(c.nargs, c2.nargs);
 	for (i = 0; i < c.nargs; i++)
 		assert_true(rxp_value_equal(&c.args[i], &c2.args[i]));
-	assert_memory_equal(&c.meta, &c2.meta, sizeof(c.meta));
+	assert_true(meta_equal(&c.meta, &c2.meta));
 	rxp_arena_fini(&a2);
 	rxp_arena_fini(&a);
 	free(b2);
@@ -101,9 +108,9 @@ static int corrupt_resp(const uint8_t *b, size_t len, const struct sample *s)
 		return 0;
 	}
 	if (r.is_error)
-		b2 = enc_error_exact(r.err_code, r.err_msg, &len2);
+		b2 = enc_error_ext_exact(r.err_code, r.err_msg, &r.ext, &len2);
 	else
-		b2 = enc_value_exact(r.value, 2, &len2);
+		b2 = enc_value_ext_exact(r.value, 2, &r.ext, &len2);
 	rxp_arena_init(&a2, NULL, 0);
 	assert_int_equal(rxp_codec_resp_decode(b2, len2, 2, s->lens, &a2, &r2),
 			 0);
@@ -114,6 +121,7 @@ static int corrupt_resp(const uint8_t *b, size_t len, const struct sample *s)
 	} else {
 		assert_true(rxp_value_equal(r.value, r2.value));
 	}
+	assert_true(ext_equal(&r.ext, &r2.ext));
 	rxp_arena_fini(&a2);
 	rxp_arena_fini(&a);
 	free(b2);
@@ -163,6 +171,12 @@ static void test_single_byte_corruptions(void **state)
 		free(b);
 	}
 	b = enc_error_exact(-EIO, "io", &len);
+	ok += corrupt_everywhere(b, len, false, &s, &tries);
+	free(b);
+	b = enc_value_ext_exact(&s.args[16], 2, &s.ext, &len);
+	ok += corrupt_everywhere(b, len, false, &s, &tries);
+	free(b);
+	b = enc_error_ext_exact(-EIO, "io", &s.ext, &len);
 	ok += corrupt_everywhere(b, len, false, &s, &tries);
 	free(b);
 	/* both outcomes happen (a value byte flip still decodes) */
@@ -218,6 +232,20 @@ static void test_huge_counts_fail_fast(void **state)
 		wb_u16(&w, 0x77);
 		wb_u32(&w, counts[i]);
 		wb_u32(&w, 0);
+		expect_fails_fast(&w, false);
+
+		wb_hdr(&w, W_ERROR); /* profile event count */
+		wb_u32(&w, (uint32_t)-1);
+		wb_str(&w, "");
+		wb_u16(&w, 1);
+		wb_u16(&w, W_EXT_PROFILE);
+		wb_u32(&w, 20 + 21);
+		wb_u64(&w, 1);
+		wb_u64(&w, 2);
+		wb_u32(&w, counts[i]);
+		wb_str(&w, "");
+		wb_u64(&w, 0);
+		wb_u64(&w, 0);
 		expect_fails_fast(&w, false);
 	}
 	/* a dict count that fits 1-byte items but not 6-byte entries */
@@ -352,6 +380,56 @@ static void test_bad_scalars_and_strings(void **state)
 		rec[0] = (uint8_t)t;
 		assert_int_equal(dec_value_msg(rec, 1), -RXP_E_DECODE);
 	}
+}
+
+static void test_bad_rrefs(void **state)
+{
+	static const struct {
+		uint32_t rsv_rref, rsv_fork;
+		int want;
+	} cases[] = {
+		{0, 0, 0},
+		{1, 0, -RXP_E_DECODE},
+		{0, 1, -RXP_E_DECODE},
+		{0x80000000u, 0, -RXP_E_DECODE},
+		{0, UINT32_MAX, -RXP_E_DECODE},
+	};
+	struct wb w = {0};
+	size_t i, n;
+
+	for (i = 0; i < RXP_ARRAY_SIZE(cases); i++) {
+		wb_u8(&w, RXP_V_RREF);
+		wb_u32(&w, 1);
+		wb_u32(&w, 2);
+		wb_rref_id(&w, 3, cases[i].rsv_rref, 4);
+		wb_rref_id(&w, 5, cases[i].rsv_fork, 6);
+		assert_int_equal(dec_value_msg(w.b, w.n), cases[i].want);
+		/* nested in a list and a dict */
+		{
+			struct wb v = {0};
+
+			wb_u8(&v, RXP_V_LIST);
+			wb_u32(&v, 2);
+			wb_u8(&v, RXP_V_DICT);
+			wb_u32(&v, 1);
+			wb_str(&v, "k");
+			wb_raw(&v, w.b, w.n);
+			wb_raw(&v, w.b, w.n);
+			assert_int_equal(dec_value_msg(v.b, v.n),
+					 cases[i].want);
+			wb_free(&v);
+		}
+		wb_free(&w);
+	}
+	/* a short body */
+	wb_u8(&w, RXP_V_RREF);
+	wb_u32(&w, 1);
+	wb_u32(&w, 2);
+	wb_rref_id(&w, 3, 0, 4);
+	wb_rref_id(&w, 5, 0, 6);
+	for (n = 0; n < w.n; n++)
+		assert_int_equal(dec_value_msg(w.b, n), -RXP_E_DECODE);
+	wb_free(&w);
 }
 
 static void test_bad_names(void **state)
@@ -491,6 +569,14 @@ static void ext_autograd(struct wb *w, int64_t ctx, int64_t msg, uint8_t f)
 	wb_u8(w, f);
 }
 
+static void ext_rref(struct wb *w, uint32_t rsv_rref, uint32_t rsv_fork)
+{
+	wb_u16(w, W_EXT_RREF);
+	wb_u32(w, 32);
+	wb_rref_id(w, 8, rsv_rref, 9);
+	wb_rref_id(w, 10, rsv_fork, 11);
+}
+
 static void test_extensions(void **state)
 {
 	struct rxp_call_meta m;
@@ -536,17 +622,242 @@ static void test_extensions(void **state)
 	ext_rec(&e, W_EXT_AUTOGRAD, "0123456789abcdef\0\0", 18);
 	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
 	wb_free(&e);
-	/* in responses every type is unknown: skipped unless critical */
+	/* call types mean nothing in responses: skipped unless critical
+	 * (type 1 there is the profile, tested below) */
 	wb_hdr(&e, W_VALUE);
 	wb_u8(&e, RXP_V_NONE);
-	wb_u16(&e, 2);
-	ext_autograd(&e, 1, 2, 0);
+	wb_u16(&e, 3);
+	ext_rec(&e, W_EXT_PROFILING, NULL, 0);
+	ext_rref(&e, 0, 0);
 	ext_rec(&e, 0x1234, "abc", 3);
 	assert_int_equal(dec_resp_copy(e.b, e.n, 0, NULL), 0);
-	e.b[9] = 3;
+	e.b[9] = 4;
 	ext_rec(&e, 0x8001, NULL, 0);
 	assert_int_equal(dec_resp_copy(e.b, e.n, 0, NULL), -RXP_E_DECODE);
 	wb_free(&e);
+}
+
+static void test_rref_call_record(void **state)
+{
+	struct rxp_call_meta m;
+	struct wb e = {0};
+	uint8_t body[33] = {0};
+
+	ext_rec(&e, 0x77, "junk", 4);
+	ext_rref(&e, 0, 0);
+	ext_autograd(&e, 1, 2, 1);
+	assert_int_equal(dec_call_ext(3, &e, &m), 0);
+	assert_true(m.has_rref);
+	assert_int_equal(m.rref_id.creator, 8);
+	assert_int_equal(m.rref_id.local, 9);
+	assert_int_equal(m.fork_id.creator, 10);
+	assert_int_equal(m.fork_id.local, 11);
+	assert_true(m.has_autograd);
+	assert_false(m.profiling);
+	wb_free(&e);
+	/* reserved fields, duplicates, wrong lengths */
+	ext_rref(&e, 1, 0);
+	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rref(&e, 0, 0x100);
+	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rref(&e, 0, 0);
+	ext_rref(&e, 0, 0);
+	assert_int_equal(dec_call_ext(2, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rec(&e, W_EXT_RREF, body, 31);
+	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rec(&e, W_EXT_RREF, body, 33);
+	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rec(&e, W_EXT_RREF, NULL, 0);
+	assert_int_equal(dec_call_ext(1, &e, NULL), -RXP_E_DECODE);
+	wb_free(&e);
+	ext_rec(&e, W_EXT_RREF, body, 32); /* all zero: fine */
+	assert_int_equal(dec_call_ext(1, &e, &m), 0);
+	assert_true(m.has_rref);
+	wb_free(&e);
+}
+
+/* One profile event. */
+static void prof_ev(struct wb *w, const char *name, int64_t start, int64_t end)
+{
+	wb_str(w, name);
+	wb_u64(w, (uint64_t)start);
+	wb_u64(w, (uint64_t)end);
+}
+
+/* Copies of the first decoded events (names not kept: they point into
+ * the freed payload). */
+static struct rxp_prof_wire_event saved_ev[4];
+
+/*
+ * A response (@error or value) whose extension block holds @count
+ * records: @pre, then a profile record of declared length @len (0: the
+ * body's own) with @nev events and body @body. *@out gets the extension,
+ * its events copied to saved_ev.
+ */
+static int dec_prof_msg(bool error, uint16_t count, const struct wb *pre,
+			uint32_t len, uint32_t nev, const struct wb *body,
+			struct rxp_resp_ext *out)
+{
+	struct rxp_decoded_resp r;
+	struct rxp_arena a;
+	struct wb w = {0};
+	uint8_t *b;
+	int ret;
+
+	wb_hdr(&w, error ? W_ERROR : W_VALUE);
+	if (error) {
+		wb_u32(&w, (uint32_t)-5);
+		wb_str(&w, "m");
+	} else {
+		wb_u8(&w, RXP_V_INT);
+		wb_u64(&w, 3);
+	}
+	wb_u16(&w, count);
+	if (pre && pre->n)
+		wb_raw(&w, pre->b, pre->n);
+	wb_u16(&w, W_EXT_PROFILE);
+	wb_u32(&w, len ? len : 20 + (uint32_t)body->n);
+	wb_u64(&w, 10);
+	wb_u64(&w, 20);
+	wb_u32(&w, nev);
+	if (body->n)
+		wb_raw(&w, body->b, body->n);
+	b = dup_exact(w.b, w.n);
+	rxp_arena_init(&a, NULL, 0);
+	ret = rxp_codec_resp_decode(b, w.n, 0, NULL, &a, &r);
+	if (!ret && out) {
+		*out = r.ext;
+		if (r.ext.events) {
+			memcpy(saved_ev, r.ext.events,
+			       (r.ext.nevents < 4 ? r.ext.nevents : 4) *
+				       sizeof(saved_ev[0]));
+			for (unsigned i = 0; i < 4; i++)
+				saved_ev[i].name = NULL;
+			out->events = saved_ev;
+		}
+	}
+	if (!ret)
+		assert_int_equal(r.is_error, error);
+	rxp_arena_fini(&a);
+	free(b);
+	wb_free(&w);
+	return ret;
+}
+
+static void test_profile_record(void **state)
+{
+	struct rxp_resp_ext x;
+	struct wb body = {0}, pre = {0};
+	int err;
+
+	for (err = 0; err < 2; err++) {
+		/* good: two events, and none; unknown records around it */
+		prof_ev(&body, "a", 1, 2);
+		prof_ev(&body, "", -3, -3);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 2, &body, &x),
+				 0);
+		assert_true(x.has_prof);
+		assert_int_equal(x.t_recv_ns, 10);
+		assert_int_equal(x.t_done_ns, 20);
+		assert_int_equal(x.nevents, 2);
+		assert_int_equal(x.events[1].start_ns, -3);
+		ext_rec(&pre, 0x99, "zz", 2);
+		assert_int_equal(dec_prof_msg(err, 2, &pre, 0, 2, &body, NULL),
+				 0);
+		/* the event count must match the record's bytes exactly */
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 3, &body, NULL),
+				 -RXP_E_DECODE);
+		/* a record length that cuts the events, or runs past them
+		 * (into the next record or the message end) */
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 20 + body.n - 1, 2,
+					      &body, NULL),
+				 -RXP_E_DECODE);
+		wb_u8(&body, 0);
+		assert_int_equal(
+			dec_prof_msg(err, 1, NULL, 0, 2, &body, NULL),
+			-RXP_E_DECODE); /* trailing byte in the record */
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 20 + body.n - 1, 2,
+					      &body, NULL),
+				 -RXP_E_DECODE); /* ... in the message */
+		wb_free(&body);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 0, &body, &x),
+				 0);
+		assert_int_equal(x.nevents, 0);
+		assert_null(x.events);
+		assert_int_equal(
+			dec_prof_msg(err, 1, NULL, 19, 0, &body, NULL),
+			-RXP_E_DECODE); /* shorter than the fixed part */
+		/* duplicate */
+		wb_u16(&pre, W_EXT_PROFILE);
+		wb_u32(&pre, 20);
+		wb_u64(&pre, 0);
+		wb_u64(&pre, 0);
+		wb_u32(&pre, 0);
+		assert_int_equal(dec_prof_msg(err, 3, &pre, 0, 0, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&pre);
+		/* end before start; equal is fine */
+		prof_ev(&body, "x", 5, 4);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&body);
+		prof_ev(&body, "x", INT64_MAX, INT64_MIN);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&body);
+		/* names: no NUL, embedded NUL */
+		wb_u32(&body, 2);
+		wb_raw(&body, "abc", 3);
+		wb_u64(&body, 0);
+		wb_u64(&body, 0);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&body);
+		wb_u32(&body, 2);
+		wb_raw(&body, "a\0", 3);
+		wb_u64(&body, 0);
+		wb_u64(&body, 0);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&body);
+		/* a name length running past the record */
+		wb_u32(&body, 100);
+		wb_raw(&body, "abc", 3);
+		wb_u64(&body, 0);
+		wb_u64(&body, 0);
+		assert_int_equal(dec_prof_msg(err, 1, NULL, 0, 1, &body, NULL),
+				 -RXP_E_DECODE);
+		wb_free(&body);
+	}
+}
+
+/* RXP_CODEC_MAX_PROF_EVENTS events decode; one more is refused even
+ * though the bytes are there. */
+static void test_profile_event_limit(void **state)
+{
+	struct rxp_resp_ext x;
+	struct wb body = {0};
+	uint32_t i;
+
+	for (i = 0; i < RXP_CODEC_MAX_PROF_EVENTS; i++)
+		prof_ev(&body, "", i, i);
+	assert_int_equal(dec_prof_msg(false, 1, NULL, 0,
+				      RXP_CODEC_MAX_PROF_EVENTS, &body, &x),
+			 0);
+	assert_int_equal(x.nevents, RXP_CODEC_MAX_PROF_EVENTS);
+	prof_ev(&body, "", 0, 0);
+	assert_int_equal(dec_prof_msg(false, 1, NULL, 0,
+				      RXP_CODEC_MAX_PROF_EVENTS + 1, &body,
+				      NULL),
+			 -RXP_E_DECODE);
+	wb_free(&body);
 }
 
 int main(void)
@@ -557,10 +868,14 @@ int main(void)
 		cmocka_unit_test(test_huge_counts_fail_fast),
 		cmocka_unit_test(test_bad_tensors),
 		cmocka_unit_test(test_bad_scalars_and_strings),
+		cmocka_unit_test(test_bad_rrefs),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_bad_error_codes),
 		cmocka_unit_test(test_bad_headers),
 		cmocka_unit_test(test_extensions),
+		cmocka_unit_test(test_rref_call_record),
+		cmocka_unit_test(test_profile_record),
+		cmocka_unit_test(test_profile_event_limit),
 	};
 
 	return cmocka_run_group_tests_name("codec_malformed", tests, NULL,
