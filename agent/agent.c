@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's life: creation (functions, rendezvous, transport choice,
+ * threads), join, shutdown, worker info and memory registration. The
+ * polling thread is in poller.c, calls in rpc.c, futures in future.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "agent_int.h"
+
+
+/* --------------------------------------------------------- references */
+
+static void agent_free(struct rxp_agent *a)
+{
+	rxp__rrefs_fini(a);
+	rxp__prof_fini(a);
+	pthread_rwlock_destroy(&a->fn_lock);
+	for (uint32_t i = 0; i < a->nfns; i++)
+		rxp__free(a->fns[i].name);
+	rxp__free(a->fns);
+	rxp__free(a->workers);
+	rxp__free(a);
+}
+
+void rxp__agent_get(struct rxp_agent *a)
+{
+	atomic_fetch_add(&a->refs, 1);
+}
+
+void rxp__agent_put(struct rxp_agent *a)
+{
+	if (atomic_fetch_sub(&a->refs, 1) == 1)
+		agent_free(a);
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+void rxp_agent_attr_init(struct rxp_agent_attr *attr)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->world_size = 1;
+	attr->rpc_timeout_ms = 60000;
+	attr->init_timeout_ms = 60000;
+	attr->num_worker_threads = 4;
+	attr->poll_us = -1;
+}
+
+static int check_attr(const struct rxp_agent_attr *at)
+{
+	if (!at->name || !*at->name || strlen(at->name) >= 128) {
+		rxp_err("agent", "worker name must be 1..127 bytes");
+		return -EINVAL;
+	}
+	if (at->world_size < 1 || at->world_size > 65536 || at->rank < 0 ||
+	    at->rank >= at->world_size) {
+		rxp_err("agent", "rank %d / world_size %d out of range",
+			at->rank, at->world_size);
+		return -EINVAL;
+	}
+	if (at->nfunctions && !at->functions)
+		return -EINVAL;
+	if (at->rpc_timeout_ms < 0 || at->init_timeout_ms < 0 ||
+	    at->num_worker_threads < 1 || at->num_worker_threads > 1024 ||
+	    at->master_port < 0 || at->master_port > 65535) {
+		rxp_err("agent", "bad timeout, thread count or port");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
+			   const char *local_ip, char *addr, size_t addrlen)
+{
+	const char *want = at->transport ? at->transport : getenv("RXP_TRANSPORT");
+	const char *bind = at->bind_addr ? at->bind_addr : getenv("RXP_BIND_ADDR");
+	struct rxp_tp_attr ta = {0};
+	int ret;
+
+	if (!bind || !*bind)
+		bind = local_ip;
+	a->ops = rxp_tp_select(want, bind, &ret);
+	if (!a->ops)
+		return ret;
+	rxp__poller_callbacks(a);
+	ta.bind_addr = bind;
+	ta.local_id = (uint32_t)at->rank;
+	ta.cb = &a->cb;
+	ta.port_num = -1;
+	ta.gid_index = -1;
+	ret = a->ops->open(&ta, &a->tp);
+	if (ret) {
+		rxp_err("agent", "cannot open transport %s on %s: %s",
+			a->ops->name, bind, rxp_strerror(ret));
+		return ret;
+	}
+	ret = a->ops->address(a->tp, addr, addrlen);
+	if (ret) {
+		a->ops->close(a->tp);
+		a->tp = NULL;
+	}
+	return ret;
+}
+
+int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
+{
+	const char *maddr;
+	char local_ip[64], addr[128];
+	struct rxp_agent *a;
+	int port, ret;
+
+	if (!at || !out)
+		return -EINVAL;
+	rxp__log_init();
+	ret = check_attr(at);
+	if (ret)
+		return ret;
+	maddr = at->master_addr ? at->master_addr : getenv("MASTER_ADDR");
+	if (!maddr || !*maddr)
+		maddr = "127.0.0.1";
+	port = at->master_port ? at->master_port
+			       : (int)rxp_env_long("MASTER_PORT", 29500);
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+
+	a = rxp__calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	atomic_init(&a->refs, 1);
+	a->wake_fd = -1;
+	snprintf(a->name, sizeof(a->name), "%s", at->name);
+	a->rank = at->rank;
+	a->world = at->world_size;
+	a->rpc_timeout_ns = at->rpc_timeout_ms * 1000000;
+	a->init_timeout_ms = at->init_timeout_ms;
+	a->poll_us = at->poll_us >= 0 ? at->poll_us
+				      : (int)rxp_env_long("RXP_POLL_US", 0);
+	pthread_rwlock_init(&a->fn_lock, NULL);
+	pthread_mutex_init(&a->join_mu, NULL);
+	ret = rxp__rrefs_init(a);
+	if (ret)
+		goto err_free;
+	a->workers = rxp__calloc((size_t)a->world, sizeof(*a->workers));
+	if (!a->workers) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for (uint32_t i = 0; i < at->nfunctions; i++) {
+		const struct rxp_fn_def *d = &at->functions[i];
+
+		ret = rxp_agent_register(a, d->qualname, d->fn, d->flags,
+					 d->user);
+		if (ret) {
+			rxp_err("agent", "cannot register function %u ('%s'): %s",
+				i, d->qualname ? d->qualname : "(null)",
+				rxp_strerror(ret));
+			goto err_free;
+		}
+	}
+	if (a->rank == 0) {
+		ret = rxp__rdv_serve(maddr, port, a->world, &a->rdv_server);
+		if (ret)
+			goto err_free;
+	}
+	ret = rxp__rdv_connect(maddr, port, at->init_timeout_ms, &a->rdv,
+			       local_ip, sizeof(local_ip));
+	if (ret)
+		goto err_server;
+	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
+	if (ret)
+		goto err_rdv;
+	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
+				a->ops->name, a->workers, at->init_timeout_ms);
+	if (ret)
+		goto err_tp;
+	ret = rxp__slots_init(&a->pending, 1024);
+	if (ret)
+		goto err_tp;
+	ret = rxp__slots_init(&a->conns, 64);
+	if (ret)
+		goto err_pending;
+	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->wake_fd < 0) {
+		ret = -errno;
+		goto err_conns;
+	}
+	ret = rxp__pool_start(&a->pool, at->num_worker_threads);
+	if (ret)
+		goto err_wake;
+	ret = -pthread_create(&a->poller, NULL, rxp__poller_main, a);
+	if (ret)
+		goto err_pool;
+	rxp_info("agent", "worker '%s' rank %d/%d up on %s %s (poll %d us)",
+		 a->name, a->rank, a->world, a->tp->name, addr, a->poll_us);
+	*out = a;
+	return 0;
+
+err_pool:
+	rxp__pool_stop(&a->pool);
+err_wake:
+	close(a->wake_fd);
+err_conns:
+	rxp__slots_fini(&a->conns);
+err_pending:
+	rxp__slots_fini(&a->pending);
+err_tp:
+	a->ops->close(a->tp);
+err_rdv:
+	rxp__rdv_close(a->rdv);
+err_server:
+	rxp__rdv_server_stop(a->rdv_server);
+err_free:
+	agent_free(a);
+	return ret;
+}
+
+void rxp_agent_shutdown(struct rxp_agent *a)
+{
+	if (!a)
+		return;
+	if (rxp__on_poller(a) || rxp__pool_is_worker(&a->pool)) {
+		rxp_err("agent", "rxp_agent_shutdown called from an agent "
+				 "thread: refused");
+		return;
+	}
+	atomic_store(&a->stopping, true);
+	{
+		uint64_t one = 1;
+
+		if (write(a->wake_fd, &one, sizeof(one)) < 0)
+			rxp_warn("agent", "wake: %s", strerror(errno));
+	}
+	pthread_join(a->poller, NULL);
+	rxp__rrefs_stop(a);
+	/* runs what is queued: calls complete into the closed gate */
+	rxp__pool_stop(&a->pool);
+	rxp__call_cache_flush(a);
+	rxp__heap_fini(&a->deadlines);
+	rxp__slots_fini(&a->pending);
+	rxp__slots_fini(&a->conns);
+	close(a->wake_fd);
+	rxp__rdv_close(a->rdv);
+	rxp__rdv_server_stop(a->rdv_server);
+	pthread_mutex_destroy(&a->join_mu);
+	rxp__agent_put(a);
+}
+
+int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
+{
+	int64_t deadline = timeout_ms > 0 ? rxp_now_ns() + timeout_ms * 1000000
+					  : 0;
+	int ret;
+
+	if (!a)
+		return -EINVAL;
+	if (atomic_load(&a->stopped))
+		return -RXP_E_SHUTDOWN;
+	while (atomic_load(&a->client_active) > 0) {
+		if (deadline && rxp_now_ns() > deadline)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+	pthread_mutex_lock(&a->join_mu);
+	ret = rxp__rdv_barrier(a->rdv,
+			       deadline ? (deadline - rxp_now_ns()) / 1000000 + 1
+					: 0);
+	pthread_mutex_unlock(&a->join_mu);
+	return ret;
+}
+
+/* -------------------------------------------------------- worker info */
+
+int rxp_agent_worker_count(const struct rxp_agent *a)
+{
+	return a ? a->world : -EINVAL;
+}
+
+int rxp_agent_worker_by_id(const struct rxp_agent *a, int id,
+			   struct rxp_worker_info *out)
+{
+	if (!a || !out)
+		return -EINVAL;
+	if (id < 0 || id >= a->world)
+		return -RXP_E_NO_WORKER;
+	out->name = a->workers[id].name;
+	out->id = id;
+	return 0;
+}
+
+int rxp_agent_worker_by_name(const struct rxp_agent *a, const char *name,
+			     struct rxp_worker_info *out)
+{
+	int id = a && name ? rxp__worker_id(a, name) : -EINVAL;
+
+	return id < 0 ? id : rxp_agent_worker_by_id(a, id, out);
+}
+
+int rxp_agent_self(const struct rxp_agent *a, struct rxp_worker_info *out)
+{
+	return rxp_agent_worker_by_id(a, a ? a->rank : 0, out);
+}
+
+int rxp__worker_id(const struct rxp_agent *a, const char *name)
+{
+	for (int i = 0; i < a->world; i++)
+		if (!strcmp(a->workers[i].name, name))
+			return i;
+	return -RXP_E_NO_WORKER;
+}
+
+const char *rxp_agent_transport(const struct rxp_agent *a)
+{
+	return a && a->tp ? a->tp->name : (a && a->ops ? a->ops->name : "none");
+}
+
+/* ------------------------------------------------- memory registration */
+
+static int mem_ctrl(struct rxp_agent *a, int op, void *ptr, size_t len)
+{
+	struct rxp_future *f;
+	int ret;
+
+	if (!a || (!ptr && len))
+		return -EINVAL;
+	if (!a->ops->mem_register || !a->ops->mem_unregister)
+		return 0; /* nothing to cache on this transport */
+	if (rxp__on_poller(a))
+		return -EDEADLK;
+	f = rxp__future_new(a, RXP__FUT_CTRL);
+	if (!f)
+		return -ENOMEM;
+	f->ctrl_op = op;
+	f->ctrl_ptr = ptr;
+	f->ctrl_len = len;
+	ret = rxp__submit_future(a, f);
+	if (ret) {
+		rxp__future_put(f);
+		rxp__future_put(f);
+		return ret;
+	}
+	ret = rxp_future_wait(f);
+	rxp__future_put(f);
+	return ret;
+}
+
+int rxp_mem_register(struct rxp_agent *a, void *ptr, size_t len)
+{
+	return mem_ctrl(a, 1, ptr, len);
+}
+
+int rxp_mem_unregister(struct rxp_agent *a, void *ptr, size_t len)
+{
+	return mem_ctrl(a, 2, ptr, len);
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/* Metrics: PyTorch's agent keys plus rxp's own, read racily (relaxed). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_int.h"
+
+struct metric {
+	const char *key;
+	int64_t (*get)(struct rxp_agent *a);
+};
+
+#define M(name, expr)                                                          \
+	static int64_t m_##name(struct rxp_agent *a)                           \
+	{                                                                      \
+		return (int64_t)(expr);                                        \
+	}
+M(client_active, atomic_load(&a->client_active))
+M(server_active, atomic_load(&a->server_active))
+M(server_active_async, atomic_load(&a->server_active_async))
+M(pool_size, a->pool.nthreads)
+M(idle, atomic_load(&a->pool.idle))
+M(calls_sent, atomic_load(&a->calls_sent))
+M(calls_failed, atomic_load(&a->calls_failed))
+M(calls_timed_out, atomic_load(&a->calls_timed_out))
+M(late, atomic_load(&a->late_responses))
+M(proto, atomic_load(&a->proto_errors))
+M(served, atomic_load(&a->calls_served))
+M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
+M(bytes_recv, a->tp ? a->tp->bytes_received : 0)
+M(msgs_sent, a->tp ? a->tp->msgs_sent : 0)
+M(msgs_recv, a->tp ? a->tp->msgs_received : 0)
+M(rref_owned, rxp__rref_metric(a, 0))
+M(rref_forks, rxp__rref_metric(a, 1))
+M(rref_children, rxp__rref_metric(a, 2))
+M(rref_deletes, rxp__rref_metric(a, 3))
+#undef M
+
+static const struct metric metrics[] = {
+	{"agent.client_active_calls", m_client_active},
+	{"agent.server_active_calls", m_server_active},
+	{"agent.server_active_async_calls", m_server_active_async},
+	{"agent.thread_pool_size", m_pool_size},
+	{"agent.num_idle_threads", m_idle},
+	{"calls.sent", m_calls_sent},
+	{"calls.failed", m_calls_failed},
+	{"calls.timed_out", m_calls_timed_out},
+	{"calls.late_responses", m_late},
+	{"calls.served", m_served},
+	{"errors.protocol", m_proto},
+	{"transport.bytes_sent", m_bytes_sent},
+	{"transport.bytes_received", m_bytes_recv},
+	{"transport.msgs_sent", m_msgs_sent},
+	{"transport.msgs_received", m_msgs_recv},
+	{"rref.owned", m_rref_owned},
+	{"rref.forks", m_rref_forks},
+	{"rref.pending_children", m_rref_children},
+	{"rref.pending_deletes", m_rref_deletes},
+};
+
+static const char *const peer_keys[] = {"calls", "bytes_sent",
+					 "bytes_received", "errors"};
+
+static int64_t peer_metric(struct rxp__worker *w, unsigned k)
+{
+	switch (k) {
+	case 0:
+		return (int64_t)atomic_load(&w->calls);
+	case 1:
+		return (int64_t)atomic_load(&w->bytes_sent);
+	case 2:
+		return (int64_t)atomic_load(&w->bytes_recv);
+	default:
+		return (int64_t)atomic_load(&w->errors);
+	}
+}
+
+int rxp_agent_metric(struct rxp_agent *a, const char *key, int64_t *value)
+{
+	if (!a || !key || !value)
+		return -EINVAL;
+	for (size_t i = 0; i < RXP_ARRAY_SIZE(metrics); i++)
+		if (!strcmp(key, metrics[i].key)) {
+			*value = metrics[i].get(a);
+			return 0;
+		}
+	if (!strncmp(key, "peer.", 5)) {
+		const char *dot = strrchr(key + 5, '.');
+
+		for (int w = 0; dot && w < a->world; w++) {
+			size_t nl = strlen(a->workers[w].name);
+
+			if ((size_t)(dot - (key + 5)) != nl ||
+			    strncmp(key + 5, a->workers[w].name, nl))
+				continue;
+			for (unsigned k = 0; k < RXP_ARRAY_SIZE(peer_keys); k++)
+				if (!strcmp(dot + 1, peer_keys[k])) {
+					*value = peer_metric(&a->workers[w], k);
+					return 0;
+				}
+		}
+	}
+	return -ENOENT;
+}
+
+int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	if (!a || (len && !buf))
+		return -EINVAL;
+#define APPEND(...)                                                            \
+	do {                                                                   \
+		int n_ = snprintf(off < len ? buf + off : NULL,                \
+				  off < len ? len - off : 0, __VA_ARGS__);     \
+		if (n_ > 0)                                                    \
+			off += (size_t)n_;                                     \
+	} while (0)
+	for (size_t i = 0; i < RXP_ARRAY_SIZE(metrics); i++)
+		APPEND("%s %lld\n", metrics[i].key,
+		       (long long)metrics[i].get(a));
+	for (int w = 0; w < a->world; w++)
+		for (unsigned k = 0; k < RXP_ARRAY_SIZE(peer_keys); k++)
+			APPEND("peer.%s.%s %lld\n", a->workers[w].name,
+			       peer_keys[k],
+			       (long long)peer_metric(&a->workers[w], k));
+#undef APPEND
+	return off > (size_t)INT32_MAX ? -RXP_E_TOO_BIG : (int)off;
+}

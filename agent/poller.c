@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The polling thread: takes submitted requests and responses, drives the
+ * transport, turns its callbacks into future completions and worker-pool
+ * tasks, expires deadlines, and sleeps on the transport's fd when idle.
+ *
+ * Threads: everything here runs on the polling thread, except the submit
+ * functions (any thread) which only push onto lock-free stacks.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_int.h"
+
+static __thread const struct rxp_agent *current_poller;
+
+/* cookies given to tp->send: futures as is, calls tagged with bit 0 */
+#define CALL_TAG 0x1u
+
+static const char *peer_name(const struct rxp_agent *a, uint32_t id)
+{
+	return id < (uint32_t)a->world ? a->workers[id].name : "?";
+}
+
+
+/* ------------------------------------------------------------ submit */
+
+static void wake(struct rxp_agent *a)
+{
+	uint64_t one = 1;
+
+	if (atomic_load(&a->sleeping) &&
+	    write(a->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		rxp_warn("agent", "wake: %s", strerror(errno));
+}
+
+/* Gate: new work is refused once stopped; shutdown waits for threads
+ * that passed the gate to finish their push. */
+static bool gate_enter(struct rxp_agent *a)
+{
+	atomic_fetch_add(&a->submitters, 1);
+	if (atomic_load(&a->stopped)) {
+		atomic_fetch_sub(&a->submitters, 1);
+		return false;
+	}
+	return true;
+}
+
+int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f)
+{
+	struct rxp_future *head;
+
+	if (!gate_enter(a))
+		return -RXP_E_SHUTDOWN;
+	head = atomic_load_explicit(&a->sub_futs, memory_order_relaxed);
+	do {
+		f->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&a->sub_futs, &head, f, memory_order_release,
+		memory_order_relaxed));
+	atomic_fetch_sub(&a->submitters, 1);
+	wake(a);
+	return 0;
+}
+
+void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c)
+{
+	struct rxp_call *head;
+
+	if (!gate_enter(a)) {
+		rxp__call_put(c); /* no one will send it */
+		return;
+	}
+	head = atomic_load_explicit(&a->sub_calls, memory_order_relaxed);
+	do {
+		c->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&a->sub_calls, &head, c, memory_order_release,
+		memory_order_relaxed));
+	atomic_fetch_sub(&a->submitters, 1);
+	wake(a);
+}
+
+/* ------------------------------------------------------ completions */
+
+/* Outcome known (response, error, timeout) and the transport is done with
+ * the request's memory: fulfil. */
+static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
+{
+	if (!f->send_done || !f->resp_done)
+		return;
+	atomic_fetch_sub(&a->client_active, 1);
+	if (f->prof)
+		rxp__prof_record_call(a, f);
+	if (f->status) {
+		atomic_fetch_add(&a->calls_failed, 1);
+		if (f->dst < (uint32_t)a->world)
+			atomic_fetch_add(&a->workers[f->dst].errors, 1);
+	}
+	rxp__future_fulfil(f, f->status);
+}
+
+static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
+			const char *msg)
+{
+	if (f->resp_done)
+		return;
+	if (f->id)
+		rxp__slots_del(&a->pending, f->id);
+	f->resp_done = true;
+	f->status = status;
+	rxp__future_set_error(f, msg);
+	maybe_complete(a, f);
+}
+
+static void send_request(struct rxp_agent *a, struct rxp_future *f)
+{
+	struct rxp__worker *w = &a->workers[f->dst];
+	struct rxp_msg_out m;
+	char msg[256];
+	int ret;
+
+	if (!w->conn) {
+		ret = a->ops->connect(a->tp, w->addr, f->dst, &w->conn);
+		if (ret)
+			goto err;
+		ret = rxp__slots_add(&a->conns, w->conn, &w->conn_key);
+		if (ret) {
+			a->ops->disconnect(w->conn); /* on_conn sees no key */
+			goto err;
+		}
+		w->conn->agent_data = (void *)(uintptr_t)w->conn_key;
+	}
+	ret = rxp__slots_add(&a->pending, f, &f->id);
+	if (ret)
+		goto err;
+	f->conn_key = w->conn_key;
+	if (f->timeout_ns) {
+		f->deadline_ns = f->t_submit_ns + f->timeout_ns;
+		ret = rxp__heap_push(&a->deadlines, f->deadline_ns, f->id);
+		if (ret)
+			goto err_pending;
+	}
+	m = (struct rxp_msg_out){.type = f->type,
+				 .id = f->id,
+				 .payload = &f->payload_iov,
+				 .npayload = 1,
+				 .storages = f->st,
+				 .nstorages = f->nst};
+	ret = a->ops->send(w->conn, &m, f);
+	if (ret)
+		goto err_pending;
+	atomic_fetch_add(&w->calls, 1);
+	{
+		uint64_t bytes = f->payload_iov.len;
+
+		for (uint32_t i = 0; i < f->nst; i++)
+			bytes += f->st[i].len;
+		atomic_fetch_add(&w->bytes_sent, bytes);
+	}
+	return;
+
+err_pending:
+	rxp__slots_del(&a->pending, f->id);
+	f->id = 0;
+err:
+	snprintf(msg, sizeof(msg), "cannot send to worker '%s': %s", w->name,
+		 rxp_strerror(ret));
+	f->send_done = true;
+	fail_future(a, f, ret, msg);
+}
+
+static void send_response(struct rxp_agent *a, struct rxp_call *c)
+{
+	struct rxp_conn *conn = rxp__slots_get(&a->conns, c->conn_key);
+	struct rxp_iov piov = {.base = c->resp, .len = c->resp_len};
+	struct rxp_msg_out m = {.type = RXP__MSG_RESP,
+				.flags = c->resp_flags,
+				.id = c->id,
+				.payload = &piov,
+				.npayload = 1,
+				.storages = c->rst_iov,
+				.nstorages = c->nrst};
+
+	if (!conn || a->ops->send(conn, &m, (void *)((uintptr_t)c | CALL_TAG))) {
+		rxp_dbg("agent", "response to '%s' dropped: connection gone",
+			peer_name(a, c->caller));
+		rxp__call_put(c);
+	}
+}
+
+/* Reverse a pushed stack into submission order. */
+#define REVERSE(type, head)                                                    \
+	do {                                                                   \
+		type *prev_ = NULL;                                            \
+		while (head) {                                                 \
+			type *next_ = head->next;                              \
+			head->next = prev_;                                    \
+			prev_ = head;                                          \
+			head = next_;                                          \
+		}                                                              \
+		head = prev_;                                                  \
+	} while (0)
+
+static int drain_submissions(struct rxp_agent *a, bool cancel)
+{
+	struct rxp_future *f = atomic_exchange(&a->sub_futs, NULL);
+	struct rxp_call *c = atomic_exchange(&a->sub_calls, NULL);
+	int n = 0;
+
+	REVERSE(struct rxp_future, f);
+	REVERSE(struct rxp_call, c);
+	while (f) {
+		struct rxp_future *next = f->next;
+
+		if (f->kind == RXP__FUT_CTRL) {
+			int r = -ECANCELED;
+
+			if (!cancel)
+				r = f->ctrl_op == 1
+					    ? a->ops->mem_register(a->tp, f->ctrl_ptr,
+								   f->ctrl_len)
+					    : a->ops->mem_unregister(
+						      a->tp, f->ctrl_ptr, f->ctrl_len);
+			rxp__future_fulfil(f, r);
+		} else if (cancel) {
+			f->send_done = true;
+			fail_future(a, f, -ECANCELED, "agent shut down");
+		} else {
+			send_request(a, f);
+		}
+		f = next;
+		n++;
+	}
+	while (c) {
+		struct rxp_call *next = c->next;
+
+		if (cancel)
+			rxp__call_put(c);
+		else
+			send_response(a, c);
+		c = next;
+		n++;
+	}
+	return n;
+}
+
+static int check_deadlines(struct rxp_agent *a, int64_t now)
+{
+	struct rxp__dl d;
+	char msg[256];
+	int n = 0;
+
+	while (rxp__heap_top(&a->deadlines, &d) && d.t <= now) {
+		struct rxp_future *f;
+
+		rxp__heap_pop(&a->deadlines);
+		f = rxp__slots_get(&a->pending, d.id);
+		if (!f || f->deadline_ns != d.t)
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "call to worker '%s' timed out after %lld ms",
+			 peer_name(a, f->dst),
+			 (long long)(f->timeout_ns / 1000000));
+		atomic_fetch_add(&a->calls_timed_out, 1);
+		fail_future(a, f, -ETIMEDOUT, msg);
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------ transport callbacks */
+
+static void on_send(void *ctx, void *cookie, int status)
+{
+	struct rxp_agent *a = ctx;
+
+	if ((uintptr_t)cookie & CALL_TAG) {
+		struct rxp_call *c =
+			(struct rxp_call *)((uintptr_t)cookie & ~(uintptr_t)CALL_TAG);
+
+		rxp__call_put(c);
+		return;
+	}
+	struct rxp_future *f = cookie;
+
+	f->send_done = true;
+	if (status && !f->resp_done) {
+		char msg[256];
+		int st = status;
+
+		/* a send fails because its connection did: the peer is lost,
+		 * whatever the socket or QP said (kept in the message) */
+		if (st == -ECANCELED && atomic_load(&a->stopping))
+			st = -ECANCELED;
+		else if (st != -RXP_E_TOO_BIG && st != -EINVAL)
+			st = -RXP_E_PEER_LOST;
+		snprintf(msg, sizeof(msg), "%s: send to worker '%s' failed: %s",
+			 f->is_fetch ? "owner lost" : "peer lost",
+			 peer_name(a, f->dst), rxp_strerror(status));
+		fail_future(a, f, st, msg);
+		return;
+	}
+	maybe_complete(a, f);
+}
+
+/* Fail every call waiting on connection @key; returns how many. */
+static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
+			   uint32_t peer)
+{
+	char msg[256];
+	int n = 0;
+
+	for (uint32_t i = 0; i < a->pending.cap; i++) {
+		struct rxp_future *f = a->pending.v[i].ptr;
+
+		if (f && f->conn_key == key) {
+			snprintf(msg, sizeof(msg),
+				 "%s: connection to worker '%s' failed (%s)",
+				 status == -ECANCELED ? "cancelled"
+				 : f->is_fetch	      ? "owner lost"
+						      : "peer lost",
+				 peer_name(a, peer), rxp_strerror(status));
+			fail_future(a, f,
+				    status == -ECANCELED ? -ECANCELED
+							 : -RXP_E_PEER_LOST,
+				    msg);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void on_conn(void *ctx, struct rxp_conn *c, int status)
+{
+	struct rxp_agent *a = ctx;
+	uint64_t key = (uint64_t)(uintptr_t)c->agent_data;
+	int n;
+
+	if (status == 0) {
+		if (c->outgoing)
+			return;
+		if (c->peer_id >= (uint32_t)a->world) {
+			rxp_warn("agent", "connection from unknown worker id %u",
+				 c->peer_id);
+			a->ops->disconnect(c);
+			return;
+		}
+		if (rxp__slots_add(&a->conns, c, &key)) {
+			a->ops->disconnect(c);
+			return;
+		}
+		c->agent_data = (void *)(uintptr_t)key;
+		return;
+	}
+	if (!key || rxp__slots_del(&a->conns, key) != c)
+		return;
+	if (c->outgoing && c->peer_id < (uint32_t)a->world &&
+	    a->workers[c->peer_id].conn == c) {
+		a->workers[c->peer_id].conn = NULL;
+		a->workers[c->peer_id].conn_key = 0;
+	}
+	if (atomic_load(&a->stopping))
+		status = -ECANCELED;
+	n = fail_conn_calls(a, key, status, c->peer_id);
+	/* a peer that leaves with nothing pending is a normal shutdown */
+	rxp_log(n ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent",
+		"connection to worker '%s' closed: %s (%d calls failed)",
+		peer_name(a, c->peer_id), rxp_strerror(status), n);
+}
+
+static int take_storages(struct rxp_buf ***arr, struct rxp_buf **inl,
+			 uint32_t *n, const struct rxp_msg_in *m)
+{
+	struct rxp_buf **v = inl;
+
+	if (m->nstorages > RXP__INLINE_STORAGES) {
+		v = rxp__calloc(m->nstorages, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < m->nstorages; i++)
+		v[i] = rxp_buf_get(m->storages[i]);
+	*arr = v;
+	*n = m->nstorages;
+	return 0;
+}
+
+static void on_response(struct rxp_agent *a, struct rxp_conn *c,
+			const struct rxp_msg_in *m)
+{
+	struct rxp_future *f = rxp__slots_get(&a->pending, m->id);
+	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0}, *lens;
+	int ret;
+
+	if (!f || f->dst != c->peer_id || f->resp_done) {
+		atomic_fetch_add(&a->late_responses, 1);
+		return;
+	}
+	rxp__slots_del(&a->pending, m->id);
+	f->resp_done = true;
+	f->resp_payload = rxp_buf_get(m->payload);
+	ret = take_storages(&f->rst, f->rst_inline, &f->nrst, m);
+	if (ret) {
+		f->status = ret;
+		goto out;
+	}
+	if (!(m->flags & RXP__RESP_ERROR) && f->kind == RXP__FUT_MSG)
+		goto out;
+	lens = rxp__buf_lens(f->rst, f->nrst, lens_inline);
+	if (!lens) {
+		f->status = -ENOMEM;
+		goto out;
+	}
+	{
+		struct rxp_decoded_resp r;
+
+		ret = rxp_codec_resp_decode(m->payload->data, m->payload->len,
+					    f->nrst, lens, &f->arena, &r);
+		if (ret) {
+			f->status = ret;
+			rxp__future_set_error(f, "malformed response");
+		} else if (r.is_error) {
+			int code = r.err_code;
+
+			/* the callee's code is untrusted: keep known ones */
+			if (code >= 0 || code <= -4096)
+				code = -RXP_E_REMOTE;
+			f->status = code;
+			rxp__future_set_error(f, r.err_msg);
+		} else {
+			f->value = r.value;
+		}
+		if (r.ext.has_prof)
+			f->prof_ext = r.ext;
+	}
+	if (lens != lens_inline)
+		rxp__free(lens);
+out:
+	maybe_complete(a, f);
+}
+
+static void on_request(struct rxp_agent *a, struct rxp_conn *c,
+		       const struct rxp_msg_in *m)
+{
+	struct rxp_call *call = rxp__call_new(a);
+
+	if (!call) {
+		rxp_warn("agent", "dropping a request from '%s': out of memory",
+			 peer_name(a, c->peer_id));
+		return;
+	}
+	call->conn_key = (uint64_t)(uintptr_t)c->agent_data;
+	call->id = m->id;
+	call->caller = c->peer_id;
+	call->type = m->type;
+	call->t_recv_ns = rxp_now_ns();
+	call->payload = rxp_buf_get(m->payload);
+	atomic_fetch_add(&a->server_active, 1);
+	if (take_storages(&call->st, call->st_inline, &call->nst, m)) {
+		rxp__call_fail_code(call, -ENOMEM, "callee out of memory");
+		rxp__call_put(call); /* the dispatch reference */
+		return;
+	}
+	if (m->type >= RXP__MSG_REMOTE && m->type <= RXP__MSG_RREF_ACCEPT) {
+		/* RRef protocol: handled here, in arrival order */
+		rxp__rref_on_request(a, call);
+		rxp__call_put(call);
+		return;
+	}
+	if (rxp__pool_push(&a->pool, rxp__dispatch, call)) {
+		rxp__call_fail_code(call, -RXP_E_SHUTDOWN, "callee is busy or "
+							   "shutting down");
+		rxp__call_put(call);
+	}
+}
+
+static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
+{
+	struct rxp_agent *a = ctx;
+	uint64_t bytes = m->payload->len;
+
+	for (uint32_t i = 0; i < m->nstorages; i++)
+		bytes += m->storages[i]->len;
+	if (c->peer_id < (uint32_t)a->world)
+		atomic_fetch_add(&a->workers[c->peer_id].bytes_recv, bytes);
+
+	if (m->type == RXP__MSG_RESP) {
+		on_response(a, c, m);
+	} else if (m->type == RXP__MSG_CALL || m->type >= RXP_MSG_USER ||
+		   (m->type >= RXP__MSG_REMOTE &&
+		    m->type <= RXP__MSG_RREF_ACCEPT)) {
+		on_request(a, c, m);
+	} else {
+		atomic_fetch_add(&a->proto_errors, 1);
+		rxp_warn("agent", "unknown message type %u from '%s': closing",
+			 m->type, peer_name(a, c->peer_id));
+		a->ops->disconnect(c);
+	}
+}
+
+/* ------------------------------------------------------------ poller */
+
+static int next_timeout_ms(struct rxp_agent *a, int64_t now)
+{
+	struct rxp__dl d;
+	int64_t ms;
+
+	if (!rxp__heap_top(&a->deadlines, &d))
+		return -1;
+	ms = (d.t - now + 999999) / 1000000;
+	if (ms < 0)
+		ms = 0;
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
+static bool work_queued(struct rxp_agent *a)
+{
+	return atomic_load(&a->sub_futs) || atomic_load(&a->sub_calls) ||
+	       atomic_load(&a->stopping);
+}
+
+static void poller_sleep(struct rxp_agent *a, int64_t now)
+{
+	struct pollfd p[2] = {
+		{.fd = a->ops->wait_fd(a->tp), .events = POLLIN},
+		{.fd = a->wake_fd, .events = POLLIN},
+	};
+	uint64_t v;
+
+	atomic_store(&a->sleeping, true);
+	if (!work_queued(a) && a->ops->arm(a->tp) == 0)
+		poll(p, 2, next_timeout_ms(a, now));
+	atomic_store(&a->sleeping, false);
+	if (read(a->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		rxp_warn("agent", "wake fd: %s", strerror(errno));
+}
+
+static void poller_shutdown(struct rxp_agent *a)
+{
+	drain_submissions(a, true);
+	a->ops->close(a->tp); /* pending sends and conns fail -ECANCELED */
+	a->tp = NULL;
+	for (uint32_t i = 0; i < a->pending.cap; i++) {
+		struct rxp_future *f = a->pending.v[i].ptr;
+
+		if (f) {
+			f->send_done = true;
+			fail_future(a, f, -ECANCELED, "agent shut down");
+		}
+	}
+	/* stragglers that passed the gate before it closed */
+	while (atomic_load(&a->submitters))
+		sched_yield();
+	drain_submissions(a, true);
+}
+
+void *rxp__poller_main(void *arg)
+{
+	struct rxp_agent *a = arg;
+	int64_t spin_ns = (int64_t)a->poll_us * 1000;
+	int64_t idle_since = rxp_now_ns();
+
+	current_poller = a;
+	while (!atomic_load(&a->stopping)) {
+		int64_t now;
+		int n = drain_submissions(a, false);
+		int r = a->ops->progress(a->tp);
+
+		if (r < 0) {
+			rxp_err("agent", "transport failed: %s",
+				rxp_strerror(r));
+			break;
+		}
+		now = rxp_now_ns();
+		n += r + check_deadlines(a, now);
+		if (n) {
+			idle_since = now;
+			continue;
+		}
+		if (now - idle_since < spin_ns)
+			continue;
+		poller_sleep(a, now);
+		idle_since = rxp_now_ns();
+	}
+	atomic_store(&a->stopped, true);
+	poller_shutdown(a);
+	return NULL;
+}
+
+bool rxp__on_poller(const struct rxp_agent *a)
+{
+	return current_poller == a;
+}
+
+void rxp__poller_callbacks(struct rxp_agent *a)
+{
+	a->cb = (struct rxp_tp_cb){.ctx = a,
+				   .on_conn = on_conn,
+				   .on_recv = on_recv,
+				   .on_send = on_send};
+}

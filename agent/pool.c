@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker pool: registered functions, message handlers and future
+ * callbacks run here, never on the polling thread. A ring of tasks under
+ * one mutex: the producer is (almost always) the single polling thread,
+ * so the lock is uncontended on the producer side.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "agent_int.h"
+
+static __thread const struct rxp__pool *current_pool;
+
+bool rxp__pool_is_worker(const struct rxp__pool *p)
+{
+	return current_pool == p;
+}
+
+static void *worker_main(void *arg)
+{
+	struct rxp__pool *p = arg;
+
+	current_pool = p;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct rxp__task t;
+
+		while (!p->count && !p->stop) {
+			atomic_fetch_add(&p->idle, 1);
+			pthread_cond_wait(&p->cv, &p->mu);
+			atomic_fetch_sub(&p->idle, 1);
+		}
+		if (!p->count && p->stop)
+			break;
+		t = p->q[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->count--;
+		pthread_mutex_unlock(&p->mu);
+		t.fn(t.arg);
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int rxp__pool_start(struct rxp__pool *p, int nthreads)
+{
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	p->cap = 1024;
+	p->q = rxp__calloc(p->cap, sizeof(*p->q));
+	p->threads = rxp__calloc((size_t)nthreads, sizeof(*p->threads));
+	if (!p->q || !p->threads) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (p->nthreads = 0; p->nthreads < nthreads; p->nthreads++) {
+		ret = -pthread_create(&p->threads[p->nthreads], NULL,
+				      worker_main, p);
+		if (ret)
+			goto err_stop;
+	}
+	return 0;
+
+err_stop:
+	rxp__pool_stop(p);
+	return ret;
+err_free:
+	rxp__free(p->q);
+	rxp__free(p->threads);
+	return ret;
+}
+
+static int pool_grow(struct rxp__pool *p)
+{
+	uint32_t ncap = p->cap * 2;
+	struct rxp__task *nq = rxp__malloc(ncap * sizeof(*nq));
+
+	if (!nq)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->count; i++)
+		nq[i] = p->q[(p->head + i) % p->cap];
+	rxp__free(p->q);
+	p->q = nq;
+	p->head = 0;
+	p->cap = ncap;
+	return 0;
+}
+
+int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->stop) {
+		ret = -ECANCELED;
+	} else if (p->count == p->cap && (ret = pool_grow(p))) {
+		/* ret set */
+	} else {
+		p->q[(p->head + p->count) % p->cap] =
+			(struct rxp__task){.fn = fn, .arg = arg};
+		p->count++;
+		if (atomic_load(&p->idle))
+			pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+void rxp__pool_stop(struct rxp__pool *p)
+{
+	if (!p->q)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	rxp__free(p->q);
+	rxp__free(p->threads);
+	p->q = NULL;
+	p->threads = NULL;
+}

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Making calls: rxp_rpc_async/sync, remote()'s call, rxp_msg_send and the
+ * internal messages of the RRef protocol, all handed to the poller as
+ * futures.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_int.h"
+
+/* ------------------------------------------------------- calling */
+
+static int64_t timeout_ns_of(struct rxp_agent *a, int64_t ms)
+{
+	if (ms == RXP_TIMEOUT_DEFAULT)
+		return a->rpc_timeout_ns;
+	return ms * 1000000;
+}
+
+static int future_set_storages(struct rxp_future *f,
+			       const struct rxp_iov *storages, uint32_t n)
+{
+	if (n > RXP_WIRE_MAX_STORAGES)
+		return -RXP_E_TOO_BIG;
+	if (n && !storages)
+		return -EINVAL;
+	if (n > RXP__INLINE_STORAGES) {
+		f->st = rxp__malloc(n * sizeof(*f->st));
+		if (!f->st) {
+			f->st = f->st_inline;
+			return -ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (!storages[i].base && storages[i].len)
+			return -EINVAL;
+		f->st[i] = storages[i];
+	}
+	f->nst = n;
+	return 0;
+}
+
+static void *future_payload(struct rxp_future *f, size_t len)
+{
+	void *p = f->payload_inline;
+
+	if (len > RXP__INLINE_PAYLOAD) {
+		p = f->payload_heap = rxp__malloc(len);
+		if (!p)
+			return NULL;
+	}
+	f->payload_iov = (struct rxp_iov){.base = p, .len = len};
+	return p;
+}
+
+/* Both levels: hand @f to the poller. On error @f is freed. */
+static int future_submit(struct rxp_agent *a, struct rxp_future *f,
+			 struct rxp_future **out)
+{
+	int ret;
+
+	f->t_submit_ns = rxp_now_ns();
+	atomic_fetch_add(&a->client_active, 1);
+	atomic_fetch_add(&a->calls_sent, 1);
+	ret = rxp__submit_future(a, f);
+	if (ret) {
+		atomic_fetch_sub(&a->client_active, 1);
+		atomic_fetch_sub(&a->calls_sent, 1);
+		rxp__future_put(f);
+		rxp__future_put(f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+static int check_opts(const struct rxp_call_opts *opts, int64_t *tmo,
+		      struct rxp_call_meta *meta)
+{
+	*tmo = RXP_TIMEOUT_DEFAULT;
+	if (!opts)
+		return 0;
+	if (opts->timeout_ms < RXP_TIMEOUT_DEFAULT ||
+	    (opts->flags & ~RXP_CALL_ASYNC_EXEC))
+		return -EINVAL;
+	*tmo = opts->timeout_ms;
+	meta->flags = opts->flags;
+	if (opts->autograd) {
+		meta->has_autograd = 1;
+		meta->autograd_ctx_id = opts->autograd->context_id;
+		meta->autograd_msg_id = opts->autograd->message_id;
+		meta->force_grad_recording =
+			opts->autograd->force_grad_recording;
+	}
+	return 0;
+}
+
+int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
+		    const struct rxp_value *args, uint32_t nargs,
+		    const struct rxp_iov *storages, uint32_t nstorages,
+		    const struct rxp_call_opts *opts, enum rxp__api api,
+		    const struct rxp_rref_desc *remote, struct rxp_future **out)
+{
+	struct rxp_call_meta meta = {0};
+	const struct rxp_value *sent = NULL;
+	struct rxp_future *f = NULL;
+	union {
+		char mem[1024];
+		max_align_t align_;
+	} amem;
+	struct rxp_arena ar;
+	int64_t size, tmo;
+	bool prof;
+	int ret;
+	void *p;
+
+	if (!qualname || (nargs && !args))
+		return -EINVAL;
+	ret = check_opts(opts, &tmo, &meta);
+	if (ret)
+		return ret;
+	if (atomic_load(&a->stopped))
+		return -RXP_E_SHUTDOWN;
+	if (remote) {
+		meta.has_rref = 1;
+		meta.rref_id = remote->rref;
+		meta.fork_id = remote->fork;
+	}
+	prof = atomic_load_explicit(&a->profiling, memory_order_relaxed);
+	meta.profiling = prof;
+	/* RRef arguments: a copy of the tree with fresh forks */
+	rxp_arena_init(&ar, amem.mem, sizeof(amem.mem));
+	ret = rxp__rref_prepare_args(a, dst, args, nargs, &ar, &sent);
+	if (ret)
+		goto out;
+	if (!sent)
+		sent = args;
+	size = rxp_codec_call_size(qualname, sent, nargs, nstorages, &meta);
+	ret = size < 0 ? (int)size : 0;
+	if (!ret && (uint64_t)size > RXP_WIRE_DEFAULT_MAX_PAYLOAD)
+		ret = -RXP_E_TOO_BIG;
+	if (!ret) {
+		f = rxp__future_new(a, RXP__FUT_CALL);
+		ret = f ? 0 : -ENOMEM;
+	}
+	if (ret)
+		goto out;
+	f->dst = (uint32_t)dst;
+	f->type = remote ? RXP__MSG_REMOTE : RXP__MSG_CALL;
+	f->timeout_ns = timeout_ns_of(a, tmo);
+	f->api = (uint8_t)api;
+	p = future_payload(f, (size_t)size);
+	ret = p ? future_set_storages(f, storages, nstorages) : -ENOMEM;
+	if (!ret && prof) {
+		f->prof = true;
+		f->prof_name = rxp__strdup(qualname);
+	}
+	if (ret)
+		goto out;
+	rxp_codec_call_encode(qualname, sent, nargs, nstorages, &meta, p,
+			      (size_t)size);
+	if (meta.has_autograd) {
+		struct rxp_autograd_hooks h = {0};
+
+		pthread_rwlock_rdlock(&a->fn_lock);
+		if (a->has_ag_hooks)
+			h = a->ag_hooks;
+		pthread_rwlock_unlock(&a->fn_lock);
+		if (h.on_send)
+			h.on_send(h.user, opts->autograd, dst, qualname);
+	}
+	ret = future_submit(a, f, out);
+	f = NULL; /* future_submit frees it on error */
+out:
+	if (ret && sent && sent != args)
+		rxp__rref_unprepare_args(a, sent, nargs);
+	if (f) {
+		rxp__future_put(f);
+		rxp__future_put(f);
+	}
+	rxp_arena_fini(&ar);
+	return ret;
+}
+
+int rxp_rpc_async(struct rxp_agent *a, const char *dst, const char *qualname,
+		  const struct rxp_value *args, uint32_t nargs,
+		  const struct rxp_iov *storages, uint32_t nstorages,
+		  const struct rxp_call_opts *opts, struct rxp_future **out)
+{
+	int id;
+
+	if (!a || !dst || !out)
+		return -EINVAL;
+	id = rxp__worker_id(a, dst);
+	if (id < 0)
+		return id;
+	return rxp__rpc_submit(a, id, qualname, args, nargs, storages,
+			       nstorages, opts, RXP__API_ASYNC, NULL, out);
+}
+
+int rxp_rpc_sync(struct rxp_agent *a, const char *dst, const char *qualname,
+		 const struct rxp_value *args, uint32_t nargs,
+		 const struct rxp_iov *storages, uint32_t nstorages,
+		 const struct rxp_call_opts *opts, struct rxp_future **out)
+{
+	int id, ret;
+
+	if (!a || !dst || !out)
+		return -EINVAL;
+	id = rxp__worker_id(a, dst);
+	if (id < 0)
+		return id;
+	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages,
+			      nstorages, opts, RXP__API_SYNC, NULL, out);
+	if (!ret)
+		rxp_future_wait(*out);
+	return ret;
+}
+
+int rxp__send_internal(struct rxp_agent *a, int dst, uint8_t type,
+		       const void *payload, size_t len, int64_t timeout_ms,
+		       enum rxp__fut_kind kind, struct rxp_future **out)
+{
+	struct rxp_future *f;
+
+	if (len > RXP__INLINE_PAYLOAD || dst < 0 || dst >= a->world)
+		return -EINVAL;
+	if (atomic_load(&a->stopped))
+		return -RXP_E_SHUTDOWN;
+	f = rxp__future_new(a, kind);
+	if (!f)
+		return -ENOMEM;
+	f->dst = (uint32_t)dst;
+	f->type = type;
+	f->timeout_ns = timeout_ns_of(a, timeout_ms);
+	f->is_fetch = type == RXP__MSG_RREF_FETCH;
+	memcpy(future_payload(f, len), payload, len);
+	return future_submit(a, f, out);
+}
+
+int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
+		 const void *payload, size_t len,
+		 const struct rxp_iov *storages, uint32_t nstorages,
+		 int64_t timeout_ms, struct rxp_future **out)
+{
+	struct rxp_future *f;
+	int ret;
+
+	if (!a || !out || type < RXP_MSG_USER || type > 255 ||
+	    (len && !payload) || timeout_ms < RXP_TIMEOUT_DEFAULT)
+		return -EINVAL;
+	if (dst_id < 0 || dst_id >= a->world)
+		return -RXP_E_NO_WORKER;
+	if (len > RXP_WIRE_DEFAULT_MAX_PAYLOAD)
+		return -RXP_E_TOO_BIG;
+	if (atomic_load(&a->stopped))
+		return -RXP_E_SHUTDOWN;
+	f = rxp__future_new(a, RXP__FUT_MSG);
+	if (!f)
+		return -ENOMEM;
+	f->dst = (uint32_t)dst_id;
+	f->type = (uint8_t)type;
+	f->timeout_ns = timeout_ns_of(a, timeout_ms);
+	f->payload_iov = (struct rxp_iov){.base = payload, .len = len};
+	ret = future_set_storages(f, storages, nstorages);
+	if (ret) {
+		rxp__future_put(f);
+		rxp__future_put(f);
+		return ret;
+	}
+	return future_submit(a, f, out);
+}

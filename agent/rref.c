@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RRefs: remote(), to_here(), forks and deletes, following PyTorch's
+ * protocol (docs/DESIGN.md "RRefs" has the sequence diagrams).
+ *
+ * Owner side: a table of entries, one per RRef this worker owns, each
+ * with the value (the encoded response bytes and its storages), the set
+ * of forks {fork id -> holder worker} and the fetches waiting for the
+ * value. Control messages (fetch, fork, delete, accept) are handled on the
+ * polling thread in arrival order, so a creator's fetch or delete can never
+ * overtake its own remote() on the same connection.
+ *
+ * User side: handles (struct rxp_rref) with their confirmation state; a
+ * parent keeps a hold on a handle it passed to another worker until that
+ * child reports that the owner knows its fork ("accept"). Deletes go
+ * through a reaper thread that retries with backoff.
+ *
+ * Locks: rr->mu guards the owner table and the pending children; a
+ * handle's mu guards its state. Never call into the transport, send, or
+ * release a handle with rr->mu held.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rref_int.h"
+
+/* ------------------------------------------------------- owner table */
+
+struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
+				     const struct rxp_rref_id *id)
+{
+	struct rxp__owner *o = rr->buckets[id_hash(id)];
+
+	while (o && !id_eq(&o->id, id))
+		o = o->hnext;
+	return o;
+}
+
+static struct rxp__owner *owner_get(struct rxp__rrefs *rr,
+				    const struct rxp_rref_id *id)
+{
+	struct rxp__owner *o = rxp__owner_find(rr, id);
+	uint32_t b;
+
+	if (o)
+		return o;
+	o = rxp__calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->id = *id;
+	b = id_hash(id);
+	o->hnext = rr->buckets[b];
+	rr->buckets[b] = o;
+	rr->nowners++;
+	return o;
+}
+
+static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
+		    uint32_t holder)
+{
+	for (uint32_t i = 0; i < o->nforks; i++)
+		if (id_eq(&o->forks[i].fork, f))
+			return o->forks[i].holder == holder ? 0 : -RXP_E_REFUSED;
+	if (o->nforks == o->capforks) {
+		uint32_t ncap = o->capforks ? o->capforks * 2 : 4;
+		struct rxp__fork *v = rxp__realloc(o->forks, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->forks = v;
+		o->capforks = ncap;
+	}
+	o->forks[o->nforks++] = (struct rxp__fork){.fork = *f, .holder = holder};
+	return 0;
+}
+
+/* Unlink and return @o if nothing keeps it any more (caller frees it
+ * outside the lock). */
+static struct rxp__owner *owner_maybe_unlink(struct rxp__rrefs *rr,
+					     struct rxp__owner *o)
+{
+	struct rxp__owner **pp;
+
+	if (o->nforks || o->local_refs || o->running || o->waiters)
+		return NULL;
+	for (pp = &rr->buckets[id_hash(&o->id)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == o) {
+			*pp = o->hnext;
+			rr->nowners--;
+			return o;
+		}
+	return NULL;
+}
+
+static void owner_free(struct rxp__owner *o)
+{
+	if (!o)
+		return;
+	rxp_buf_put(o->value);
+	for (uint32_t i = 0; i < o->nst; i++)
+		rxp_buf_put(o->st[i]);
+	rxp__free(o->st);
+	rxp__free(o->forks);
+	rxp__free(o->errmsg);
+	rxp__free(o);
+}
+
+/* Answer one fetch from a ready entry (rr->mu held: only pushes). */
+static void fetch_answer(struct rxp__owner *o, struct rxp_call *c)
+{
+	if (o->err)
+		rxp__call_fail_code(c, o->err, o->errmsg ? o->errmsg : "");
+	else
+		rxp__call_respond_buf(c, o->value, o->st, o->nst);
+}
+
+/* A REMOTE call completed (any thread): keep its value or error. */
+void rxp__rref_owner_complete(struct rxp_call *c)
+{
+	struct rxp__rrefs *rr = c->agent->rr;
+	struct rxp__owner *o = c->owner, *dead;
+	struct rxp_call *w;
+
+	if (!o)
+		return;
+	pthread_mutex_lock(&rr->mu);
+	if (c->resp_flags & RXP__RESP_ERROR) {
+		struct rxp_arena ar;
+		char mem[256];
+		struct rxp_decoded_resp r;
+
+		rxp_arena_init(&ar, mem, sizeof(mem));
+		o->err = -RXP_E_REMOTE;
+		if (!rxp_codec_resp_decode(c->resp, c->resp_len, 0, NULL, &ar,
+					   &r) &&
+		    r.is_error) {
+			o->err = r.err_code;
+			o->errmsg = rxp__strdup(r.err_msg);
+		}
+		rxp_arena_fini(&ar);
+	} else {
+		o->value = rxp_buf_alloc(c->resp_len);
+		o->st = c->nrst ? rxp__calloc(c->nrst, sizeof(*o->st)) : NULL;
+		if (!o->value || (c->nrst && !o->st)) {
+			o->err = -ENOMEM;
+		} else {
+			memcpy(o->value->data, c->resp, c->resp_len);
+			for (uint32_t i = 0; i < c->nrst; i++)
+				o->st[i] = rxp_buf_get(c->rst[i]);
+			o->nst = c->nrst;
+		}
+	}
+	o->ready = true;
+	o->running = false;
+	c->owner = NULL;
+	w = o->waiters;
+	o->waiters = NULL;
+	while (w) {
+		struct rxp_call *next = w->wnext;
+
+		fetch_answer(o, w);
+		w = next;
+	}
+	dead = owner_maybe_unlink(rr, o);
+	pthread_mutex_unlock(&rr->mu);
+	owner_free(dead);
+}
+
+/* ----------------------------------------------------------- handles */
+
+struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
+				   const struct rxp_rref_desc *d)
+{
+	struct rxp_rref *r = rxp__calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->a = a;
+	atomic_init(&r->refs, 1);
+	r->d = *d;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	rxp__agent_get(a);
+	return r;
+}
+
+void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->state == 0) {
+		r->state = status ? status : 1;
+		if (status)
+			snprintf(r->errmsg, sizeof(r->errmsg), "%s",
+				 msg ? msg : rxp_strerror(status));
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void handle_free(struct rxp_rref *r)
+{
+	struct rxp_agent *a = r->a;
+	struct rxp__rrefs *rr = a->rr;
+
+	if (r->on_owner) {
+		struct rxp__owner *o, *dead = NULL;
+
+		pthread_mutex_lock(&rr->mu);
+		o = rxp__owner_find(rr, &r->d.rref);
+		if (o && o->local_refs) {
+			o->local_refs--;
+			dead = owner_maybe_unlink(rr, o);
+		}
+		pthread_mutex_unlock(&rr->mu);
+		owner_free(dead);
+	} else if (r->state >= 0 || r->create) {
+		/* the owner may know this fork: tell it we are done */
+		rxp__reaper_enqueue(a, &r->d);
+	}
+	rxp__future_put(r->create);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	rxp__free(r);
+	rxp__agent_put(a);
+}
+
+void rxp_rref_release(struct rxp_rref *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+		handle_free(r);
+}
+
+struct rxp_rref *rxp__handle_get(struct rxp_rref *r)
+{
+	atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	if (!r)
+		return -EINVAL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (r->state == 0 && !ret)
+		ret = timeout_ms > 0 ? -pthread_cond_timedwait(&r->cv, &r->mu,
+							       &ts)
+				     : -pthread_cond_wait(&r->cv, &r->mu);
+	if (r->state != 0)
+		ret = r->state > 0 ? 0 : r->state;
+	pthread_mutex_unlock(&r->mu);
+	return ret;
+}
+
+int rxp_rref_owner(const struct rxp_rref *r, struct rxp_worker_info *out)
+{
+	return r ? rxp_agent_worker_by_id(r->a, (int)r->d.owner, out) : -EINVAL;
+}
+
+bool rxp_rref_is_owner(const struct rxp_rref *r)
+{
+	return r && r->d.owner == (uint32_t)r->a->rank;
+}
+
+void rxp_rref_ids(const struct rxp_rref *r, struct rxp_rref_id *rref,
+		  struct rxp_rref_id *fork)
+{
+	if (rref)
+		*rref = r->d.rref;
+	if (fork)
+		*fork = r->d.fork;
+}
+
+/* ------------------------------------------- owner: control messages */
+
+static void on_remote(struct rxp_agent *a, struct rxp_call *c)
+{
+	struct rxp__rrefs *rr = a->rr;
+	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0};
+	uint64_t *lens = rxp__buf_lens(c->st, c->nst, lens_inline);
+	struct rxp__owner *o;
+	int ret;
+
+	if (!lens) {
+		rxp__call_fail_code(c, -ENOMEM, "owner out of memory");
+		return;
+	}
+	ret = rxp_codec_call_decode(c->payload->data, c->payload->len, c->nst,
+				    lens, &c->arena, &c->dc);
+	if (lens != lens_inline)
+		rxp__free(lens);
+	if (ret || !c->dc.meta.has_rref) {
+		atomic_fetch_add(&a->proto_errors, 1);
+		rxp__call_fail_code(c, ret ? ret : -RXP_E_DECODE,
+				    "malformed remote() call");
+		return;
+	}
+	c->decoded = true;
+	pthread_mutex_lock(&rr->mu);
+	o = owner_get(rr, &c->dc.meta.rref_id);
+	if (!o) {
+		ret = -ENOMEM;
+	} else if (o->have_remote) {
+		ret = -RXP_E_REFUSED; /* a second remote() for one id */
+	} else {
+		ret = fork_add(o, &c->dc.meta.fork_id, c->caller);
+		if (!ret) {
+			o->have_remote = o->running = true;
+			c->owner = o;
+		}
+	}
+	pthread_mutex_unlock(&rr->mu);
+	if (ret) {
+		rxp__call_fail_code(c, ret, "cannot create the RRef");
+		return;
+	}
+	/* the function runs on the pool like any call; its completion
+	 * lands in rxp__rref_owner_complete */
+	rxp__call_get(c);
+	if (rxp__pool_push(&a->pool, rxp__dispatch, c)) {
+		rxp__call_fail_code(c, -RXP_E_SHUTDOWN, "owner shutting down");
+		rxp__call_put(c);
+	}
+}
+
+static void on_fetch(struct rxp_agent *a, struct rxp_call *c,
+		     const uint8_t *p)
+{
+	struct rxp__rrefs *rr = a->rr;
+	struct rxp_rref_id id;
+	struct rxp__owner *o;
+	char msg[256];
+
+	if (get_id(p, &id)) {
+		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed RRef id");
+		return;
+	}
+	pthread_mutex_lock(&rr->mu);
+	o = rxp__owner_find(rr, &id);
+	if (o && o->ready) {
+		fetch_answer(o, c);
+	} else if (o) {
+		c->wnext = o->waiters;
+		o->waiters = c;
+	}
+	pthread_mutex_unlock(&rr->mu);
+	if (!o) {
+		snprintf(msg, sizeof(msg),
+			 "unknown RRef {%u, %llu} on worker '%s'", id.creator,
+			 (unsigned long long)id.local, a->name);
+		rxp__call_fail_code(c, -RXP_E_UNKNOWN_RREF, msg);
+	}
+}
+
+/* fork (add) or delete (remove) {owner, rref, fork} for the sender */
+static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
+			      const uint8_t *p, bool add)
+{
+	struct rxp__rrefs *rr = a->rr;
+	struct rxp_rref_id id, fork;
+	struct rxp__owner *o, *dead = NULL;
+	uint32_t owner;
+	int ret = 0;
+
+	memcpy(&owner, p, 4);
+	if (get_id(p + 8, &id) || get_id(p + 8 + ID_BYTES, &fork)) {
+		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed RRef ids");
+		return;
+	}
+	if (owner != (uint32_t)a->rank) {
+		rxp__call_fail_code(c, -RXP_E_REFUSED,
+				    "refused: this worker does not own that RRef");
+		return;
+	}
+	pthread_mutex_lock(&rr->mu);
+	if (add) {
+		/* a fork may arrive before the creator's remote(): keep a
+		 * placeholder that the remote() fills */
+		o = owner_get(rr, &id);
+		ret = o ? fork_add(o, &fork, c->caller) : -ENOMEM;
+	} else {
+		o = rxp__owner_find(rr, &id);
+		for (uint32_t i = 0; o && i < o->nforks; i++) {
+			if (!id_eq(&o->forks[i].fork, &fork))
+				continue;
+			if (o->forks[i].holder != c->caller) {
+				ret = -RXP_E_REFUSED;
+				break;
+			}
+			o->forks[i] = o->forks[--o->nforks];
+			dead = owner_maybe_unlink(rr, o);
+			break;
+		}
+		/* unknown RRef or fork: already deleted; idempotent */
+	}
+	pthread_mutex_unlock(&rr->mu);
+	owner_free(dead);
+	if (ret == -RXP_E_REFUSED)
+		rxp__call_fail_code(c, ret, add ? "refused: that fork belongs to "
+						  "another worker"
+						: "refused: that fork is held "
+						  "by another worker");
+	else if (ret)
+		rxp__call_fail_code(c, ret, "owner could not record the fork");
+	else
+		rxp__call_ack(c);
+}
+
+/* parent: a child says the owner knows its fork; let go of our hold */
+static void on_accept(struct rxp_agent *a, struct rxp_call *c,
+		      const uint8_t *p)
+{
+	struct rxp__rrefs *rr = a->rr;
+	struct rxp__child **pp, *ch = NULL;
+	struct rxp_rref_id fork;
+
+	if (get_id(p, &fork)) {
+		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed fork id");
+		return;
+	}
+	pthread_mutex_lock(&rr->mu);
+	for (pp = &rr->children; *pp; pp = &(*pp)->next)
+		if (id_eq(&(*pp)->fork, &fork)) {
+			ch = *pp;
+			*pp = ch->next;
+			rr->nchildren--;
+			break;
+		}
+	pthread_mutex_unlock(&rr->mu);
+	if (ch) {
+		rxp_rref_release(ch->ref);
+		rxp__free(ch);
+	}
+	rxp__call_ack(c); /* idempotent: a repeated accept is fine */
+}
+
+void rxp__rref_on_request(struct rxp_agent *a, struct rxp_call *c)
+{
+	static const size_t need[] = {
+		[RXP__MSG_RREF_FETCH] = ID_BYTES,
+		[RXP__MSG_RREF_DELETE] = DESC_BYTES,
+		[RXP__MSG_RREF_FORK] = DESC_BYTES,
+		[RXP__MSG_RREF_ACCEPT] = ID_BYTES,
+	};
+	const uint8_t *p = c->payload->data;
+
+	if (c->type == RXP__MSG_REMOTE) {
+		on_remote(a, c);
+		return;
+	}
+	if (c->payload->len != need[c->type] || c->nst) {
+		atomic_fetch_add(&a->proto_errors, 1);
+		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed RRef message");
+		return;
+	}
+	switch (c->type) {
+	case RXP__MSG_RREF_FETCH:
+		on_fetch(a, c, p);
+		break;
+	case RXP__MSG_RREF_DELETE:
+		on_fork_or_delete(a, c, p, false);
+		break;
+	case RXP__MSG_RREF_FORK:
+		on_fork_or_delete(a, c, p, true);
+		break;
+	default:
+		on_accept(a, c, p);
+		break;
+	}
+}
+
+/* -------------------------------------------------------- life cycle */
+
+int rxp__rrefs_init(struct rxp_agent *a)
+{
+	struct rxp__rrefs *rr = rxp__calloc(1, sizeof(*rr));
+
+	if (!rr)
+		return -ENOMEM;
+	pthread_mutex_init(&rr->mu, NULL);
+	pthread_cond_init(&rr->cv, NULL);
+	a->rr = rr;
+	return 0;
+}
+
+void rxp__rrefs_fini(struct rxp_agent *a)
+{
+	struct rxp__rrefs *rr = a->rr;
+
+	if (!rr)
+		return;
+	if (rr->nowners || rr->nchildren || rr->ndels)
+		rxp_dbg("rref", "at shutdown: %u owned, %u pending children, "
+				"%u deletes not sent",
+			rr->nowners, rr->nchildren, rr->ndels);
+	for (uint32_t b = 0; b < OWNER_BUCKETS; b++)
+		while (rr->buckets[b]) {
+			struct rxp__owner *o = rr->buckets[b];
+
+			rr->buckets[b] = o->hnext;
+			owner_free(o);
+		}
+	while (rr->dels) {
+		struct rxp__del *d = rr->dels;
+
+		rr->dels = d->next;
+		rxp__free(d);
+	}
+	pthread_mutex_destroy(&rr->mu);
+	pthread_cond_destroy(&rr->cv);
+	rxp__free(rr);
+	a->rr = NULL;
+}
+
+/* Shutdown: fetches still waiting for a value get an error now. */
+void rxp__rref_fail_waiters(struct rxp_agent *a)
+{
+	struct rxp__rrefs *rr = a->rr;
+	struct rxp_call *all = NULL;
+
+	pthread_mutex_lock(&rr->mu);
+	for (uint32_t b = 0; b < OWNER_BUCKETS; b++)
+		for (struct rxp__owner *o = rr->buckets[b]; o; o = o->hnext)
+			while (o->waiters) {
+				struct rxp_call *w = o->waiters;
+
+				o->waiters = w->wnext;
+				w->wnext = all;
+				all = w;
+			}
+	pthread_mutex_unlock(&rr->mu);
+	while (all) {
+		struct rxp_call *w = all;
+
+		all = w->wnext;
+		rxp__call_fail_code(w, -RXP_E_SHUTDOWN, "owner shut down");
+	}
+}
+
+int64_t rxp__rref_metric(struct rxp_agent *a, int which)
+{
+	struct rxp__rrefs *rr = a->rr;
+	int64_t v = 0;
+
+	if (!rr)
+		return 0;
+	pthread_mutex_lock(&rr->mu);
+	switch (which) {
+	case 0:
+		v = rr->nowners;
+		break;
+	case 1:
+		for (uint32_t b = 0; b < OWNER_BUCKETS; b++)
+			for (struct rxp__owner *o = rr->buckets[b]; o;
+			     o = o->hnext)
+				v += o->nforks;
+		break;
+	case 2:
+		v = rr->nchildren;
+		break;
+	default:
+		v = rr->ndels + rr->inflight;
+		break;
+	}
+	pthread_mutex_unlock(&rr->mu);
+	return v;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* RRef internals shared by rref.c (owner side, handles) and rref_user.c
+ * (remote, to_here, argument forks, the delete reaper). */
+#ifndef RXP_RREF_INT_H
+#define RXP_RREF_INT_H
+
+#include "agent_int.h"
+
+#define OWNER_BUCKETS 1024
+#define DELETE_RETRIES 5
+#define DELETE_BACKOFF0_MS 1000
+#define DELETE_ATTEMPT_TIMEOUT_MS 5000
+
+struct rxp__fork {
+	struct rxp_rref_id fork;
+	uint32_t holder;
+};
+
+struct rxp__owner {
+	struct rxp__owner *hnext;
+	struct rxp_rref_id id;
+	bool ready, running, have_remote;
+	int err;
+	char *errmsg;
+	struct rxp_buf *value;  /* encoded value response */
+	struct rxp_buf **st;
+	uint32_t nst;
+	struct rxp__fork *forks;
+	uint32_t nforks, capforks;
+	uint32_t local_refs;
+	struct rxp_call *waiters;
+};
+
+struct rxp__child {
+	struct rxp__child *next;
+	struct rxp_rref_id fork;
+	struct rxp_rref *ref;
+};
+
+struct rxp__del {
+	struct rxp__del *next;
+	struct rxp_agent *a;
+	struct rxp_rref_desc d;
+	int attempts;
+	int64_t due_ns;
+};
+
+struct rxp__rrefs {
+	pthread_mutex_t mu;
+	struct rxp__owner *buckets[OWNER_BUCKETS];
+	uint32_t nowners;
+	struct rxp__child *children;
+	uint32_t nchildren;
+	atomic_uint_fast64_t counter;
+	/* reaper */
+	pthread_t reaper;
+	bool reaper_started, stop;
+	pthread_cond_t cv;
+	struct rxp__del *dels;
+	uint32_t ndels, inflight;
+	uint64_t deletes_done, deletes_given_up;
+};
+
+struct rxp_rref {
+	struct rxp_agent *a;
+	atomic_uint refs;
+	struct rxp_rref_desc d;
+	bool on_owner;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0 pending, 1 confirmed, < 0 error */
+	char errmsg[256];
+	struct rxp_future *create; /* remote(): the creating call */
+};
+
+/* control message payloads: little-endian, fixed size */
+#define ID_BYTES 16
+#define DESC_BYTES (8 + 2 * ID_BYTES)
+
+static inline void put_id(uint8_t *p, const struct rxp_rref_id *id)
+{
+	memcpy(p, &id->creator, 4);
+	memset(p + 4, 0, 4);
+	memcpy(p + 8, &id->local, 8);
+}
+
+static inline int get_id(const uint8_t *p, struct rxp_rref_id *id)
+{
+	memcpy(&id->creator, p, 4);
+	memcpy(&id->reserved, p + 4, 4);
+	memcpy(&id->local, p + 8, 8);
+	return id->reserved ? -RXP_E_PROTO : 0;
+}
+
+static inline void put_desc(uint8_t *p, uint32_t owner, const struct rxp_rref_id *r,
+		     const struct rxp_rref_id *f)
+{
+	memcpy(p, &owner, 4);
+	memset(p + 4, 0, 4);
+	put_id(p + 8, r);
+	put_id(p + 8 + ID_BYTES, f);
+}
+
+static inline bool id_eq(const struct rxp_rref_id *x, const struct rxp_rref_id *y)
+{
+	return x->creator == y->creator && x->local == y->local;
+}
+
+static inline uint32_t id_hash(const struct rxp_rref_id *id)
+{
+	uint64_t h = id->local * 0x9e3779b97f4a7c15ull ^ id->creator;
+
+	return (uint32_t)(h >> 32) % OWNER_BUCKETS;
+}
+
+static inline struct rxp_rref_id new_id(struct rxp_agent *a)
+{
+	return (struct rxp_rref_id){
+		.creator = (uint32_t)a->rank,
+		.local = atomic_fetch_add(&a->rr->counter, 1) + 1};
+}
+
+
+/* rref.c */
+struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
+				   const struct rxp_rref_id *id);
+struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
+				 const struct rxp_rref_desc *d);
+struct rxp_rref *rxp__handle_get(struct rxp_rref *r);
+void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg);
+void rxp__rref_fail_waiters(struct rxp_agent *a);
+/* rref_user.c */
+void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *d);
+
+#endif

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Serving: the function registry and running incoming calls and user
+ * messages on the worker pool (decode, RRef arguments, autograd hook,
+ * profiling span, the function itself, and what to do if it misbehaves).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_int.h"
+
+/* ------------------------------------------------------- registry */
+
+int rxp_agent_register(struct rxp_agent *a, const char *qualname, rxp_fn fn,
+		       unsigned flags, void *user)
+{
+	int ret = 0;
+
+	if (!a || !qualname || !*qualname || !fn || (flags & ~RXP_FN_ASYNC) ||
+	    strlen(qualname) > RXP_CODEC_MAX_NAME)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&a->fn_lock);
+	for (uint32_t i = 0; i < a->nfns; i++)
+		if (!strcmp(a->fns[i].name, qualname)) {
+			ret = -EEXIST;
+			goto out;
+		}
+	if (a->nfns == a->cap_fns) {
+		uint32_t ncap = a->cap_fns ? a->cap_fns * 2 : 16;
+		struct rxp__fn_entry *v =
+			rxp__realloc(a->fns, ncap * sizeof(*v));
+
+		if (!v) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		a->fns = v;
+		a->cap_fns = ncap;
+	}
+	a->fns[a->nfns].name = rxp__strdup(qualname);
+	if (!a->fns[a->nfns].name) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	a->fns[a->nfns].fn = fn;
+	a->fns[a->nfns].flags = flags;
+	a->fns[a->nfns].user = user;
+	a->nfns++;
+out:
+	pthread_rwlock_unlock(&a->fn_lock);
+	return ret;
+}
+
+static bool find_fn(struct rxp_agent *a, const char *name,
+		    struct rxp__fn_entry *out)
+{
+	bool found = false;
+
+	pthread_rwlock_rdlock(&a->fn_lock);
+	for (uint32_t i = 0; i < a->nfns; i++)
+		if (!strcmp(a->fns[i].name, name)) {
+			*out = a->fns[i];
+			found = true;
+			break;
+		}
+	pthread_rwlock_unlock(&a->fn_lock);
+	return found;
+}
+
+int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h, void *user)
+{
+	if (!a)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&a->fn_lock);
+	a->handler = h;
+	a->handler_user = user;
+	pthread_rwlock_unlock(&a->fn_lock);
+	return 0;
+}
+
+/* ------------------------------------------------------ serving */
+
+static void serve_script_call(struct rxp_call *c)
+{
+	struct rxp_agent *a = c->agent;
+	struct rxp__fn_entry e;
+	int64_t t0;
+	int ret;
+
+	(void)t0;
+
+	if (!c->decoded) {
+		uint64_t lens_inline[RXP__INLINE_STORAGES] = {0};
+		uint64_t *lens = rxp__buf_lens(c->st, c->nst, lens_inline);
+
+		if (!lens) {
+			rxp__call_fail_code(c, -ENOMEM, "callee out of memory");
+			return;
+		}
+		ret = rxp_codec_call_decode(c->payload->data, c->payload->len,
+					    c->nst, lens, &c->arena, &c->dc);
+		if (lens != lens_inline)
+			rxp__free(lens);
+		if (ret) {
+			atomic_fetch_add(&a->proto_errors, 1);
+			rxp__call_fail_code(c, ret,
+					    "callee could not decode the call");
+			return;
+		}
+	}
+	c->profiling = c->dc.meta.profiling;
+	if (!find_fn(a, c->dc.name, &e)) {
+		char msg[RXP_CODEC_MAX_NAME + 128];
+
+		snprintf(msg, sizeof(msg), "unknown function '%s' on worker '%s'",
+			 c->dc.name, a->name);
+		rxp__call_fail_code(c, -RXP_E_NO_FUNCTION, msg);
+		return;
+	}
+	if (!!(e.flags & RXP_FN_ASYNC) != !!(c->dc.meta.flags & RXP_CALL_ASYNC_EXEC)) {
+		char msg[RXP_CODEC_MAX_NAME + 128];
+
+		snprintf(msg, sizeof(msg),
+			 "function '%s' is %s but the call says %s", c->dc.name,
+			 e.flags & RXP_FN_ASYNC ? "async" : "not async",
+			 c->dc.meta.flags & RXP_CALL_ASYNC_EXEC ? "async"
+								  : "sync");
+		rxp__call_fail_code(c, -RXP_E_ASYNC_MISMATCH, msg);
+		return;
+	}
+	ret = rxp__rref_adopt_args(c);
+	if (ret) {
+		rxp__call_fail_code(c, ret, "callee could not adopt an RRef "
+					    "argument");
+		return;
+	}
+	if (c->dc.meta.has_autograd) {
+		struct rxp_autograd_hooks h = {0};
+		struct rxp_autograd_meta m;
+
+		pthread_rwlock_rdlock(&a->fn_lock);
+		if (a->has_ag_hooks)
+			h = a->ag_hooks;
+		pthread_rwlock_unlock(&a->fn_lock);
+		rxp_call_autograd(c, &m);
+		if (h.on_recv)
+			h.on_recv(h.user, &m, (int)c->caller, c->dc.name);
+	}
+	if (e.flags & RXP_FN_ASYNC) {
+		c->async_fn = true;
+		atomic_fetch_add(&a->server_active_async, 1);
+	}
+	atomic_fetch_add(&a->calls_served, 1);
+	if (c->profiling) {
+		/* the function's span: event 0, closed when it completes */
+		t0 = rxp_now_ns();
+		c->fn_span_open = !rxp_call_record_event(c, c->dc.name, t0, t0);
+	}
+	ret = e.fn(c, e.user);
+	/* an async function may have completed (and the completion path
+	 * released) the call already; our dispatch reference keeps it */
+	if (atomic_load(&c->completed))
+		return;
+	if (ret)
+		rxp__call_fail_code(c, -RXP_E_REMOTE, rxp_strerror(ret));
+	else if (!c->async_fn)
+		rxp__call_fail_code(c, -RXP_E_REMOTE,
+				    "function returned without a result");
+}
+
+void rxp__dispatch(void *arg)
+{
+	struct rxp_call *c = arg;
+	struct rxp_agent *a = c->agent;
+
+	if (c->type == RXP__MSG_CALL || c->type == RXP__MSG_REMOTE) {
+		serve_script_call(c);
+	} else {
+		rxp_msg_handler h;
+		void *user;
+
+		pthread_rwlock_rdlock(&a->fn_lock);
+		h = a->handler;
+		user = a->handler_user;
+		pthread_rwlock_unlock(&a->fn_lock);
+		if (h)
+			h((struct rxp_request *)c, user);
+		else
+			rxp__call_fail_code(c, -RXP_E_NO_FUNCTION,
+					    "no message handler registered");
+	}
+	rxp__call_put(c);
+}
+
+/* ---------------------------------------------------- autograd hooks */
+
+int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
+				 const struct rxp_autograd_hooks *h)
+{
+	if (!a)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&a->fn_lock);
+	a->has_ag_hooks = h != NULL;
+	if (h)
+		a->ag_hooks = *h;
+	pthread_rwlock_unlock(&a->fn_lock);
+	return 0;
+}

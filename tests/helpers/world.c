@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rxp_transport.h"
+#include "world.h"
+
+int world_free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
+	    !getsockname(fd, (struct sockaddr *)&sin, &sl))
+		port = ntohs(sin.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+#define WORLD_NFNS 15
+static const struct rxp_fn_def fns[WORLD_NFNS];
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+bool world_transport_usable(void)
+{
+	const char *t = getenv("RXP_TRANSPORT");
+	char why[512];
+
+	if (!t || strcmp(t, "verbs"))
+		return true;
+	if (rxp_verbs_probe(env_or("RXP_ADDR_A", "127.0.0.1"), why,
+			    sizeof(why))) {
+		fprintf(stderr, "skipping: RXP_TRANSPORT=verbs: %s\n", why);
+		return false;
+	}
+	return true;
+}
+
+void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
+		char *name, size_t namelen)
+{
+	const char *a = env_or("RXP_ADDR_A", "127.0.0.1");
+	const char *b = env_or("RXP_ADDR_B", a);
+
+	rxp_agent_attr_init(attr);
+	snprintf(name, namelen, "worker%d", rank);
+	attr->name = name;
+	attr->rank = rank;
+	attr->world_size = size;
+	attr->master_addr = a;
+	attr->master_port = port;
+	attr->bind_addr = rank % 2 ? b : a;
+	attr->init_timeout_ms = 30000;
+	attr->num_worker_threads = 4;
+	attr->functions = fns;
+	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
+}
+
+/* ------------------------------------------------------ test functions */
+
+static pthread_mutex_t hung_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rxp_call *hung[4096];
+static int nhung;
+
+static int fn_echo(struct rxp_call *c, void *user)
+{
+	uint32_t n, ns = rxp_call_nstorages(c);
+	const struct rxp_value *args = rxp_call_args(c, &n);
+	struct rxp_storage *st[64];
+	struct rxp_value tup = rxp_v_tuple(args, n);
+
+	if (ns > 64)
+		return -E2BIG;
+	for (uint32_t i = 0; i < ns; i++)
+		st[i] = rxp_call_storage(c, i);
+	return rxp_call_return(c, &tup, st, ns);
+}
+
+static int fn_add(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_value r;
+
+	if (n != 2 || v[0].kind != RXP_V_INT || v[1].kind != RXP_V_INT)
+		return rxp_call_fail(c, "t.add takes two ints, got %u args", n);
+	r = rxp_v_int(v[0].u.i + v[1].u.i);
+	return rxp_call_return(c, &r, NULL, 0);
+}
+
+static int fn_fail(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+
+	return rxp_call_fail(c, "%s",
+			     n && v[0].kind == RXP_V_STRING ? v[0].u.str.ptr
+							    : "t.fail");
+}
+
+static int fn_sleep(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct timespec ts;
+	struct rxp_value r;
+
+	if (n != 1 || v[0].kind != RXP_V_INT)
+		return -EINVAL;
+	ts.tv_sec = v[0].u.i / 1000;
+	ts.tv_nsec = (v[0].u.i % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+	r = rxp_v_int(v[0].u.i);
+	return rxp_call_return(c, &r, NULL, 0);
+}
+
+static int fn_hang(struct rxp_call *c, void *user)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&hung_mu);
+	if (nhung < (int)(sizeof(hung) / sizeof(hung[0])))
+		hung[nhung++] = c;
+	else
+		ret = -ENOSPC;
+	pthread_mutex_unlock(&hung_mu);
+	return ret;
+}
+
+void world_release_hung(void)
+{
+	pthread_mutex_lock(&hung_mu);
+	for (int i = 0; i < nhung; i++)
+		rxp_call_fail(hung[i], "released");
+	nhung = 0;
+	pthread_mutex_unlock(&hung_mu);
+}
+
+static void *async_done(void *arg)
+{
+	struct rxp_call *c = arg;
+
+	usleep(2000);
+	fn_echo(c, NULL);
+	return NULL;
+}
+
+static int fn_async_echo(struct rxp_call *c, void *user)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, async_done, c))
+		return -EAGAIN;
+	pthread_detach(t);
+	return 0;
+}
+
+static int fn_whoami(struct rxp_call *c, void *user)
+{
+	struct rxp_agent *a = rxp_call_agent(c);
+	struct rxp_worker_info me;
+	struct rxp_value r;
+
+	rxp_agent_self(a, &me);
+	r = rxp_v_str(me.name);
+	return rxp_call_return(c, &r, NULL, 0);
+}
+
+static int fn_call(struct rxp_call *c, void *user)
+{
+	struct rxp_agent *a = rxp_call_agent(c);
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_future *f;
+	struct rxp_value r;
+	int ret;
+
+	if (n != 2 || v[0].kind != RXP_V_STRING || v[1].kind != RXP_V_STRING)
+		return -EINVAL;
+	ret = rxp_rpc_sync(a, v[0].u.str.ptr, v[1].u.str.ptr, NULL, 0, NULL, 0,
+			   NULL, &f);
+	if (ret)
+		return ret;
+	if (rxp_future_status(f)) {
+		ret = rxp_call_fail(c, "nested: %s", rxp_future_error(f));
+	} else {
+		r = *rxp_future_value(f);
+		ret = rxp_call_return(c, &r, NULL, 0);
+	}
+	rxp_future_release(f);
+	return ret;
+}
+
+static int fn_fill(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_storage *s;
+	int64_t shape[1];
+	struct rxp_value r;
+	int ret;
+
+	if (n != 2 || v[0].kind != RXP_V_INT || v[1].kind != RXP_V_INT ||
+	    v[0].u.i < 0)
+		return -EINVAL;
+	s = rxp_storage_alloc((size_t)v[0].u.i);
+	if (!s)
+		return -ENOMEM;
+	memset(rxp_storage_data(s), (int)v[1].u.i, (size_t)v[0].u.i);
+	shape[0] = v[0].u.i;
+	r = rxp_v_tensor(RXP_DT_U8, 1, shape, NULL, 0, 0);
+	ret = rxp_call_return(c, &r, &s, 1);
+	rxp_storage_release(s);
+	return ret;
+}
+
+/* t.rref_to_here(rref): fetch a received RRef's value and return it */
+static int fn_rref_to_here(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_storage *st[16];
+	struct rxp_rref *r;
+	struct rxp_future *f;
+	uint32_t ns;
+	int ret;
+
+	if (n != 1 || v[0].kind != RXP_V_RREF)
+		return rxp_call_fail(c, "t.rref_to_here takes one RRef");
+	ret = rxp_call_rref(c, &v[0], &r);
+	if (ret)
+		return ret;
+	ret = rxp_rref_to_here(r, RXP_TIMEOUT_DEFAULT, &f);
+	rxp_rref_release(r);
+	if (ret)
+		return ret;
+	if (rxp_future_wait(f)) {
+		ret = rxp_call_fail(c, "to_here: %s", rxp_future_error(f));
+	} else {
+		ns = rxp_future_nstorages(f);
+		for (uint32_t i = 0; i < ns && i < 16; i++)
+			st[i] = rxp_future_storage(f, i);
+		ret = rxp_call_return(c, rxp_future_value(f), st,
+				      ns < 16 ? ns : 16);
+	}
+	rxp_future_release(f);
+	return ret;
+}
+
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rxp_rref *kept[64];
+static int nkept;
+
+/* t.rref_keep(rref): hold it; returns (fork creator, fork local) */
+static int fn_rref_keep(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_rref_id fork;
+	struct rxp_value r[2];
+	struct rxp_value tup;
+	struct rxp_rref *h;
+	int ret;
+
+	if (n != 1 || v[0].kind != RXP_V_RREF)
+		return -EINVAL;
+	ret = rxp_call_rref(c, &v[0], &h);
+	if (ret)
+		return ret;
+	ret = rxp_rref_wait_confirmed(h, 10000);
+	if (ret) {
+		rxp_rref_release(h);
+		return ret;
+	}
+	rxp_rref_ids(h, NULL, &fork);
+	pthread_mutex_lock(&kept_mu);
+	if (nkept < 64)
+		kept[nkept++] = h;
+	else
+		rxp_rref_release(h);
+	pthread_mutex_unlock(&kept_mu);
+	r[0] = rxp_v_int(fork.creator);
+	r[1] = rxp_v_int((int64_t)fork.local);
+	tup = rxp_v_tuple(r, 2);
+	return rxp_call_return(c, &tup, NULL, 0);
+}
+
+/* t.rref_drop(): release what t.rref_keep holds */
+static int fn_rref_drop(struct rxp_call *c, void *user)
+{
+	pthread_mutex_lock(&kept_mu);
+	while (nkept)
+		rxp_rref_release(kept[--nkept]);
+	pthread_mutex_unlock(&kept_mu);
+	return rxp_call_return(c, NULL, NULL, 0);
+}
+
+/* t.rref_stats(): (owned, forks, pending children, pending deletes) */
+static int fn_rref_stats(struct rxp_call *c, void *user)
+{
+	static const char *const keys[4] = {"rref.owned", "rref.forks",
+					    "rref.pending_children",
+					    "rref.pending_deletes"};
+	struct rxp_value r[4];
+	struct rxp_value tup;
+
+	for (int i = 0; i < 4; i++) {
+		int64_t v = -1;
+
+		rxp_agent_metric(rxp_call_agent(c), keys[i], &v);
+		r[i] = rxp_v_int(v);
+	}
+	tup = rxp_v_tuple(r, 4);
+	return rxp_call_return(c, &tup, NULL, 0);
+}
+
+/* t.autograd(): (context id, message id, force) or None */
+static int fn_autograd(struct rxp_call *c, void *user)
+{
+	struct rxp_autograd_meta m;
+	struct rxp_value r[3];
+	struct rxp_value tup;
+
+	if (rxp_call_autograd(c, &m))
+		return rxp_call_return(c, NULL, NULL, 0);
+	r[0] = rxp_v_int(m.context_id);
+	r[1] = rxp_v_int(m.message_id);
+	r[2] = rxp_v_bool(m.force_grad_recording);
+	tup = rxp_v_tuple(r, 3);
+	return rxp_call_return(c, &tup, NULL, 0);
+}
+
+/* t.prof_work(): records an event of its own, then sleeps 5 ms */
+static int fn_prof_work(struct rxp_call *c, void *user)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	usleep(5000);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	rxp_call_record_event(c, "inner",
+			      t0.tv_sec * 1000000000LL + t0.tv_nsec,
+			      t1.tv_sec * 1000000000LL + t1.tv_nsec);
+	return rxp_call_return(c, NULL, NULL, 0);
+}
+
+static const struct rxp_fn_def fns[WORLD_NFNS] = {
+	{"t.rref_to_here", fn_rref_to_here, 0, NULL},
+	{"t.rref_keep", fn_rref_keep, 0, NULL},
+	{"t.rref_drop", fn_rref_drop, 0, NULL},
+	{"t.rref_stats", fn_rref_stats, 0, NULL},
+	{"t.autograd", fn_autograd, 0, NULL},
+	{"t.prof_work", fn_prof_work, 0, NULL},
+	{"t.echo", fn_echo, 0, NULL},
+	{"t.add", fn_add, 0, NULL},
+	{"t.fail", fn_fail, 0, NULL},
+	{"t.sleep_ms", fn_sleep, 0, NULL},
+	{"t.hang", fn_hang, RXP_FN_ASYNC, NULL},
+	{"t.async_echo", fn_async_echo, RXP_FN_ASYNC, NULL},
+	{"t.whoami", fn_whoami, 0, NULL},
+	{"t.call", fn_call, 0, NULL},
+	{"t.fill", fn_fill, 0, NULL},
+};
+
+/* ---------------------------------------------------------- processes */
+
+static void worker_main(int rank, int size, int port)
+{
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a;
+	char name[32];
+	int ret;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	world_attr(&attr, rank, size, port, name, sizeof(name));
+	ret = rxp_agent_create(&attr, &a);
+	if (ret) {
+		fprintf(stderr, "worker %d: create: %s\n", rank,
+			rxp_strerror(ret));
+		_exit(ret == -RXP_E_NO_DEVICE ? 77 : 2);
+	}
+	/* until everyone joins, or rank 0 goes away */
+	rxp_agent_join(a, 0);
+	world_release_hung();
+	pthread_mutex_lock(&kept_mu);
+	while (nkept)
+		rxp_rref_release(kept[--nkept]);
+	pthread_mutex_unlock(&kept_mu);
+	rxp_agent_shutdown(a);
+	_exit(0);
+}
+
+int world_start(struct world *w, int size)
+{
+	struct rxp_agent_attr attr;
+	static char name[32];
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	if (size < 1 || size > WORLD_MAX)
+		return -EINVAL;
+	w->size = size;
+	w->port = world_free_port();
+	if (w->port <= 0)
+		return -EADDRNOTAVAIL;
+	fflush(NULL);
+	for (int r = 1; r < size; r++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return -errno;
+		if (pid == 0)
+			worker_main(r, size, w->port);
+		w->pids[r] = pid;
+	}
+	world_attr(&attr, 0, size, w->port, name, sizeof(name));
+	ret = rxp_agent_create(&attr, &w->a);
+	if (ret) {
+		for (int r = 1; r < size; r++) {
+			kill(w->pids[r], SIGKILL);
+			waitpid(w->pids[r], NULL, 0);
+		}
+		return ret == -RXP_E_NO_DEVICE ? 77 : ret;
+	}
+	return 0;
+}
+
+int world_stop(struct world *w, bool join)
+{
+	int bad = 0;
+
+	if (join && w->a)
+		rxp_agent_join(w->a, 30000);
+	world_release_hung();
+	rxp_agent_shutdown(w->a);
+	w->a = NULL;
+	for (int r = 1; r < w->size; r++) {
+		int st;
+
+		if (!w->pids[r] || waitpid(w->pids[r], &st, 0) < 0)
+			continue;
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+			continue;
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			fprintf(stderr, "worker %d: exit status 0x%x\n", r, st);
+			bad++;
+		}
+	}
+	return bad;
+}

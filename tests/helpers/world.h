@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Multi-process test worlds: fork the other ranks (before the parent
+ * creates any thread), each running a worker that registers the standard
+ * test functions and stays until join() or rank 0 goes away.
+ *
+ * Transport and addresses come from the environment, so the same tests
+ * run on tcp, tcp-poll (RXP_NO_URING=1) and verbs (in the rxe guest):
+ *   RXP_TRANSPORT          tcp | verbs | auto (default: auto)
+ *   RXP_ADDR_A, RXP_ADDR_B rank 0 and master on A; odd ranks bind B
+ *                          (two rxe devices); default 127.0.0.1
+ */
+#ifndef RXP_TEST_WORLD_H
+#define RXP_TEST_WORLD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <rxp/rxp.h>
+
+#define WORLD_MAX 8
+
+struct world {
+	int size;
+	int port;
+	pid_t pids[WORLD_MAX]; /* [0] unused (the test process) */
+	struct rxp_agent *a;   /* rank 0's agent, in the test process */
+};
+
+/* false (after saying why) if the environment asks for a transport that
+ * cannot run here, e.g. RXP_TRANSPORT=verbs without an RDMA device: the
+ * test program then exits 77 (skipped). */
+bool world_transport_usable(void);
+
+/* A free TCP port on the loopback (racy by nature; tests use it at once). */
+int world_free_port(void);
+
+/* Fill @attr for @rank of @size on @port from the environment. */
+void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
+		char *name, size_t namelen);
+
+/*
+ * Fork ranks 1..size-1 (each runs world_worker_main and _exits), then
+ * create rank 0's agent in this process. Returns 0, 77 if the transport
+ * is unusable here (e.g. verbs without a device: the caller skips), or
+ * -errno.
+ */
+int world_start(struct world *w, int size);
+/* join (if @join), shut rank 0 down, and reap the children; returns the
+ * number of children that exited with a non-zero status or a signal
+ * other than SIGKILL. */
+int world_stop(struct world *w, bool join);
+
+/* The test functions every worker has from the start (world_attr puts
+ * them in attr->functions; see world.c):
+ *   t.echo(args...)           returns its args as a tuple, storages echoed
+ *   t.add(int a, int b)       a + b
+ *   t.fail(str msg)           fails with msg
+ *   t.sleep_ms(int ms)        sleeps, then returns ms
+ *   t.hang()                  async: never completes until shutdown
+ *   t.async_echo(args...)     async: completes from another thread
+ *   t.whoami()                the callee's name
+ *   t.call(str dst, str fn)   nested rpc_sync to dst.fn(), returns its int
+ *   t.fill(int n, int byte)   returns a tensor of n bytes = byte
+ */
+/* Complete every call t.hang() is holding (with an error). */
+void world_release_hung(void);
+
+#endif

@@ -1,0 +1,16 @@
+# The agent conformance suite, once per transport. The verbs run skips
+# (77) without an RDMA device; CI runs it inside the rxe guest.
+set(agent_srcs ${RXP_TEST_DIR}/test_agent.c ${PROJECT_SOURCE_DIR}/tests/helpers/world.c)
+rxp_add_test(test_agent SOURCES ${agent_srcs} LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=tcp)
+rxp_add_test(test_agent SOURCES ${agent_srcs} LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=tcp RXP_NO_URING=1)
+rxp_add_test(test_agent SOURCES ${agent_srcs} LABELS integration verbs
+  TIMEOUT 600 ENV RXP_TRANSPORT=verbs)
+
+# remote()/RRefs, profiler, autograd metadata: three workers
+set(rref_srcs ${RXP_TEST_DIR}/test_rref.c ${PROJECT_SOURCE_DIR}/tests/helpers/world.c)
+rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration conformance
+  TIMEOUT 180 ENV RXP_TRANSPORT=tcp)
+rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration verbs
+  TIMEOUT 900 ENV RXP_TRANSPORT=verbs)

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the agent's building blocks: slot map, deadline heap,
+ * worker pool, futures, storages, error names. No transport involved. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent_int.h"
+
+static void test_slots_add_get_del_and_reuse(void **state)
+{
+	struct rxp__slots s;
+	uint64_t k[100], old;
+	int vals[100];
+
+	assert_int_equal(rxp__slots_init(&s, 4), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(rxp__slots_add(&s, &vals[i], &k[i]), 0);
+	assert_int_equal(s.used, 100);
+	for (int i = 0; i < 100; i++)
+		assert_ptr_equal(rxp__slots_get(&s, k[i]), &vals[i]);
+	old = k[7];
+	assert_ptr_equal(rxp__slots_del(&s, old), &vals[7]);
+	assert_null(rxp__slots_get(&s, old));
+	assert_null(rxp__slots_del(&s, old));
+	/* the slot is reused with a new generation: the stale key misses */
+	assert_int_equal(rxp__slots_add(&s, &vals[7], &k[7]), 0);
+	assert_int_equal((uint32_t)k[7], (uint32_t)old);
+	assert_int_not_equal(k[7], old);
+	assert_null(rxp__slots_get(&s, old));
+	/* keys out of range or never issued */
+	assert_null(rxp__slots_get(&s, 0));
+	assert_null(rxp__slots_get(&s, UINT64_MAX));
+	rxp__slots_fini(&s);
+}
+
+static void test_slots_grow_fails_cleanly_on_enomem(void **state)
+{
+	struct rxp__slots s;
+	uint64_t k;
+	int v;
+
+	assert_int_equal(rxp__slots_init(&s, 1), 0);
+	assert_int_equal(rxp__slots_add(&s, &v, &k), 0);
+	rxp__alloc_fail_after(0);
+	assert_int_equal(rxp__slots_add(&s, &v, &k), -ENOMEM);
+	rxp__alloc_fail_after(-1);
+	assert_int_equal(s.used, 1);
+	assert_int_equal(rxp__slots_add(&s, &v, &k), 0);
+	rxp__slots_fini(&s);
+}
+
+static void test_heap_pops_in_deadline_order(void **state)
+{
+	struct rxp__heap h = {0};
+	struct rxp__dl d;
+	int64_t last = INT64_MIN;
+
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(rxp__heap_push(&h, (i * 7919) % 1000, (uint64_t)i),
+				 0);
+	for (int i = 0; i < 1000; i++) {
+		assert_true(rxp__heap_top(&h, &d));
+		assert_true(d.t >= last);
+		last = d.t;
+		rxp__heap_pop(&h);
+	}
+	assert_false(rxp__heap_top(&h, &d));
+	rxp__alloc_fail_after(0);
+	assert_int_equal(rxp__heap_push(&h, 1, 1), 0); /* capacity left */
+	rxp__alloc_fail_after(-1);
+	rxp__heap_fini(&h);
+	rxp__alloc_fail_after(0);
+	assert_int_equal(rxp__heap_push(&h, 1, 1), -ENOMEM);
+	rxp__alloc_fail_after(-1);
+}
+
+static atomic_int ran;
+
+static void task(void *arg)
+{
+	usleep(100);
+	atomic_fetch_add(&ran, 1);
+}
+
+static void test_pool_runs_every_task_before_stop(void **state)
+{
+	struct rxp__pool p;
+
+	atomic_store(&ran, 0);
+	assert_int_equal(rxp__pool_start(&p, 3), 0);
+	for (int i = 0; i < 3000; i++) /* past the initial ring size */
+		assert_int_equal(rxp__pool_push(&p, task, NULL), 0);
+	rxp__pool_stop(&p);
+	assert_int_equal(atomic_load(&ran), 3000);
+}
+
+static void test_pool_refuses_after_stop(void **state)
+{
+	struct rxp__pool p;
+
+	assert_int_equal(rxp__pool_start(&p, 1), 0);
+	p.stop = true; /* as rxp__pool_stop sets it, before joining */
+	assert_int_equal(rxp__pool_push(&p, task, NULL), -ECANCELED);
+	p.stop = false;
+	rxp__pool_stop(&p);
+}
+
+static void test_pool_start_fails_on_enomem(void **state)
+{
+	struct rxp__pool p;
+
+	rxp__alloc_fail_after(0);
+	assert_int_equal(rxp__pool_start(&p, 2), -ENOMEM);
+	rxp__alloc_fail_after(-1);
+}
+
+static int cb_calls;
+
+static void cb(struct rxp_future *f, void *user)
+{
+	cb_calls++;
+	*(int *)user = rxp_future_status(f);
+}
+
+static void test_future_fulfilled_once_with_callbacks(void **state)
+{
+	struct rxp_future *f = rxp__future_new(NULL, RXP__FUT_MSG);
+	int seen = 1;
+
+	assert_non_null(f);
+	assert_false(rxp_future_done(f));
+	assert_int_equal(rxp_future_status(f), -EAGAIN);
+	assert_int_equal(rxp_future_wait_for(f, 20), -ETIMEDOUT);
+	cb_calls = 0;
+	for (int i = 0; i < RXP_FUTURE_MAX_CALLBACKS; i++)
+		assert_int_equal(rxp_future_then(f, cb, &seen), 0);
+	assert_int_equal(rxp_future_then(f, cb, &seen), -EBUSY);
+	rxp__future_set_error(f, "boom");
+	/* no agent: callbacks run on the fulfilling thread */
+	rxp__future_fulfil(f, -ECONNRESET);
+	assert_int_equal(cb_calls, RXP_FUTURE_MAX_CALLBACKS);
+	assert_int_equal(seen, -ECONNRESET);
+	assert_true(rxp_future_done(f));
+	assert_int_equal(rxp_future_wait(f), -ECONNRESET);
+	assert_string_equal(rxp_future_error(f), "boom");
+	assert_null(rxp_future_value(f));
+	assert_int_equal(rxp_future_nstorages(f), 0);
+	assert_null(rxp_future_storage(f, 0));
+	rxp_future_release(f);
+}
+
+static void test_future_alloc_failure(void **state)
+{
+	struct rxp_future *f;
+
+	/* drain this thread's cache so the next one must be allocated */
+	struct rxp_future *keep[80];
+
+	for (int i = 0; i < 80; i++)
+		keep[i] = rxp__future_new(NULL, RXP__FUT_MSG);
+	rxp__alloc_fail_after(0);
+	f = rxp__future_new(NULL, RXP__FUT_MSG);
+	rxp__alloc_fail_after(-1);
+	assert_null(f);
+	for (int i = 0; i < 80; i++) {
+		rxp__future_fulfil(keep[i], 0);
+		rxp_future_release(keep[i]);
+	}
+}
+
+static int released;
+
+static void on_release(void *ptr, void *user)
+{
+	released++;
+	assert_ptr_equal(ptr, user);
+}
+
+static void test_storage_wrap_releases_at_last_ref(void **state)
+{
+	char mem[16];
+	struct rxp_storage *s = rxp_storage_wrap(mem, sizeof(mem), on_release,
+						 mem);
+	struct rxp_storage *a;
+
+	released = 0;
+	assert_non_null(s);
+	assert_ptr_equal(rxp_storage_data(s), mem);
+	assert_int_equal(rxp_storage_size(s), 16);
+	rxp_storage_retain(s);
+	rxp_storage_release(s);
+	assert_int_equal(released, 0);
+	rxp_storage_release(s);
+	assert_int_equal(released, 1);
+	assert_null(rxp_storage_wrap(NULL, 5, NULL, NULL));
+	a = rxp_storage_alloc(100);
+	assert_non_null(a);
+	assert_int_equal((uintptr_t)rxp_storage_data(a) % 64, 0);
+	rxp_storage_release(a);
+	rxp_storage_release(NULL);
+	rxp__alloc_fail_after(0);
+	assert_null(rxp_storage_alloc(1));
+	rxp__alloc_fail_after(-1);
+}
+
+static void test_strerror_names_every_code(void **state)
+{
+	assert_string_equal(rxp_strerror(0), "success");
+	assert_non_null(strstr(rxp_strerror(-RXP_E_PEER_LOST), "peer lost"));
+	assert_non_null(strstr(rxp_strerror(-ETIMEDOUT), "timed out"));
+	assert_string_equal(rxp_strerror(-999999), "unknown error");
+	for (int e = RXP_ERRNO_BASE; e < RXP_E__LAST; e++)
+		assert_true(strlen(rxp_strerror(-e)) > 5);
+	assert_string_equal(rxp_version(), RXP_VERSION_STRING);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slots_add_get_del_and_reuse),
+		cmocka_unit_test(test_slots_grow_fails_cleanly_on_enomem),
+		cmocka_unit_test(test_heap_pops_in_deadline_order),
+		cmocka_unit_test(test_pool_runs_every_task_before_stop),
+		cmocka_unit_test(test_pool_refuses_after_stop),
+		cmocka_unit_test(test_pool_start_fails_on_enomem),
+		cmocka_unit_test(test_future_fulfilled_once_with_callbacks),
+		cmocka_unit_test(test_future_alloc_failure),
+		cmocka_unit_test(test_storage_wrap_releases_at_last_ref),
+		cmocka_unit_test(test_strerror_names_every_code),
+	};
+
+	return cmocka_run_group_tests_name("agent_parts", tests, NULL, NULL);
+}
