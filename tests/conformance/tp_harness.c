@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "skip.h"
 #include "tp_harness.h"
 
 static uint64_t g_seq;
@@ -148,12 +149,12 @@ int h_open_ops(struct h_side *s, const char *name, uint32_t id,
 	attr.cb = &s->cb;
 	if (!ops->open) {
 		fprintf(stderr, "%s: backend not built: skipped\n", want);
-		exit(77);
+		exit(rxp_test_skip_code());
 	}
 	err = ops->open(&attr, &s->tp);
 	if (err == -RXP_E_NO_DEVICE) {
 		fprintf(stderr, "%s: no device: skipped\n", want);
-		exit(77);
+		exit(rxp_test_skip_code());
 	}
 	if (err) {
 		free(s->msgs);
@@ -163,7 +164,7 @@ int h_open_ops(struct h_side *s, const char *name, uint32_t id,
 	if (want && strcmp(s->tp->name, want)) {
 		fprintf(stderr, "asked for %s, got %s: skipped\n", want,
 			s->tp->name);
-		exit(77);
+		exit(rxp_test_skip_code());
 	}
 	err = s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
 	if (err)

@@ -16,6 +16,14 @@
 #include "rxp_transport.h"
 #include "world.h"
 
+int world_time_scale(void)
+{
+	const char *v = getenv("RXP_TEST_TIMEOUT_SCALE");
+	int s = v ? atoi(v) : 1;
+
+	return s >= 1 ? s : 1;
+}
+
 int world_free_port(void)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET};

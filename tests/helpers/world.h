@@ -32,6 +32,10 @@ struct world {
  * test program then exits 77 (skipped). */
 bool world_transport_usable(void);
 
+/* Factor for time bounds in tests: $RXP_TEST_TIMEOUT_SCALE (CI sets 20
+ * inside the rxe guest, which runs 15-20x slower), else 1. */
+int world_time_scale(void);
+
 /* A free TCP port on the loopback (racy by nature; tests use it at once). */
 int world_free_port(void);
 
