@@ -13,7 +13,8 @@ rxp_add_test(fuzz_codec_replay
   ARGS ${RXP_TEST_DIR}/corpus/codec)
 target_compile_definitions(fuzz_codec_replay PRIVATE RXP_FUZZ_REPLAY)
 
-if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
+# libFuzzer runs with ASan; it cannot be combined with a TSan build.
+if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT RXP_SANITIZE STREQUAL "thread")
   include(CheckCSourceCompiles)
   set(CMAKE_REQUIRED_FLAGS -fsanitize=fuzzer)
   set(CMAKE_REQUIRED_LINK_OPTIONS -fsanitize=fuzzer)
