@@ -1,0 +1,1 @@
+rxp_add_test(test_util SOURCES ${RXP_TEST_DIR}/test_util.c LINK rxp_util LABELS unit)
