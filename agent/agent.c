@@ -21,6 +21,7 @@ static void agent_free(struct rxp_agent *a)
 	rxp__rrefs_fini(a);
 	rxp__prof_fini(a);
 	pthread_rwlock_destroy(&a->fn_lock);
+	pthread_mutex_destroy(&a->progress_mu);
 	for (uint32_t i = 0; i < a->nfns; i++)
 		rxp__free(a->fns[i].name);
 	rxp__free(a->fns);
@@ -142,6 +143,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
 	pthread_rwlock_init(&a->fn_lock, NULL);
 	pthread_mutex_init(&a->join_mu, NULL);
+	pthread_mutex_init(&a->progress_mu, NULL);
 	ret = rxp__rrefs_init(a);
 	if (ret)
 		goto err_free;

@@ -293,7 +293,9 @@ struct rxp_agent {
 	/* submit path */
 	_Atomic(struct rxp_future *) sub_futs;
 	_Atomic(struct rxp_call *) sub_calls;
-	atomic_bool sleeping;
+	atomic_bool sleeping;  /* the polling thread sleeps: lock is free */
+	pthread_mutex_t progress_mu; /* held by the leader (see poller.c) */
+	int64_t sleep_until_ns;      /* when the sleeping poller wakes */
 	atomic_bool stopping;
 	atomic_bool stopped;   /* new work refused */
 	atomic_int submitters; /* threads inside the submit gate */
@@ -341,7 +343,10 @@ void rxp__agent_put(struct rxp_agent *a);
 /* hand a future / finished call to the poller */
 int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f);
 void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c);
+/* true if this thread holds @a's progress lock (the polling thread while
+ * awake, or a submitter sending directly for a moment) */
 bool rxp__on_poller(const struct rxp_agent *a);
+
 /* poller.c: the polling thread's body, and the transport callbacks */
 void *rxp__poller_main(void *arg);
 void rxp__poller_callbacks(struct rxp_agent *a);

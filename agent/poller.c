@@ -8,6 +8,7 @@
  * functions (any thread) which only push onto lock-free stacks.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@
 
 #include "agent_int.h"
 
-static __thread const struct rxp_agent *current_poller;
+/* The agent whose progress lock this thread holds (the "leader"). */
+static __thread const struct rxp_agent *current_leader;
 
 /* cookies given to tp->send: futures as is, calls tagged with bit 0 */
 #define CALL_TAG 0x1u
@@ -33,9 +35,53 @@ static void wake(struct rxp_agent *a)
 {
 	uint64_t one = 1;
 
-	if (atomic_load(&a->sleeping) &&
-	    write(a->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(a->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		rxp_warn("agent", "wake: %s", strerror(errno));
+}
+
+static int drain_submissions(struct rxp_agent *a, bool cancel);
+static bool work_queued(struct rxp_agent *a);
+
+/*
+ * A thread that led progress while the polling thread sleeps hands back:
+ * re-arm the transport's notification (the leader may have consumed it),
+ * and wake the poller if work arrived meanwhile or if a deadline now comes
+ * before the time it sleeps until.
+ */
+static void leave_lead(struct rxp_agent *a)
+{
+	struct rxp__dl d;
+
+	current_leader = NULL;
+	if (a->ops->arm(a->tp) != 0 || work_queued(a) ||
+	    (rxp__heap_top(&a->deadlines, &d) && d.t < a->sleep_until_ns))
+		wake(a);
+}
+
+/*
+ * Someone pushed work while the polling thread sleeps. Instead of waking
+ * it (a context switch on the critical path), send it ourselves if the
+ * progress lock is free: drain the submit stacks and reap what the
+ * transport completed, then let go. If another thread leads, wake the
+ * sleepers so that the work is seen. Called inside the submit gate, so
+ * the transport cannot be closed under us; a stopped agent is left to
+ * its shutdown path.
+ */
+static void kick(struct rxp_agent *a)
+{
+	if (!atomic_load(&a->sleeping))
+		return; /* the poller is awake and will see the push */
+	if (current_leader == a || pthread_mutex_trylock(&a->progress_mu)) {
+		wake(a);
+		return;
+	}
+	if (!atomic_load(&a->stopped) && a->tp) {
+		current_leader = a;
+		drain_submissions(a, false);
+		a->ops->progress(a->tp);
+		leave_lead(a);
+	}
+	pthread_mutex_unlock(&a->progress_mu);
 }
 
 /* Gate: new work is refused once stopped; shutdown waits for threads
@@ -60,10 +106,10 @@ int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f)
 	do {
 		f->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(
-		&a->sub_futs, &head, f, memory_order_release,
+		&a->sub_futs, &head, f, memory_order_seq_cst,
 		memory_order_relaxed));
+	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
-	wake(a);
 	return 0;
 }
 
@@ -79,10 +125,10 @@ void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c)
 	do {
 		c->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(
-		&a->sub_calls, &head, c, memory_order_release,
+		&a->sub_calls, &head, c, memory_order_seq_cst,
 		memory_order_relaxed));
+	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
-	wake(a);
 }
 
 /* ------------------------------------------------------ completions */
@@ -524,20 +570,44 @@ static bool work_queued(struct rxp_agent *a)
 	       atomic_load(&a->stopping);
 }
 
+/*
+ * The polling thread goes to sleep: it lets go of the progress lock, so
+ * that submitters send directly (kick), and sleeps on the fds; then it
+ * takes the lock back (waiting for such a submitter to finish).
+ */
 static void poller_sleep(struct rxp_agent *a, int64_t now)
 {
-	struct pollfd p[2] = {
-		{.fd = a->ops->wait_fd(a->tp), .events = POLLIN},
-		{.fd = a->wake_fd, .events = POLLIN},
-	};
-	uint64_t v;
+	bool woken = false;
+	int tmo;
 
 	atomic_store(&a->sleeping, true);
-	if (!work_queued(a) && a->ops->arm(a->tp) == 0)
-		poll(p, 2, next_timeout_ms(a, now));
+	if (work_queued(a) || a->ops->arm(a->tp) != 0) {
+		atomic_store(&a->sleeping, false);
+		return;
+	}
+	tmo = next_timeout_ms(a, now);
+	a->sleep_until_ns = tmo < 0 ? INT64_MAX : now + (int64_t)tmo * 1000000;
+	current_leader = NULL;
+	pthread_mutex_unlock(&a->progress_mu);
+	{
+		struct pollfd p[2] = {
+			{.fd = a->ops->wait_fd(a->tp), .events = POLLIN},
+			{.fd = a->wake_fd, .events = POLLIN},
+		};
+
+		/* armed above; a thread that leads meanwhile re-arms when it
+		 * hands back (leave_lead) */
+		woken = poll(p, 2, tmo) > 0 && (p[1].revents & POLLIN);
+	}
+	pthread_mutex_lock(&a->progress_mu);
+	current_leader = a;
 	atomic_store(&a->sleeping, false);
-	if (read(a->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		rxp_warn("agent", "wake fd: %s", strerror(errno));
+	if (woken) {
+		uint64_t v;
+
+		if (read(a->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			rxp_warn("agent", "wake fd: %s", strerror(errno));
+	}
 }
 
 static void poller_shutdown(struct rxp_agent *a)
@@ -565,7 +635,8 @@ void *rxp__poller_main(void *arg)
 	int64_t spin_ns = (int64_t)a->poll_us * 1000;
 	int64_t idle_since = rxp_now_ns();
 
-	current_poller = a;
+	pthread_mutex_lock(&a->progress_mu);
+	current_leader = a;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now;
 		int n = drain_submissions(a, false);
@@ -589,12 +660,14 @@ void *rxp__poller_main(void *arg)
 	}
 	atomic_store(&a->stopped, true);
 	poller_shutdown(a);
+	current_leader = NULL;
+	pthread_mutex_unlock(&a->progress_mu);
 	return NULL;
 }
 
 bool rxp__on_poller(const struct rxp_agent *a)
 {
-	return current_poller == a;
+	return current_leader == a;
 }
 
 void rxp__poller_callbacks(struct rxp_agent *a)
