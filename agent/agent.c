@@ -13,7 +13,6 @@
 
 #include "agent_int.h"
 
-
 /* --------------------------------------------------------- references */
 
 static void agent_free(struct rxp_agent *a)
@@ -78,8 +77,10 @@ static int check_attr(const struct rxp_agent_attr *at)
 static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 			   const char *local_ip, char *addr, size_t addrlen)
 {
-	const char *want = at->transport ? at->transport : getenv("RXP_TRANSPORT");
-	const char *bind = at->bind_addr ? at->bind_addr : getenv("RXP_BIND_ADDR");
+	const char *want =
+		at->transport ? at->transport : getenv("RXP_TRANSPORT");
+	const char *bind =
+		at->bind_addr ? at->bind_addr : getenv("RXP_BIND_ADDR");
 	struct rxp_tp_attr ta = {0};
 	int ret;
 
@@ -158,8 +159,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		ret = rxp_agent_register(a, d->qualname, d->fn, d->flags,
 					 d->user);
 		if (ret) {
-			rxp_err("agent", "cannot register function %u ('%s'): %s",
-				i, d->qualname ? d->qualname : "(null)",
+			rxp_err("agent",
+				"cannot register function %u ('%s'): %s", i,
+				d->qualname ? d->qualname : "(null)",
 				rxp_strerror(ret));
 			goto err_free;
 		}
@@ -254,8 +256,8 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 
 int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 {
-	int64_t deadline = timeout_ms > 0 ? rxp_now_ns() + timeout_ms * 1000000
-					  : 0;
+	int64_t deadline =
+		timeout_ms > 0 ? rxp_now_ns() + timeout_ms * 1000000 : 0;
 	int ret;
 
 	if (!a)
@@ -268,9 +270,8 @@ int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 		usleep(1000);
 	}
 	pthread_mutex_lock(&a->join_mu);
-	ret = rxp__rdv_barrier(a->rdv,
-			       deadline ? (deadline - rxp_now_ns()) / 1000000 + 1
-					: 0);
+	ret = rxp__rdv_barrier(
+		a->rdv, deadline ? (deadline - rxp_now_ns()) / 1000000 + 1 : 0);
 	pthread_mutex_unlock(&a->join_mu);
 	return ret;
 }

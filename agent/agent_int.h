@@ -22,12 +22,12 @@
 
 /* wire message types (0..63 are rxp's) */
 enum {
-	RXP__MSG_CALL = 1,        /* script call: codec call payload */
-	RXP__MSG_RESP = 2,        /* response to any request */
-	RXP__MSG_REMOTE = 3,      /* remote(): codec call with rref ids */
+	RXP__MSG_CALL = 1,	  /* script call: codec call payload */
+	RXP__MSG_RESP = 2,	  /* response to any request */
+	RXP__MSG_REMOTE = 3,	  /* remote(): codec call with rref ids */
 	RXP__MSG_RREF_FETCH = 4,  /* to_here: {rref} -> value response */
 	RXP__MSG_RREF_DELETE = 5, /* user drops a fork: {owner, rref, fork} */
-	RXP__MSG_RREF_FORK = 6,   /* child tells owner of its fork */
+	RXP__MSG_RREF_FORK = 6,	  /* child tells owner of its fork */
 	RXP__MSG_RREF_ACCEPT = 7, /* child tells parent it is known */
 };
 
@@ -37,7 +37,7 @@ enum rxp__api { RXP__API_ASYNC, RXP__API_SYNC, RXP__API_REMOTE };
 #define RXP__RESP_ERROR 0x1u /* payload: codec error encoding */
 
 #define RXP__INLINE_PAYLOAD 256 /* request bytes kept inside the future */
-#define RXP__INLINE_ARENA 512   /* decode arena inside future / call */
+#define RXP__INLINE_ARENA 512	/* decode arena inside future / call */
 #define RXP__INLINE_STORAGES 4
 
 /* ------------------------------------------------------------- futures */
@@ -57,25 +57,25 @@ struct rxp_future {
 	struct rxp_agent *agent;
 	enum rxp__fut_kind kind;
 	atomic_uint refs;
-	atomic_uint state;   /* 0 pending, 1 done (futex word) */
+	atomic_uint state; /* 0 pending, 1 done (futex word) */
 	atomic_uint waiters;
 	int status;
 
 	/* request, set by the submitting thread */
 	uint32_t dst;
 	uint8_t type;
-	int64_t timeout_ns;   /* 0 = none */
+	int64_t timeout_ns; /* 0 = none */
 	struct rxp_iov payload_iov;
-	void *payload_heap;   /* when larger than inline */
-	struct rxp_iov *st;   /* storages to send */
+	void *payload_heap; /* when larger than inline */
+	struct rxp_iov *st; /* storages to send */
 	uint32_t nst;
 	struct rxp_iov st_inline[RXP__INLINE_STORAGES];
 	int64_t t_submit_ns;
 
 	/* profiling (only when the agent profiles) */
 	bool prof;
-	uint8_t api;           /* enum rxp__api */
-	char *prof_name;       /* qualified name, heap */
+	uint8_t api;		      /* enum rxp__api */
+	char *prof_name;	      /* qualified name, heap */
 	struct rxp_resp_ext prof_ext; /* callee events, in the arena */
 	/* RRefs: the handle a remote() creates; fetches say "owner lost" */
 	struct rxp_rref *rref;
@@ -94,12 +94,12 @@ struct rxp_future {
 
 	/* result */
 	struct rxp_buf *resp_payload;
-	struct rxp_buf **rst;     /* response storages */
+	struct rxp_buf **rst; /* response storages */
 	uint32_t nrst;
 	struct rxp_buf *rst_inline[RXP__INLINE_STORAGES];
 	const struct rxp_value *value;
-	char *errmsg;             /* heap, or NULL */
-	const char *errconst;     /* static message, or NULL */
+	char *errmsg;	      /* heap, or NULL */
+	const char *errconst; /* static message, or NULL */
 	struct rxp_arena arena;
 
 	pthread_mutex_t cb_mu;
@@ -154,13 +154,13 @@ struct rxp_call {
 	struct rxp_iov *rst_iov;
 	struct rxp_iov rst_iov_inline[RXP__INLINE_STORAGES];
 	bool async_fn;
-	bool decoded;          /* dc filled on the poller (REMOTE) */
-	int64_t t_recv_ns;     /* when the poller received it */
+	bool decoded;		  /* dc filled on the poller (REMOTE) */
+	int64_t t_recv_ns;	  /* when the poller received it */
 	struct rxp__owner *owner; /* REMOTE: the entry that keeps the value */
 	struct rxp_buf *resp_buf; /* payload shared with an owner entry */
 	/* profiling: events of the function, sent back with the response */
 	bool profiling;
-	bool fn_span_open;     /* ev[0] is the function's span, still open */
+	bool fn_span_open; /* ev[0] is the function's span, still open */
 	struct rxp_prof_wire_event *ev;
 	char **ev_names;
 	uint32_t nev, capev;
@@ -254,10 +254,9 @@ struct rxp__worker {
 struct rxp__rdv; /* rendezvous client + (rank 0) server */
 int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
 		     struct rxp__rdv **out, char *local_ip, size_t iplen);
-int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world,
-		      const char *name, const char *tp_addr,
-		      const char *tp_name, struct rxp__worker *workers,
-		      int64_t timeout_ms);
+int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
+		      const char *tp_addr, const char *tp_name,
+		      struct rxp__worker *workers, int64_t timeout_ms);
 int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms);
 void rxp__rdv_close(struct rxp__rdv *r);
 /* rank 0: serve rendezvous for @world workers on host:port */
@@ -293,9 +292,9 @@ struct rxp_agent {
 	/* submit path */
 	_Atomic(struct rxp_future *) sub_futs;
 	_Atomic(struct rxp_call *) sub_calls;
-	atomic_bool sleeping;  /* the polling thread sleeps: lock is free */
+	atomic_bool sleeping; /* the polling thread sleeps: lock is free */
 	pthread_mutex_t progress_mu; /* held by the leader (see poller.c) */
-	int64_t sleep_until_ns;      /* when the sleeping poller wakes */
+	int64_t sleep_until_ns;	     /* when the sleeping poller wakes */
 	atomic_bool stopping;
 	atomic_bool stopped;   /* new work refused */
 	atomic_int submitters; /* threads inside the submit gate */
@@ -371,8 +370,8 @@ void rxp__call_ack(struct rxp_call *c);
 /* ------------------------------------------------------------- RRefs */
 struct rxp__owner;
 int rxp__rrefs_init(struct rxp_agent *a);
-void rxp__rrefs_stop(struct rxp_agent *a);  /* reaper thread: before pool */
-void rxp__rrefs_fini(struct rxp_agent *a);  /* tables: at the end */
+void rxp__rrefs_stop(struct rxp_agent *a); /* reaper thread: before pool */
+void rxp__rrefs_fini(struct rxp_agent *a); /* tables: at the end */
 /* poller: an RRef control message or a REMOTE call arrived */
 void rxp__rref_on_request(struct rxp_agent *a, struct rxp_call *c);
 /* a REMOTE call completed: keep the value (or error) in its entry */
@@ -385,8 +384,8 @@ int rxp__rref_prepare_args(struct rxp_agent *a, int dst,
 /* callee: turn decoded RRef arguments into handles (before the fn) */
 int rxp__rref_adopt_args(struct rxp_call *c);
 void rxp__rref_drop_args(struct rxp_call *c);
-void rxp__rref_unprepare_args(struct rxp_agent *a,
-			      const struct rxp_value *copy, uint32_t nargs);
+void rxp__rref_unprepare_args(struct rxp_agent *a, const struct rxp_value *copy,
+			      uint32_t nargs);
 /* rref.owned, rref.forks, rref.pending_children, rref.pending_deletes */
 int64_t rxp__rref_metric(struct rxp_agent *a, int which);
 /* rpc.c: build and submit a script call (rpc_async, rpc_sync, remote) */
@@ -394,7 +393,8 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 		    const struct rxp_value *args, uint32_t nargs,
 		    const struct rxp_iov *storages, uint32_t nstorages,
 		    const struct rxp_call_opts *opts, enum rxp__api api,
-		    const struct rxp_rref_desc *remote, struct rxp_future **out);
+		    const struct rxp_rref_desc *remote,
+		    struct rxp_future **out);
 /* respond with a shared payload buffer and storages (owner fetches) */
 void rxp__call_respond_buf(struct rxp_call *c, struct rxp_buf *payload,
 			   struct rxp_buf *const *st, uint32_t nst);

@@ -94,8 +94,8 @@ void rxp__call_cache_flush(struct rxp_agent *a)
 
 /* ------------------------------------------------- completing a call */
 
-static int call_take_storages(struct rxp_call *c,
-			      struct rxp_storage *const *st, uint32_t n);
+static int call_take_storages(struct rxp_call *c, struct rxp_storage *const *st,
+			      uint32_t n);
 
 /* Claim the completion; false if the call was already completed. */
 static bool call_claim(struct rxp_call *c)
@@ -167,13 +167,16 @@ static void call_finish(struct rxp_call *c)
 				struct rxp_resp_ext ext_mem;
 				const struct rxp_resp_ext *ext =
 					rxp__prof_call_ext(c, &ext_mem);
-				int64_t n = rxp_codec_value_size_ext(&none, 0, ext);
+				int64_t n =
+					rxp_codec_value_size_ext(&none, 0, ext);
 
 				if (n < 0 || call_resp_buf(c, (size_t)n) ||
-				    rxp_codec_value_encode_ext(&none, 0, ext, c->resp,
+				    rxp_codec_value_encode_ext(&none, 0, ext,
+							       c->resp,
 							       (size_t)n) != n)
-					call_error_response(c, -ENOMEM,
-							    "owner out of memory");
+					call_error_response(
+						c, -ENOMEM,
+						"owner out of memory");
 			}
 		}
 	}
@@ -228,8 +231,8 @@ int rxp_call_fail(struct rxp_call *c, const char *fmt, ...)
 	return 0;
 }
 
-static int call_take_storages(struct rxp_call *c,
-			      struct rxp_storage *const *st, uint32_t n)
+static int call_take_storages(struct rxp_call *c, struct rxp_storage *const *st,
+			      uint32_t n)
 {
 	if (n > RXP_WIRE_MAX_STORAGES || (n && !st))
 		return -EINVAL;
@@ -245,8 +248,8 @@ static int call_take_storages(struct rxp_call *c,
 		if (!b)
 			return -EINVAL;
 		c->rst[c->nrst++] = rxp_buf_get(b);
-		c->rst_iov[i] = (struct rxp_iov){.base = b->data,
-						 .len = b->len};
+		c->rst_iov[i] =
+			(struct rxp_iov){.base = b->data, .len = b->len};
 	}
 	return 0;
 }
@@ -269,7 +272,8 @@ int rxp_call_return(struct rxp_call *c, const struct rxp_value *ret,
 		goto fail;
 	{
 		struct rxp_resp_ext ext_mem;
-		const struct rxp_resp_ext *ext = rxp__prof_call_ext(c, &ext_mem);
+		const struct rxp_resp_ext *ext =
+			rxp__prof_call_ext(c, &ext_mem);
 
 		n = rxp_codec_value_size_ext(ret, nstorages, ext);
 		if (n < 0) {
@@ -286,16 +290,16 @@ int rxp_call_return(struct rxp_call *c, const struct rxp_value *ret,
 	call_finish(c);
 	return 0;
 fail:
-	call_error_response(c, err, "the function's return value could not "
-				    "be encoded");
+	call_error_response(c, err,
+			    "the function's return value could not "
+			    "be encoded");
 	call_finish(c);
 	return err;
 }
 
 /* ------------------------------------------------- call accessors */
 
-const struct rxp_value *rxp_call_args(const struct rxp_call *c,
-				      uint32_t *nargs)
+const struct rxp_value *rxp_call_args(const struct rxp_call *c, uint32_t *nargs)
 {
 	if (nargs)
 		*nargs = c->dc.nargs;
@@ -350,21 +354,18 @@ uint32_t rxp_request_nstorages(const struct rxp_request *r)
 	return CREQ(r)->nst;
 }
 
-struct rxp_storage *rxp_request_storage(const struct rxp_request *r,
-					uint32_t i)
+struct rxp_storage *rxp_request_storage(const struct rxp_request *r, uint32_t i)
 {
 	return rxp_call_storage(CREQ(r), i);
 }
 
-int rxp_request_caller(const struct rxp_request *r,
-		       struct rxp_worker_info *out)
+int rxp_request_caller(const struct rxp_request *r, struct rxp_worker_info *out)
 {
 	return rxp_call_caller(CREQ(r), out);
 }
 
-int rxp_request_respond(struct rxp_request *r, const void *payload,
-			size_t len, struct rxp_storage *const *storages,
-			uint32_t nstorages)
+int rxp_request_respond(struct rxp_request *r, const void *payload, size_t len,
+			struct rxp_storage *const *storages, uint32_t nstorages)
 {
 	struct rxp_call *c = REQ(r);
 	int err;
@@ -375,8 +376,9 @@ int rxp_request_respond(struct rxp_request *r, const void *payload,
 		return -EALREADY;
 	err = call_take_storages(c, storages, nstorages);
 	if (!err)
-		err = len > RXP_WIRE_DEFAULT_MAX_PAYLOAD ? -RXP_E_TOO_BIG
-							 : call_resp_buf(c, len);
+		err = len > RXP_WIRE_DEFAULT_MAX_PAYLOAD
+			      ? -RXP_E_TOO_BIG
+			      : call_resp_buf(c, len);
 	if (err) {
 		call_error_response(c, err, "response could not be sent");
 	} else {

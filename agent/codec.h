@@ -25,9 +25,9 @@
 #include <rxp/rxp.h>
 
 #define RXP_CODEC_VERSION 1
-#define RXP_CODEC_MAX_DEPTH 64         /* nesting of list/tuple/dict */
+#define RXP_CODEC_MAX_DEPTH 64	       /* nesting of list/tuple/dict */
 #define RXP_CODEC_MAX_ITEMS (1u << 20) /* values in one message */
-#define RXP_CODEC_MAX_NAME 1024        /* qualified name bytes */
+#define RXP_CODEC_MAX_NAME 1024	       /* qualified name bytes */
 
 /* ------------------------------------------------------------- arena */
 /*
@@ -46,7 +46,7 @@ void rxp_arena_fini(struct rxp_arena *a); /* frees chunks */
 
 /* Optional call metadata (extensions), carried only when present. */
 struct rxp_call_meta {
-	uint32_t flags;          /* RXP_CALL_* from rxp.h */
+	uint32_t flags; /* RXP_CALL_* from rxp.h */
 	/* distributed autograd (issue 5): valid if has_autograd */
 	int has_autograd;
 	int64_t autograd_ctx_id, autograd_msg_id;
@@ -68,9 +68,9 @@ struct rxp_prof_wire_event {
 /* Optional response metadata (extensions), carried only when present. */
 struct rxp_resp_ext {
 	int has_prof;
-	int64_t t_recv_ns;   /* callee clock: request received */
-	int64_t t_done_ns;   /* callee clock: response ready */
-	uint32_t nevents;    /* <= RXP_CODEC_MAX_PROF_EVENTS */
+	int64_t t_recv_ns; /* callee clock: request received */
+	int64_t t_done_ns; /* callee clock: response ready */
+	uint32_t nevents;  /* <= RXP_CODEC_MAX_PROF_EVENTS */
 	const struct rxp_prof_wire_event *events;
 };
 #define RXP_CODEC_MAX_PROF_EVENTS 4096
@@ -86,8 +86,8 @@ struct rxp_decoded_call {
 /* A response payload is either a value or an error. */
 struct rxp_decoded_resp {
 	int is_error;
-	int32_t err_code;       /* -errno / -RXP_E_* as sent by the callee */
-	const char *err_msg;    /* NUL-terminated, in the payload */
+	int32_t err_code;    /* -errno / -RXP_E_* as sent by the callee */
+	const char *err_msg; /* NUL-terminated, in the payload */
 	const struct rxp_value *value; /* when !is_error */
 	struct rxp_resp_ext ext;       /* zeroed when absent */
 };

@@ -97,8 +97,8 @@ static void future_free(struct rxp_future *f)
 
 void rxp__future_put(struct rxp_future *f)
 {
-	if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) ==
-			 1)
+	if (f &&
+	    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
 		future_free(f);
 }
 
@@ -138,8 +138,8 @@ void rxp__future_fulfil(struct rxp_future *f, int status)
 	ncbs = f->ncbs;
 	pthread_mutex_unlock(&f->cb_mu);
 	if (atomic_load(&f->waiters))
-		syscall(SYS_futex, &f->state, FUTEX_WAKE_PRIVATE, INT_MAX,
-			NULL, NULL, 0);
+		syscall(SYS_futex, &f->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+			NULL, 0);
 	if (ncbs) {
 		atomic_fetch_add(&f->refs, 1);
 		if (!a || rxp__pool_push(&a->pool, run_callbacks, f))

@@ -59,8 +59,8 @@ static const struct metric metrics[] = {
 	{"rref.pending_deletes", m_rref_deletes},
 };
 
-static const char *const peer_keys[] = {"calls", "bytes_sent",
-					 "bytes_received", "errors"};
+static const char *const peer_keys[] = {"calls", "bytes_sent", "bytes_received",
+					"errors"};
 
 static int64_t peer_metric(struct rxp__worker *w, unsigned k)
 {

@@ -28,7 +28,6 @@ static const char *peer_name(const struct rxp_agent *a, uint32_t id)
 	return id < (uint32_t)a->world ? a->workers[id].name : "?";
 }
 
-
 /* ------------------------------------------------------------ submit */
 
 static void wake(struct rxp_agent *a)
@@ -105,9 +104,9 @@ int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f)
 	head = atomic_load_explicit(&a->sub_futs, memory_order_relaxed);
 	do {
 		f->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&a->sub_futs, &head, f, memory_order_seq_cst,
-		memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&a->sub_futs, &head, f,
+							memory_order_seq_cst,
+							memory_order_relaxed));
 	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
 	return 0;
@@ -124,9 +123,9 @@ void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c)
 	head = atomic_load_explicit(&a->sub_calls, memory_order_relaxed);
 	do {
 		c->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&a->sub_calls, &head, c, memory_order_seq_cst,
-		memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&a->sub_calls, &head, c,
+							memory_order_seq_cst,
+							memory_order_relaxed));
 	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
 }
@@ -232,7 +231,8 @@ static void send_response(struct rxp_agent *a, struct rxp_call *c)
 				.storages = c->rst_iov,
 				.nstorages = c->nrst};
 
-	if (!conn || a->ops->send(conn, &m, (void *)((uintptr_t)c | CALL_TAG))) {
+	if (!conn ||
+	    a->ops->send(conn, &m, (void *)((uintptr_t)c | CALL_TAG))) {
 		rxp_dbg("agent", "response to '%s' dropped: connection gone",
 			peer_name(a, c->caller));
 		rxp__call_put(c);
@@ -268,10 +268,12 @@ static int drain_submissions(struct rxp_agent *a, bool cancel)
 
 			if (!cancel)
 				r = f->ctrl_op == 1
-					    ? a->ops->mem_register(a->tp, f->ctrl_ptr,
+					    ? a->ops->mem_register(a->tp,
+								   f->ctrl_ptr,
 								   f->ctrl_len)
 					    : a->ops->mem_unregister(
-						      a->tp, f->ctrl_ptr, f->ctrl_len);
+						      a->tp, f->ctrl_ptr,
+						      f->ctrl_len);
 			rxp__future_fulfil(f, r);
 		} else if (cancel) {
 			f->send_done = true;
@@ -326,8 +328,8 @@ static void on_send(void *ctx, void *cookie, int status)
 	struct rxp_agent *a = ctx;
 
 	if ((uintptr_t)cookie & CALL_TAG) {
-		struct rxp_call *c =
-			(struct rxp_call *)((uintptr_t)cookie & ~(uintptr_t)CALL_TAG);
+		struct rxp_call *c = (struct rxp_call *)((uintptr_t)cookie &
+							 ~(uintptr_t)CALL_TAG);
 
 		rxp__call_put(c);
 		return;
@@ -391,7 +393,8 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 		if (c->outgoing)
 			return;
 		if (c->peer_id >= (uint32_t)a->world) {
-			rxp_warn("agent", "connection from unknown worker id %u",
+			rxp_warn("agent",
+				 "connection from unknown worker id %u",
 				 c->peer_id);
 			a->ops->disconnect(c);
 			return;
@@ -519,8 +522,9 @@ static void on_request(struct rxp_agent *a, struct rxp_conn *c,
 		return;
 	}
 	if (rxp__pool_push(&a->pool, rxp__dispatch, call)) {
-		rxp__call_fail_code(call, -RXP_E_SHUTDOWN, "callee is busy or "
-							   "shutting down");
+		rxp__call_fail_code(call, -RXP_E_SHUTDOWN,
+				    "callee is busy or "
+				    "shutting down");
 		rxp__call_put(call);
 	}
 }

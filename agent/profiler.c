@@ -90,8 +90,8 @@ void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 	parent = (int)(p->n - 1);
 	/* bounded pieces: a key longer than the field is cut, not lost */
 	snprintf(e->name, sizeof(e->name), "%s#%.120s(%.56s -> %.56s)",
-		 api_prefix[f->api], f->prof_name ? f->prof_name : "?",
-		 a->name, callee);
+		 api_prefix[f->api], f->prof_name ? f->prof_name : "?", a->name,
+		 callee);
 	e->start_ns = f->t_submit_ns;
 	e->end_ns = end;
 	e->worker = a->rank;
@@ -195,8 +195,9 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 	fprintf(fp, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
 	/* one "process" per worker, named */
 	for (int w = 0; w < a->world; w++) {
-		fprintf(fp, "%s{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
-			    "\"args\":{\"name\":",
+		fprintf(fp,
+			"%s{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
+			"\"args\":{\"name\":",
 			w ? ",\n" : "", w);
 		json_str(fp, a->workers[w].name);
 		fprintf(fp, "}}");
@@ -212,10 +213,12 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 			fprintf(fp, ",\n{\"ph\":\"X\",\"name\":");
 			json_str(fp, e->name);
 			fprintf(fp,
-				",\"cat\":\"%s\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,"
+				",\"cat\":\"%s\",\"pid\":%d,\"tid\":%d,\"ts\":%"
+				".3f,"
 				"\"dur\":%.3f,\"args\":{\"status\":%d,"
 				"\"bytes_sent\":%" PRIu64
-				",\"bytes_received\":%" PRIu64 ",\"transport\":",
+				",\"bytes_received\":%" PRIu64
+				",\"transport\":",
 				e->parent < 0 ? "rpc" : "remote", e->worker,
 				e->parent < 0 ? 0 : 1,
 				(double)(e->start_ns - t0) / 1e3,
@@ -276,11 +279,11 @@ int rxp_call_record_event(struct rxp_call *c, const char *name,
 	if (!copy)
 		return -ENOMEM;
 	c->ev_names[c->nev] = copy;
-	c->ev[c->nev] = (struct rxp_prof_wire_event){
-		.name = copy,
-		.name_len = (uint32_t)strlen(copy),
-		.start_ns = start_ns,
-		.end_ns = end_ns};
+	c->ev[c->nev] =
+		(struct rxp_prof_wire_event){.name = copy,
+					     .name_len = (uint32_t)strlen(copy),
+					     .start_ns = start_ns,
+					     .end_ns = end_ns};
 	c->nev++;
 	return 0;
 }

@@ -202,11 +202,12 @@ int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getsockname(fd, (struct sockaddr *)&me, &ml) ||
-	    !inet_ntop(me.ss_family,
-		       me.ss_family == AF_INET6
-			       ? (void *)&((struct sockaddr_in6 *)&me)->sin6_addr
-			       : (void *)&((struct sockaddr_in *)&me)->sin_addr,
-		       local_ip, (socklen_t)iplen)) {
+	    !inet_ntop(
+		    me.ss_family,
+		    me.ss_family == AF_INET6
+			    ? (void *)&((struct sockaddr_in6 *)&me)->sin6_addr
+			    : (void *)&((struct sockaddr_in *)&me)->sin_addr,
+		    local_ip, (socklen_t)iplen)) {
 		close(fd);
 		return -RXP_E_RENDEZVOUS;
 	}
@@ -230,14 +231,15 @@ static int copy_str(char *dst, size_t cap, const char *src)
 	return 0;
 }
 
-int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world,
-		      const char *name, const char *tp_addr,
-		      const char *tp_name, struct rxp__worker *workers,
-		      int64_t timeout_ms)
+int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
+		      const char *tp_addr, const char *tp_name,
+		      struct rxp__worker *workers, int64_t timeout_ms)
 {
 	int64_t deadline = deadline_of(timeout_ms);
-	struct hello h = {.magic = RDV_MAGIC, .version = RDV_VERSION,
-			  .rank = rank, .world = world};
+	struct hello h = {.magic = RDV_MAGIC,
+			  .version = RDV_VERSION,
+			  .rank = rank,
+			  .world = world};
 	uint8_t type;
 	void *body = NULL;
 	uint32_t len;
@@ -251,8 +253,7 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world,
 	if (!ret)
 		ret = recv_frame(r->fd, &type, &body, &len, deadline);
 	if (ret) {
-		rxp_err("rendezvous", "exchange failed: %s",
-			rxp_strerror(ret));
+		rxp_err("rendezvous", "exchange failed: %s", rxp_strerror(ret));
 		return ret == -ETIMEDOUT ? ret : -RXP_E_RENDEZVOUS;
 	}
 	if (type == RDV_ERROR) {
@@ -362,16 +363,20 @@ static void srv_table(struct rxp__rdv_server *s)
 
 			if (a->rank == b->rank || !strcmp(a->name, b->name)) {
 				snprintf(msg, sizeof(msg),
-					 "two workers share rank %d or name '%s'",
+					 "two workers share rank %d or name "
+					 "'%s'",
 					 a->rank, a->name);
 				goto fail;
 			}
 			if (strcmp(a->tpname, b->tpname)) {
 				snprintf(msg, sizeof(msg),
-					 "worker '%s' chose transport %s but '%s' "
-					 "chose %s; set RXP_TRANSPORT the same on "
+					 "worker '%s' chose transport %s but "
+					 "'%s' "
+					 "chose %s; set RXP_TRANSPORT the same "
+					 "on "
 					 "every worker",
-					 a->name, a->tpname, b->name, b->tpname);
+					 a->name, a->tpname, b->name,
+					 b->tpname);
 				goto fail;
 			}
 		}
@@ -448,11 +453,12 @@ static void srv_handle(struct rxp__rdv_server *s, struct srv_client *c)
 		    c->h.rank >= s->world) {
 			char msg[256];
 
-			snprintf(msg, sizeof(msg),
-				 "bad hello from '%s': rank %d world %d (rank 0 "
-				 "expects world %d, protocol %d)",
-				 c->h.name, c->h.rank, c->h.world, s->world,
-				 RDV_VERSION);
+			snprintf(
+				msg, sizeof(msg),
+				"bad hello from '%s': rank %d world %d (rank 0 "
+				"expects world %d, protocol %d)",
+				c->h.name, c->h.rank, c->h.world, s->world,
+				RDV_VERSION);
 			srv_broadcast_error(s, msg);
 			srv_drop(c);
 		} else {
@@ -477,7 +483,8 @@ static void *srv_main(void *arg)
 	for (;;) {
 		int n = 0, live = 0, hellos = 0;
 
-		p[n++] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = s->stop_pipe[0],
+					 .events = POLLIN};
 		p[n++] = (struct pollfd){.fd = s->ncl < s->world ? s->lfd : -1,
 					 .events = POLLIN};
 		for (int i = 0; i < s->ncl; i++) {

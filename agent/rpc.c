@@ -213,8 +213,8 @@ int rxp_rpc_sync(struct rxp_agent *a, const char *dst, const char *qualname,
 	id = rxp__worker_id(a, dst);
 	if (id < 0)
 		return id;
-	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages,
-			      nstorages, opts, RXP__API_SYNC, NULL, out);
+	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages, nstorages,
+			      opts, RXP__API_SYNC, NULL, out);
 	if (!ret)
 		rxp_future_wait(*out);
 	return ret;
@@ -241,9 +241,8 @@ int rxp__send_internal(struct rxp_agent *a, int dst, uint8_t type,
 	return future_submit(a, f, out);
 }
 
-int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
-		 const void *payload, size_t len,
-		 const struct rxp_iov *storages, uint32_t nstorages,
+int rxp_msg_send(struct rxp_agent *a, int dst_id, int type, const void *payload,
+		 size_t len, const struct rxp_iov *storages, uint32_t nstorages,
 		 int64_t timeout_ms, struct rxp_future **out)
 {
 	struct rxp_future *f;

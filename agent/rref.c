@@ -28,7 +28,7 @@
 /* ------------------------------------------------------- owner table */
 
 struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
-				     const struct rxp_rref_id *id)
+				   const struct rxp_rref_id *id)
 {
 	struct rxp__owner *o = rr->buckets[id_hash(id)];
 
@@ -61,7 +61,8 @@ static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
 {
 	for (uint32_t i = 0; i < o->nforks; i++)
 		if (id_eq(&o->forks[i].fork, f))
-			return o->forks[i].holder == holder ? 0 : -RXP_E_REFUSED;
+			return o->forks[i].holder == holder ? 0
+							    : -RXP_E_REFUSED;
 	if (o->nforks == o->capforks) {
 		uint32_t ncap = o->capforks ? o->capforks * 2 : 4;
 		struct rxp__fork *v = rxp__realloc(o->forks, ncap * sizeof(*v));
@@ -71,7 +72,8 @@ static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
 		o->forks = v;
 		o->capforks = ncap;
 	}
-	o->forks[o->nforks++] = (struct rxp__fork){.fork = *f, .holder = holder};
+	o->forks[o->nforks++] =
+		(struct rxp__fork){.fork = *f, .holder = holder};
 	return 0;
 }
 
@@ -170,7 +172,7 @@ void rxp__rref_owner_complete(struct rxp_call *c)
 /* ----------------------------------------------------------- handles */
 
 struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
-				   const struct rxp_rref_desc *d)
+				 const struct rxp_rref_desc *d)
 {
 	struct rxp_rref *r = rxp__calloc(1, sizeof(*r));
 
@@ -253,9 +255,9 @@ int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms)
 	}
 	pthread_mutex_lock(&r->mu);
 	while (r->state == 0 && !ret)
-		ret = timeout_ms > 0 ? -pthread_cond_timedwait(&r->cv, &r->mu,
-							       &ts)
-				     : -pthread_cond_wait(&r->cv, &r->mu);
+		ret = timeout_ms > 0
+			      ? -pthread_cond_timedwait(&r->cv, &r->mu, &ts)
+			      : -pthread_cond_wait(&r->cv, &r->mu);
 	if (r->state != 0)
 		ret = r->state > 0 ? 0 : r->state;
 	pthread_mutex_unlock(&r->mu);
@@ -333,8 +335,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 	}
 }
 
-static void on_fetch(struct rxp_agent *a, struct rxp_call *c,
-		     const uint8_t *p)
+static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 {
 	struct rxp__rrefs *rr = a->rr;
 	struct rxp_rref_id id;
@@ -378,8 +379,9 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 		return;
 	}
 	if (owner != (uint32_t)a->rank) {
-		rxp__call_fail_code(c, -RXP_E_REFUSED,
-				    "refused: this worker does not own that RRef");
+		rxp__call_fail_code(
+			c, -RXP_E_REFUSED,
+			"refused: this worker does not own that RRef");
 		return;
 	}
 	pthread_mutex_lock(&rr->mu);
@@ -406,10 +408,11 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 	pthread_mutex_unlock(&rr->mu);
 	owner_free(dead);
 	if (ret == -RXP_E_REFUSED)
-		rxp__call_fail_code(c, ret, add ? "refused: that fork belongs to "
-						  "another worker"
-						: "refused: that fork is held "
-						  "by another worker");
+		rxp__call_fail_code(c, ret,
+				    add ? "refused: that fork belongs to "
+					  "another worker"
+					: "refused: that fork is held "
+					  "by another worker");
 	else if (ret)
 		rxp__call_fail_code(c, ret, "owner could not record the fork");
 	else
@@ -417,8 +420,7 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 }
 
 /* parent: a child says the owner knows its fork; let go of our hold */
-static void on_accept(struct rxp_agent *a, struct rxp_call *c,
-		      const uint8_t *p)
+static void on_accept(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 {
 	struct rxp__rrefs *rr = a->rr;
 	struct rxp__child **pp, *ch = NULL;
@@ -500,8 +502,9 @@ void rxp__rrefs_fini(struct rxp_agent *a)
 	if (!rr)
 		return;
 	if (rr->nowners || rr->nchildren || rr->ndels)
-		rxp_dbg("rref", "at shutdown: %u owned, %u pending children, "
-				"%u deletes not sent",
+		rxp_dbg("rref",
+			"at shutdown: %u owned, %u pending children, "
+			"%u deletes not sent",
 			rr->nowners, rr->nchildren, rr->ndels);
 	for (uint32_t b = 0; b < OWNER_BUCKETS; b++)
 		while (rr->buckets[b]) {

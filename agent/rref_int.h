@@ -22,7 +22,7 @@ struct rxp__owner {
 	bool ready, running, have_remote;
 	int err;
 	char *errmsg;
-	struct rxp_buf *value;  /* encoded value response */
+	struct rxp_buf *value; /* encoded value response */
 	struct rxp_buf **st;
 	uint32_t nst;
 	struct rxp__fork *forks;
@@ -92,8 +92,9 @@ static inline int get_id(const uint8_t *p, struct rxp_rref_id *id)
 	return id->reserved ? -RXP_E_PROTO : 0;
 }
 
-static inline void put_desc(uint8_t *p, uint32_t owner, const struct rxp_rref_id *r,
-		     const struct rxp_rref_id *f)
+static inline void put_desc(uint8_t *p, uint32_t owner,
+			    const struct rxp_rref_id *r,
+			    const struct rxp_rref_id *f)
 {
 	memcpy(p, &owner, 4);
 	memset(p + 4, 0, 4);
@@ -101,7 +102,8 @@ static inline void put_desc(uint8_t *p, uint32_t owner, const struct rxp_rref_id
 	put_id(p + 8 + ID_BYTES, f);
 }
 
-static inline bool id_eq(const struct rxp_rref_id *x, const struct rxp_rref_id *y)
+static inline bool id_eq(const struct rxp_rref_id *x,
+			 const struct rxp_rref_id *y)
 {
 	return x->creator == y->creator && x->local == y->local;
 }
@@ -119,7 +121,6 @@ static inline struct rxp_rref_id new_id(struct rxp_agent *a)
 		.creator = (uint32_t)a->rank,
 		.local = atomic_fetch_add(&a->rr->counter, 1) + 1};
 }
-
 
 /* rref.c */
 struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,

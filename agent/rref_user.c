@@ -44,8 +44,8 @@ int rxp_remote(struct rxp_agent *a, const char *dst, const char *qualname,
 	r = rxp__handle_new(a, &d);
 	if (!r)
 		return -ENOMEM;
-	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages,
-			      nstorages, opts, RXP__API_REMOTE, &d, &f);
+	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages, nstorages,
+			      opts, RXP__API_REMOTE, &d, &f);
 	if (ret) {
 		r->state = ret; /* nothing was sent: no delete either */
 		rxp_rref_release(r);
@@ -134,8 +134,8 @@ static int hold_child(struct rxp_agent *a, struct rxp_rref *ref,
 }
 
 static int copy_values(struct rxp_agent *a, const struct rxp_value *in,
-		       uint32_t n, struct rxp_arena *ar,
-		       struct rxp_value **out, int depth);
+		       uint32_t n, struct rxp_arena *ar, struct rxp_value **out,
+		       int depth);
 
 static int copy_one(struct rxp_agent *a, const struct rxp_value *in,
 		    struct rxp_value *o, struct rxp_arena *ar, int depth)
@@ -147,7 +147,8 @@ static int copy_one(struct rxp_agent *a, const struct rxp_value *in,
 
 		if (!ref || ref->a != a)
 			return -EINVAL; /* decoded descs are not re-sendable */
-		d = rxp_arena_alloc(ar, sizeof(*d), _Alignof(struct rxp_rref_desc));
+		d = rxp_arena_alloc(ar, sizeof(*d),
+				    _Alignof(struct rxp_rref_desc));
 		if (!d)
 			return -ENOMEM;
 		*d = (struct rxp_rref_desc){.owner = ref->d.owner,
@@ -189,8 +190,8 @@ static int copy_one(struct rxp_agent *a, const struct rxp_value *in,
 }
 
 static int copy_values(struct rxp_agent *a, const struct rxp_value *in,
-		       uint32_t n, struct rxp_arena *ar,
-		       struct rxp_value **out, int depth)
+		       uint32_t n, struct rxp_arena *ar, struct rxp_value **out,
+		       int depth)
 {
 	struct rxp_value *v;
 
@@ -269,8 +270,8 @@ static void unhold_tree(struct rxp_agent *a, const struct rxp_value *v,
 	}
 }
 
-void rxp__rref_unprepare_args(struct rxp_agent *a,
-			      const struct rxp_value *copy, uint32_t nargs)
+void rxp__rref_unprepare_args(struct rxp_agent *a, const struct rxp_value *copy,
+			      uint32_t nargs)
 {
 	unhold_tree(a, copy, nargs);
 }
@@ -343,8 +344,8 @@ static int adopt_one(struct rxp_call *c, const struct rxp_rref_desc *d)
 	return 0;
 }
 
-static int adopt_tree(struct rxp_call *c, const struct rxp_value *v,
-		      uint32_t n, uint32_t *count, bool take)
+static int adopt_tree(struct rxp_call *c, const struct rxp_value *v, uint32_t n,
+		      uint32_t *count, bool take)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		int ret = 0;
@@ -354,7 +355,8 @@ static int adopt_tree(struct rxp_call *c, const struct rxp_value *v,
 				ret = adopt_one(c, v[i].u.rref.desc);
 			else
 				(*count)++;
-		} else if (v[i].kind == RXP_V_LIST || v[i].kind == RXP_V_TUPLE) {
+		} else if (v[i].kind == RXP_V_LIST ||
+			   v[i].kind == RXP_V_TUPLE) {
 			ret = adopt_tree(c, v[i].u.list.items, v[i].u.list.n,
 					 count, take);
 		} else if (v[i].kind == RXP_V_DICT) {
@@ -514,8 +516,10 @@ void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *desc)
 
 	pthread_mutex_lock(&rr->mu);
 	if (!d || rr->stop) {
-		rxp_dbg("rref", "delete of a fork of RRef {%u, %llu} dropped: %s",
-			desc->rref.creator, (unsigned long long)desc->rref.local,
+		rxp_dbg("rref",
+			"delete of a fork of RRef {%u, %llu} dropped: %s",
+			desc->rref.creator,
+			(unsigned long long)desc->rref.local,
 			d ? "agent shut down" : "out of memory");
 		pthread_mutex_unlock(&rr->mu);
 		rxp__free(d);

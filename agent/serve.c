@@ -114,26 +114,29 @@ static void serve_script_call(struct rxp_call *c)
 	if (!find_fn(a, c->dc.name, &e)) {
 		char msg[RXP_CODEC_MAX_NAME + 128];
 
-		snprintf(msg, sizeof(msg), "unknown function '%s' on worker '%s'",
-			 c->dc.name, a->name);
+		snprintf(msg, sizeof(msg),
+			 "unknown function '%s' on worker '%s'", c->dc.name,
+			 a->name);
 		rxp__call_fail_code(c, -RXP_E_NO_FUNCTION, msg);
 		return;
 	}
-	if (!!(e.flags & RXP_FN_ASYNC) != !!(c->dc.meta.flags & RXP_CALL_ASYNC_EXEC)) {
+	if (!!(e.flags & RXP_FN_ASYNC) !=
+	    !!(c->dc.meta.flags & RXP_CALL_ASYNC_EXEC)) {
 		char msg[RXP_CODEC_MAX_NAME + 128];
 
 		snprintf(msg, sizeof(msg),
 			 "function '%s' is %s but the call says %s", c->dc.name,
 			 e.flags & RXP_FN_ASYNC ? "async" : "not async",
 			 c->dc.meta.flags & RXP_CALL_ASYNC_EXEC ? "async"
-								  : "sync");
+								: "sync");
 		rxp__call_fail_code(c, -RXP_E_ASYNC_MISMATCH, msg);
 		return;
 	}
 	ret = rxp__rref_adopt_args(c);
 	if (ret) {
-		rxp__call_fail_code(c, ret, "callee could not adopt an RRef "
-					    "argument");
+		rxp__call_fail_code(c, ret,
+				    "callee could not adopt an RRef "
+				    "argument");
 		return;
 	}
 	if (c->dc.meta.has_autograd) {

@@ -117,7 +117,8 @@ static struct rxp_agent *make_agent(const char *name, int rank,
 	attr.init_timeout_ms = 30000;
 	if (rank == 1) { /* the functions exist before anyone can call */
 		attr.functions = ps_functions;
-		attr.nfunctions = sizeof(ps_functions) / sizeof(ps_functions[0]);
+		attr.nfunctions =
+			sizeof(ps_functions) / sizeof(ps_functions[0]);
 	}
 	ret = rxp_agent_create(&attr, &a);
 	if (ret) {
@@ -154,7 +155,8 @@ static int demo_axpy(struct rxp_agent *a)
 	float x[N], y[N];
 	int64_t shape[1] = {N};
 	struct rxp_value args[3] = {
-		rxp_v_double(2.0), rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 0, 0),
+		rxp_v_double(2.0),
+		rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 0, 0),
 		rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 1, 0)};
 	struct rxp_iov st[2] = {{x, sizeof(x)}, {y, sizeof(y)}};
 	struct rxp_future *f;
@@ -212,7 +214,8 @@ static int bench_rtt(struct rxp_agent *a, int iters)
 	for (int i = -iters / 10; i < iters; i++) {
 		double t0 = now_us();
 
-		if (rxp_rpc_sync(a, "ps", "ps.ping", &v, 1, NULL, 0, NULL, &f) ||
+		if (rxp_rpc_sync(a, "ps", "ps.ping", &v, 1, NULL, 0, NULL,
+				 &f) ||
 		    rxp_future_status(f)) {
 			fprintf(stderr, "ps.ping failed\n");
 			free(t);
@@ -257,7 +260,8 @@ static int bench_echo(struct rxp_agent *a, size_t mib)
 			best = dt;
 		if (r == 0 &&
 		    (rxp_storage_size(rxp_future_storage(f, 0)) != n ||
-		     memcmp(rxp_storage_data(rxp_future_storage(f, 0)), buf, n)))
+		     memcmp(rxp_storage_data(rxp_future_storage(f, 0)), buf,
+			    n)))
 			ok = 0;
 		rxp_future_release(f);
 		if (!ok)

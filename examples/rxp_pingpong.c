@@ -35,9 +35,11 @@ int main(int argc, char **argv)
 	struct rxp_agent *a;
 	int server, ret;
 
-	if (argc < 2 || (strcmp(argv[1], "server") && strcmp(argv[1], "client")) ||
+	if (argc < 2 ||
+	    (strcmp(argv[1], "server") && strcmp(argv[1], "client")) ||
 	    (!strcmp(argv[1], "client") && argc < 3)) {
-		fprintf(stderr, "usage: %s server [port] | client <ip> [port]\n",
+		fprintf(stderr,
+			"usage: %s server [port] | client <ip> [port]\n",
 			argv[0]);
 		return 2;
 	}
@@ -47,8 +49,8 @@ int main(int argc, char **argv)
 	attr.rank = server ? 0 : 1;
 	attr.world_size = 2;
 	attr.master_addr = server ? "0.0.0.0" : argv[2];
-	attr.master_port = atoi(argc > (server ? 2 : 3) ? argv[server ? 2 : 3]
-							: "29500");
+	attr.master_port =
+		atoi(argc > (server ? 2 : 3) ? argv[server ? 2 : 3] : "29500");
 	attr.functions = functions;
 	attr.nfunctions = 1;
 	ret = rxp_agent_create(&attr, &a);
@@ -59,7 +61,8 @@ int main(int argc, char **argv)
 	if (!server) {
 		float x[1024];
 		int64_t shape[1] = {1024};
-		struct rxp_value t = rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 0, 0);
+		struct rxp_value t =
+			rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 0, 0);
 		struct rxp_iov iov = {x, sizeof(x)};
 
 		for (int i = 0; i < 1024; i++)
@@ -67,12 +70,15 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 10 && !ret; i++) {
 			struct rxp_future *f;
 
-			ret = rxp_rpc_sync(a, "server", "pp.pong", &t, 1, &iov, 1,
-					   NULL, &f);
-			if (!ret && (rxp_future_status(f) ||
-				     memcmp(rxp_storage_data(rxp_future_storage(f, 0)),
-					    x, sizeof(x))))
-				ret = rxp_future_status(f) ? rxp_future_status(f) : -1;
+			ret = rxp_rpc_sync(a, "server", "pp.pong", &t, 1, &iov,
+					   1, NULL, &f);
+			if (!ret &&
+			    (rxp_future_status(f) ||
+			     memcmp(rxp_storage_data(rxp_future_storage(f, 0)),
+				    x, sizeof(x))))
+				ret = rxp_future_status(f)
+					      ? rxp_future_status(f)
+					      : -1;
 			rxp_future_release(f);
 		}
 		printf("%s: 10 ping-pongs of a 4 KiB tensor over %s\n",

@@ -46,8 +46,8 @@
 
 /* Wire limits every transport enforces on receive (and send). */
 #define RXP_WIRE_MAX_STORAGES 1024u
-#define RXP_WIRE_DEFAULT_MAX_PAYLOAD (64u << 20)     /* 64 MiB */
-#define RXP_WIRE_DEFAULT_MAX_STORAGE (16ull << 30)   /* 16 GiB each */
+#define RXP_WIRE_DEFAULT_MAX_PAYLOAD (64u << 20)   /* 64 MiB */
+#define RXP_WIRE_DEFAULT_MAX_STORAGE (16ull << 30) /* 16 GiB each */
 
 struct rxp_tp;
 struct rxp_tp_ops;
@@ -56,10 +56,10 @@ struct rxp_tp_ops;
  * embed it first (struct tcp_conn { struct rxp_conn base; ... }). */
 struct rxp_conn {
 	struct rxp_tp *tp;
-	uint32_t peer_id;  /* worker id: given to connect(), or learned from
-			      the peer's handshake for accepted connections */
-	bool outgoing;     /* true if created by connect() */
-	void *agent_data;  /* the agent's, untouched by the transport */
+	uint32_t peer_id; /* worker id: given to connect(), or learned from
+			     the peer's handshake for accepted connections */
+	bool outgoing;	  /* true if created by connect() */
+	void *agent_data; /* the agent's, untouched by the transport */
 };
 
 /* The part of every backend's transport instance the agent may read. */
@@ -84,7 +84,7 @@ struct rxp_msg_in {
 	uint8_t type;
 	uint8_t flags;
 	uint64_t id;
-	struct rxp_buf *payload;   /* never NULL; len may be 0 */
+	struct rxp_buf *payload; /* never NULL; len may be 0 */
 	uint32_t nstorages;
 	struct rxp_buf *const *storages; /* valid during the callback */
 };
@@ -106,12 +106,12 @@ struct rxp_tp_cb {
 #define RXP_TP_F_NO_URING 0x1u /* tcp: use the poll+readv/writev path */
 
 struct rxp_tp_attr {
-	const char *bind_addr;   /* numeric IPv4/IPv6 to listen on */
-	uint16_t port;           /* 0 = ephemeral */
-	uint32_t local_id;       /* our worker id, sent in the handshake */
-	uint64_t max_payload;    /* 0 = RXP_WIRE_DEFAULT_MAX_PAYLOAD */
-	uint64_t max_storage;    /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
-	unsigned flags;          /* RXP_TP_F_* */
+	const char *bind_addr; /* numeric IPv4/IPv6 to listen on */
+	uint16_t port;	       /* 0 = ephemeral */
+	uint32_t local_id;     /* our worker id, sent in the handshake */
+	uint64_t max_payload;  /* 0 = RXP_WIRE_DEFAULT_MAX_PAYLOAD */
+	uint64_t max_storage;  /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
+	unsigned flags;	       /* RXP_TP_F_* */
 	const struct rxp_tp_cb *cb;
 	/* verbs only: NULL/-1 = choose automatically */
 	const char *dev_name;
@@ -160,8 +160,8 @@ extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
  * auto picks verbs when a usable device serves @bind_addr, else tcp, and
  * logs the choice and why (each rejected device with its reason).
  */
-const struct rxp_tp_ops *rxp_tp_select(const char *want,
-				       const char *bind_addr, int *err);
+const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
+				       int *err);
 
 /* verbs: is there a usable device for @bind_addr? 0 yes (fills @why with
  * the device chosen), -RXP_E_NO_DEVICE no (@why says why). Defined in

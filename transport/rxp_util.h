@@ -19,9 +19,9 @@
 
 /* ------------------------------------------------------------ logging */
 /*
- * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the data path logs at debug) picks the level; messages go
- * to stderr as "rxp[pid] LEVEL component: text". The data path logs at
- * debug only.
+ * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the data
+ * path logs at debug) picks the level; messages go to stderr as "rxp[pid] LEVEL
+ * component: text". The data path logs at debug only.
  */
 enum rxp_log_level { RXP_LOG_ERROR, RXP_LOG_WARN, RXP_LOG_INFO, RXP_LOG_DEBUG };
 extern int rxp__log_level;
@@ -79,8 +79,8 @@ static inline struct rxp_buf *rxp_buf_get(struct rxp_buf *b)
 
 static inline void rxp_buf_put(struct rxp_buf *b)
 {
-	if (b && atomic_fetch_sub_explicit(&b->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (b &&
+	    atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
 		b->free(b);
 }
 

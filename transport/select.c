@@ -18,7 +18,8 @@ const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
 		return &rxp_tcp_ops;
 	if (strcmp(want, "verbs") && strcmp(want, "auto")) {
 		rxp_err("transport",
-			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp", want);
+			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp",
+			want);
 		*err = -EINVAL;
 		return NULL;
 	}

@@ -153,8 +153,9 @@ static void heap_buf_free(struct rxp_buf *b)
 	if (h->cap >= BIG_MIN) {
 		pthread_mutex_lock(&big.mu);
 		if (!big.limit_read) {
-			big.limit = (size_t)rxp_env_long("RXP_BUF_CACHE_MB", 256)
-				    << 20;
+			big.limit =
+				(size_t)rxp_env_long("RXP_BUF_CACHE_MB", 256)
+				<< 20;
 			big.limit_read = true;
 		}
 		for (int i = 0; i < BIG_SLOTS; i++)
@@ -237,11 +238,11 @@ int rxp_env_bool(const char *name, int def)
 
 	if (!v || !*v)
 		return def;
-	if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
-	    !strcasecmp(v, "on"))
+	if (!strcmp(v, "1") || !strcasecmp(v, "true") ||
+	    !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
 		return 1;
-	if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
-	    !strcasecmp(v, "off"))
+	if (!strcmp(v, "0") || !strcasecmp(v, "false") ||
+	    !strcasecmp(v, "no") || !strcasecmp(v, "off"))
 		return 0;
 	rxp_warn("env", "ignoring %s=%s: not a boolean", name, v);
 	return def;

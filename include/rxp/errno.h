@@ -15,9 +15,9 @@
 
 /* X(name, offset, message) */
 #define RXP_ERRORS(X)                                                          \
-	X(RXP_E_PEER_LOST, 0, "peer lost (connection to the worker failed)")  \
+	X(RXP_E_PEER_LOST, 0, "peer lost (connection to the worker failed)")   \
 	X(RXP_E_REMOTE, 1, "the callee's function failed")                     \
-	X(RXP_E_NO_FUNCTION, 2, "no function registered under that name")     \
+	X(RXP_E_NO_FUNCTION, 2, "no function registered under that name")      \
 	X(RXP_E_PROTO, 3, "malformed or unexpected message from peer")         \
 	X(RXP_E_VERSION, 4, "peer speaks an incompatible protocol version")    \
 	X(RXP_E_NO_WORKER, 5, "no worker with that name or id")                \
@@ -27,7 +27,8 @@
 	X(RXP_E_NO_DEVICE, 9, "no usable RDMA device")                         \
 	X(RXP_E_RENDEZVOUS, 10, "rendezvous with the other workers failed")    \
 	X(RXP_E_WC, 11, "RDMA work completion error")                          \
-	X(RXP_E_ASYNC_MISMATCH, 12, "async-execution flag does not match the function") \
+	X(RXP_E_ASYNC_MISMATCH, 12,                                            \
+	  "async-execution flag does not match the function")                  \
 	X(RXP_E_UNKNOWN_RREF, 13, "unknown RRef")                              \
 	X(RXP_E_REFUSED, 14, "request refused by the peer")
 
@@ -35,7 +36,7 @@ enum rxp_errno {
 #define RXP__ERR_ENUM(name, off, msg) name = RXP_ERRNO_BASE + (off),
 	RXP_ERRORS(RXP__ERR_ENUM)
 #undef RXP__ERR_ENUM
-	RXP_E__LAST
+		RXP_E__LAST
 };
 
 #endif

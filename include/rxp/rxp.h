@@ -76,10 +76,9 @@ RXP_API void rxp_storage_release(struct rxp_storage *s);
 RXP_API struct rxp_storage *rxp_storage_alloc(size_t nbytes);
 /* Wrap caller memory as a storage, refcount 1: @release(ptr, user) runs
  * when the last reference goes (rxp is done reading it). NULL on ENOMEM. */
-RXP_API struct rxp_storage *rxp_storage_wrap(void *ptr, size_t nbytes,
-					     void (*release)(void *ptr,
-							     void *user),
-					     void *user);
+RXP_API struct rxp_storage *
+rxp_storage_wrap(void *ptr, size_t nbytes,
+		 void (*release)(void *ptr, void *user), void *user);
 
 /* -------------------------------------------------------------- values */
 
@@ -130,11 +129,11 @@ RXP_API size_t rxp_dtype_size(int dtype);
  * offset + sum(i_k * strides[k]) * dtype_size (strides in elements).
  */
 struct rxp_tensor {
-	int32_t dtype;      /* enum rxp_dtype */
-	uint32_t ndim;      /* <= RXP_MAX_DIMS */
-	uint32_t storage;   /* index into the message's storages */
-	uint64_t offset;    /* bytes into that storage */
-	const int64_t *shape;   /* ndim entries, each >= 0 */
+	int32_t dtype;		/* enum rxp_dtype */
+	uint32_t ndim;		/* <= RXP_MAX_DIMS */
+	uint32_t storage;	/* index into the message's storages */
+	uint64_t offset;	/* bytes into that storage */
+	const int64_t *shape;	/* ndim entries, each >= 0 */
 	const int64_t *strides; /* ndim entries, in elements */
 };
 
@@ -150,7 +149,7 @@ struct rxp_rref_id {
 
 /* What travels for an RRef passed as a value. */
 struct rxp_rref_desc {
-	uint32_t owner;  /* worker that owns the value */
+	uint32_t owner;	 /* worker that owns the value */
 	uint32_t parent; /* worker that sent this fork */
 	struct rxp_rref_id rref;
 	struct rxp_rref_id fork;
@@ -205,8 +204,7 @@ RXP_API struct rxp_value rxp_v_int(int64_t i);
 RXP_API struct rxp_value rxp_v_double(double d);
 RXP_API struct rxp_value rxp_v_str(const char *s); /* NUL-terminated */
 RXP_API struct rxp_value rxp_v_list(const struct rxp_value *items, uint32_t n);
-RXP_API struct rxp_value rxp_v_tuple(const struct rxp_value *items,
-				     uint32_t n);
+RXP_API struct rxp_value rxp_v_tuple(const struct rxp_value *items, uint32_t n);
 RXP_API struct rxp_value rxp_v_dict(const struct rxp_dict_entry *items,
 				    uint32_t n);
 /* An RRef argument (see RRefs below). */
@@ -262,8 +260,7 @@ typedef void (*rxp_future_cb)(struct rxp_future *f, void *user);
  * order they were added. Returns -EBUSY past RXP_FUTURE_MAX_CALLBACKS.
  */
 #define RXP_FUTURE_MAX_CALLBACKS 8
-RXP_API int rxp_future_then(struct rxp_future *f, rxp_future_cb cb,
-			    void *user);
+RXP_API int rxp_future_then(struct rxp_future *f, rxp_future_cb cb, void *user);
 /* Drop the caller's reference. The future's value and storages go with it
  * (unless storages were retained). Accepts NULL. Threads: any. */
 RXP_API void rxp_future_release(struct rxp_future *f);
@@ -286,28 +283,28 @@ typedef int (*rxp_fn)(struct rxp_call *call, void *user);
 struct rxp_fn_def {
 	const char *qualname; /* "module.function", <= 1024 bytes */
 	rxp_fn fn;
-	unsigned flags;       /* RXP_FN_* */
+	unsigned flags; /* RXP_FN_* */
 	void *user;
 };
 
 #define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
-#define RXP_TIMEOUT_NONE 0       /* never time out */
+#define RXP_TIMEOUT_NONE 0	 /* never time out */
 
 struct rxp_agent_attr {
-	const char *name;   /* worker name, unique, <= 127 bytes */
-	int rank;           /* 0 .. world_size-1; rank 0 serves rendezvous */
+	const char *name; /* worker name, unique, <= 127 bytes */
+	int rank;	  /* 0 .. world_size-1; rank 0 serves rendezvous */
 	int world_size;
 	const char *master_addr; /* NULL: $MASTER_ADDR, else 127.0.0.1 */
-	int master_port;         /* 0: $MASTER_PORT, else 29500 */
-	const char *transport;   /* "auto" "tcp" "verbs"; NULL: $RXP_TRANSPORT
+	int master_port;	 /* 0: $MASTER_PORT, else 29500 */
+	const char *transport;	 /* "auto" "tcp" "verbs"; NULL: $RXP_TRANSPORT
 				    or "auto" */
-	const char *bind_addr;   /* numeric IP for the data transport; NULL:
+	const char *bind_addr;	 /* numeric IP for the data transport; NULL:
 				    $RXP_BIND_ADDR, else the local address
 				    that reaches master_addr */
-	int64_t rpc_timeout_ms;  /* default 60000; 0 = never */
+	int64_t rpc_timeout_ms;	 /* default 60000; 0 = never */
 	int64_t init_timeout_ms; /* rendezvous; default 60000 */
-	int num_worker_threads;  /* default 4 */
-	int poll_us;             /* spin this long before sleeping; -1 =
+	int num_worker_threads;	 /* default 4 */
+	int poll_us;		 /* spin this long before sleeping; -1 =
 				    $RXP_POLL_US or 0 (sleep at once) */
 	/* Functions registered before rendezvous, so they exist before any
 	 * peer can call (rxp_agent_register adds more later). */
@@ -372,8 +369,7 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  */
 RXP_API int rxp_agent_metric(struct rxp_agent *a, const char *key,
 			     int64_t *value);
-RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf,
-				   size_t len);
+RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len);
 
 /* ---------------------------------------------- script-call level (RPC) */
 
@@ -431,7 +427,7 @@ struct rxp_autograd_meta {
 
 struct rxp_call_opts {
 	int64_t timeout_ms; /* RXP_TIMEOUT_DEFAULT, RXP_TIMEOUT_NONE, or ms */
-	unsigned flags;     /* RXP_CALL_* */
+	unsigned flags;	    /* RXP_CALL_* */
 	/* NULL, or metadata carried to the callee (rxp_call_autograd) */
 	const struct rxp_autograd_meta *autograd;
 };
@@ -469,10 +465,10 @@ RXP_API int rxp_call_autograd(const struct rxp_call *c,
  * before the callee's function runs (record the matching "recv").
  */
 struct rxp_autograd_hooks {
-	void (*on_send)(void *user, const struct rxp_autograd_meta *m,
-			int dst, const char *qualname);
-	void (*on_recv)(void *user, const struct rxp_autograd_meta *m,
-			int src, const char *qualname);
+	void (*on_send)(void *user, const struct rxp_autograd_meta *m, int dst,
+			const char *qualname);
+	void (*on_recv)(void *user, const struct rxp_autograd_meta *m, int src,
+			const char *qualname);
 	void *user;
 };
 RXP_API int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
@@ -538,16 +534,16 @@ RXP_API int rxp_profiler_enable(struct rxp_agent *a, bool on);
 struct rxp_prof_event {
 	char name[256];
 	int64_t start_ns, end_ns; /* caller's CLOCK_MONOTONIC */
-	int worker;               /* who ran it */
-	int parent;               /* index of the call event, -1 for calls */
-	int status;               /* the call's status (calls) */
+	int worker;		  /* who ran it */
+	int parent;		  /* index of the call event, -1 for calls */
+	int status;		  /* the call's status (calls) */
 	uint64_t bytes_sent, bytes_received;
 	char transport[16];
 };
 /* Copy up to @max events recorded so far into @out; returns the count
  * available (may exceed @max). */
-RXP_API int rxp_profiler_events(struct rxp_agent *a,
-				struct rxp_prof_event *out, size_t max);
+RXP_API int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
+				size_t max);
 /* Write the events as Chrome trace JSON (chrome://tracing, Perfetto). */
 RXP_API int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path);
 RXP_API void rxp_profiler_clear(struct rxp_agent *a);
@@ -568,8 +564,8 @@ RXP_API int rxp_call_record_event(struct rxp_call *c, const char *name,
 struct rxp_request; /* an incoming user message awaiting its response */
 
 RXP_API int rxp_request_type(const struct rxp_request *r);
-RXP_API int rxp_request_payload(const struct rxp_request *r,
-				const void **data, size_t *len);
+RXP_API int rxp_request_payload(const struct rxp_request *r, const void **data,
+				size_t *len);
 RXP_API uint32_t rxp_request_nstorages(const struct rxp_request *r);
 RXP_API struct rxp_storage *rxp_request_storage(const struct rxp_request *r,
 						uint32_t i);

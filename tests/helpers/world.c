@@ -366,8 +366,7 @@ static int fn_prof_work(struct rxp_call *c, void *user)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	usleep(5000);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	rxp_call_record_event(c, "inner",
-			      t0.tv_sec * 1000000000LL + t0.tv_nsec,
+	rxp_call_record_event(c, "inner", t0.tv_sec * 1000000000LL + t0.tv_nsec,
 			      t1.tv_sec * 1000000000LL + t1.tv_nsec);
 	return rxp_call_return(c, NULL, NULL, 0);
 }

@@ -93,8 +93,8 @@ static void echo_tensor(struct world *w, size_t n)
 
 	assert_non_null(buf);
 	fill_pattern(buf, n, (unsigned)n);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.echo", &t, 1, &iov,
-				      1, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.echo", &t, 1, &iov, 1,
+				      NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	v = rxp_future_value(f);
@@ -211,9 +211,9 @@ static void test_timeout_fires_near_deadline(void **state)
 	for (int i = 0; i < 400; i++) {
 		int64_t v = 0;
 
-		assert_int_equal(rxp_agent_metric(w->a, "calls.late_responses",
-						  &late),
-				 0);
+		assert_int_equal(
+			rxp_agent_metric(w->a, "calls.late_responses", &late),
+			0);
 		if (late >= 1)
 			break;
 		(void)v;
@@ -241,8 +241,8 @@ static void test_unknown_function_is_future_error(void **state)
 	struct world *w = *state;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "no.such", NULL, 0,
-				      NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "no.such", NULL, 0, NULL,
+				      0, NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_NO_FUNCTION);
 	assert_non_null(strstr(rxp_future_error(f), "no.such"));
@@ -330,7 +330,8 @@ static void test_then_callbacks_run_once(void **state)
 static void test_nested_call_through_callee(void **state)
 {
 	struct world *w = *state;
-	struct rxp_value args[2] = {rxp_v_str("worker0"), rxp_v_str("t.whoami")};
+	struct rxp_value args[2] = {rxp_v_str("worker0"),
+				    rxp_v_str("t.whoami")};
 	struct rxp_future *f;
 
 	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.call", args, 2, NULL,
@@ -345,8 +346,8 @@ static void test_bad_arguments_fail_without_future(void **state)
 {
 	struct world *w = *state;
 	struct rxp_future *f = NULL;
-	struct rxp_value bad = rxp_v_tensor(RXP_DT_F32, 1, (int64_t[]){4}, NULL,
-					    3, 0);
+	struct rxp_value bad =
+		rxp_v_tensor(RXP_DT_F32, 1, (int64_t[]){4}, NULL, 3, 0);
 	struct rxp_call_opts o = {.timeout_ms = -5};
 
 	assert_int_equal(rxp_rpc_async(w->a, "nobody", "t.add", NULL, 0, NULL,
@@ -362,8 +363,8 @@ static void test_bad_arguments_fail_without_future(void **state)
 				       0, &o, &f),
 			 -EINVAL);
 	/* tensor refers to storage 3 of 0 */
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.echo", &bad, 1,
-				       NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.echo", &bad, 1, NULL,
+				       0, NULL, &f),
 			 -EINVAL);
 	assert_null(f);
 	assert_int_equal(rxp_agent_register(w->a, "t.add", (rxp_fn)1, 0, NULL),
@@ -475,11 +476,11 @@ static void test_killed_peer_fails_pending_calls_fast(void **state)
 	int64_t t0;
 
 	/* make sure the connection is up first */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.add",
-				      (struct rxp_value[]){rxp_v_int(1),
-							   rxp_v_int(2)},
-				      2, NULL, 0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, "worker1", "t.add",
+			     (struct rxp_value[]){rxp_v_int(1), rxp_v_int(2)},
+			     2, NULL, 0, NULL, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), 0);
 	rxp_future_release(f);
 	for (int i = 0; i < N; i++)
@@ -490,9 +491,9 @@ static void test_killed_peer_fails_pending_calls_fast(void **state)
 	t0 = now_ms();
 	kill(w->pids[1], SIGKILL);
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(rxp_future_wait_for(fs[i],
-						     5000 * world_time_scale()),
-				 -RXP_E_PEER_LOST);
+		assert_int_equal(
+			rxp_future_wait_for(fs[i], 5000 * world_time_scale()),
+			-RXP_E_PEER_LOST);
 		assert_non_null(strstr(rxp_future_error(fs[i]), "peer lost"));
 		rxp_future_release(fs[i]);
 	}
@@ -596,8 +597,8 @@ static void test_world_of_one_calls_itself(void **state)
 	if (ret == 77)
 		skip();
 	assert_int_equal(ret, 0);
-	assert_int_equal(rxp_rpc_sync(w.a, "worker0", "t.add", args, 2, NULL,
-				      0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w.a, "worker0", "t.add", args, 2, NULL, 0,
+				      NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_value(f)->u.i, 2);
 	rxp_future_release(f);
@@ -611,14 +612,16 @@ int main(void)
 						teardown_join),
 		cmocka_unit_test_setup_teardown(test_echo_tensors_byte_for_byte,
 						setup2, teardown_join),
-		cmocka_unit_test_setup_teardown(test_returned_tensor_from_callee,
-						setup2, teardown_join),
+		cmocka_unit_test_setup_teardown(
+			test_returned_tensor_from_callee, setup2,
+			teardown_join),
 		cmocka_unit_test_setup_teardown(test_nested_values_round_trip,
 						setup2, teardown_join),
 		cmocka_unit_test_setup_teardown(test_thousand_calls_outstanding,
 						setup2, teardown_join),
-		cmocka_unit_test_setup_teardown(test_timeout_fires_near_deadline,
-						setup2, teardown_join),
+		cmocka_unit_test_setup_teardown(
+			test_timeout_fires_near_deadline, setup2,
+			teardown_join),
 		cmocka_unit_test_setup_teardown(test_timeout_zero_means_never,
 						setup2, teardown_join),
 		cmocka_unit_test_setup_teardown(

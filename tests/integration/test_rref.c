@@ -339,12 +339,11 @@ static void test_malicious_delete_is_refused(void **state)
 	assert_int_equal(s[1], 2);
 	/* our own delete, twice: idempotent */
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(rxp__send_internal(w->a, 1,
-						    RXP__MSG_RREF_DELETE, p,
-						    sizeof(p),
-						    RXP_TIMEOUT_DEFAULT,
-						    RXP__FUT_MSG, &f),
-				 0);
+		assert_int_equal(
+			rxp__send_internal(w->a, 1, RXP__MSG_RREF_DELETE, p,
+					   sizeof(p), RXP_TIMEOUT_DEFAULT,
+					   RXP__FUT_MSG, &f),
+			0);
 		assert_int_equal(rxp_future_wait(f), 0);
 		rxp_future_release(f);
 	}
@@ -380,8 +379,7 @@ static void test_lost_owner_fails_to_here(void **state)
 
 /* ------------------------------------------------------------ profiler */
 
-static int find_event(const struct rxp_prof_event *ev, int n,
-		      const char *name)
+static int find_event(const struct rxp_prof_event *ev, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
 		if (!strcmp(ev[i].name, name))
@@ -446,8 +444,8 @@ static void test_profiler_records_calls_and_callee_events(void **state)
 	j = find_event(ev, n, "rpc_sync#t.prof_work(worker0 -> worker1)#inner");
 	assert_true(j >= 0);
 	assert_true(ev[j].start_ns >= ev[i].start_ns);
-	assert_true(find_event(ev, n, "rpc_async_jit#t.add(worker0 -> worker2)") >=
-		    0);
+	assert_true(find_event(ev, n,
+			       "rpc_async_jit#t.add(worker0 -> worker2)") >= 0);
 	assert_true(find_event(ev, n, "rpc_remote#t.add(worker0 -> worker2)") >=
 		    0);
 
@@ -464,8 +462,9 @@ static void test_profiler_records_calls_and_callee_events(void **state)
 	assert_non_null(strstr(buf, "\"traceEvents\""));
 	assert_non_null(strstr(buf, "rpc_async_jit#t.add(worker0 -> worker2)"));
 	assert_non_null(strstr(buf, "\"ph\":\"X\""));
-	assert_int_equal(rxp_profiler_export_chrome(w->a, "/nonexistent/x.json"),
-			 -ENOENT);
+	assert_int_equal(
+		rxp_profiler_export_chrome(w->a, "/nonexistent/x.json"),
+		-ENOENT);
 	rxp_profiler_clear(w->a);
 	assert_int_equal(rxp_profiler_events(w->a, ev, 64), 0);
 	assert_all_clean(w);
@@ -495,8 +494,7 @@ static void test_autograd_metadata_round_trip(void **state)
 	struct rxp_autograd_meta m = {.context_id = 7,
 				      .message_id = 11,
 				      .force_grad_recording = true};
-	struct rxp_autograd_hooks h = {.on_send = ag_send,
-				       .on_recv = ag_recv};
+	struct rxp_autograd_hooks h = {.on_send = ag_send, .on_recv = ag_recv};
 	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_DEFAULT,
 				  .autograd = &m};
 	const struct rxp_value *v;
@@ -554,8 +552,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_unknown_rref_id_is_clear_error, setup3,
 			teardown_join),
-		cmocka_unit_test_setup_teardown(test_malicious_delete_is_refused,
-						setup3, teardown_join),
+		cmocka_unit_test_setup_teardown(
+			test_malicious_delete_is_refused, setup3,
+			teardown_join),
 		cmocka_unit_test_setup_teardown(test_lost_owner_fails_to_here,
 						setup3, teardown_nojoin),
 		cmocka_unit_test_setup_teardown(

@@ -63,8 +63,8 @@ static void test_heap_pops_in_deadline_order(void **state)
 	int64_t last = INT64_MIN;
 
 	for (int i = 0; i < 1000; i++)
-		assert_int_equal(rxp__heap_push(&h, (i * 7919) % 1000, (uint64_t)i),
-				 0);
+		assert_int_equal(
+			rxp__heap_push(&h, (i * 7919) % 1000, (uint64_t)i), 0);
 	for (int i = 0; i < 1000; i++) {
 		assert_true(rxp__heap_top(&h, &d));
 		assert_true(d.t >= last);
@@ -186,8 +186,8 @@ static void on_release(void *ptr, void *user)
 static void test_storage_wrap_releases_at_last_ref(void **state)
 {
 	char mem[16];
-	struct rxp_storage *s = rxp_storage_wrap(mem, sizeof(mem), on_release,
-						 mem);
+	struct rxp_storage *s =
+		rxp_storage_wrap(mem, sizeof(mem), on_release, mem);
 	struct rxp_storage *a;
 
 	released = 0;

@@ -91,7 +91,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_buffers_are_aligned_and_sized),
-		cmocka_unit_test(test_large_buffer_is_reused_for_a_similar_size),
+		cmocka_unit_test(
+			test_large_buffer_is_reused_for_a_similar_size),
 		cmocka_unit_test(test_large_alloc_failure_is_null),
 		cmocka_unit_test(test_env_parsing),
 		cmocka_unit_test(test_alloc_budget_counts_and_fails),
