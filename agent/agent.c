@@ -179,7 +179,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	if (ret)
 		goto err_rdv;
 	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
-				a->ops->name, a->workers, at->init_timeout_ms);
+				rxp_tp_wire_name(a->ops), a->workers,
+				at->init_timeout_ms);
 	if (ret)
 		goto err_tp;
 	ret = rxp__slots_init(&a->pending, 1024);

@@ -91,6 +91,7 @@ struct rxp_future {
 	uint64_t conn_key;
 	int64_t deadline_ns;
 	bool send_done, resp_done;
+	bool backlogged; /* on the agent's backlog (transport queue full) */
 
 	/* result */
 	struct rxp_buf *resp_payload;
@@ -306,6 +307,8 @@ struct rxp_agent {
 	bool poller_started;
 
 	/* poller-owned */
+	struct rxp_future *backlog_head, *backlog_tail; /* send -EAGAIN */
+	struct rxp_call *rbacklog_head, *rbacklog_tail;
 	struct rxp__slots pending; /* id -> future */
 	struct rxp__slots conns;   /* conn key -> struct rxp_conn */
 	struct rxp__heap deadlines;

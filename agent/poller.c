@@ -149,11 +149,15 @@ static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
 	rxp__future_fulfil(f, f->status);
 }
 
+static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f);
+
 static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
 			const char *msg)
 {
 	if (f->resp_done)
 		return;
+	if (f->backlogged)
+		backlog_unlink(a, f);
 	if (f->id)
 		rxp__slots_del(&a->pending, f->id);
 	f->resp_done = true;
@@ -162,11 +166,97 @@ static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
 	maybe_complete(a, f);
 }
 
+/* -EAGAIN from the transport means "queue full, progress and retry": such
+ * requests wait, in order, on a backlog (poller-owned), with their pending
+ * slot and deadline already in place, and go out as the transport drains.
+ * Anything submitted while the backlog is not empty queues behind it. */
+static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
+{
+	f->next = NULL;
+	f->backlogged = true;
+	if (a->backlog_tail)
+		a->backlog_tail->next = f;
+	else
+		a->backlog_head = f;
+	a->backlog_tail = f;
+}
+
+static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
+{
+	struct rxp_future **pp, *prev = NULL;
+
+	for (pp = &a->backlog_head; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			if (a->backlog_tail == f)
+				a->backlog_tail = prev;
+			break;
+		}
+	f->backlogged = false;
+	f->send_done = true; /* never handed to the transport */
+}
+
+/* 0 sent, -EAGAIN not now, other -errno failed */
+static int transmit(struct rxp_agent *a, struct rxp_future *f)
+{
+	struct rxp__worker *w = &a->workers[f->dst];
+	struct rxp_msg_out m = {.type = f->type,
+				.id = f->id,
+				.payload = &f->payload_iov,
+				.npayload = 1,
+				.storages = f->st,
+				.nstorages = f->nst};
+	uint64_t bytes = f->payload_iov.len;
+	int ret;
+
+	if (!w->conn)
+		return -RXP_E_PEER_LOST; /* it failed while we waited */
+	f->conn_key = w->conn_key;
+	ret = a->ops->send(w->conn, &m, f);
+	if (ret)
+		return ret;
+	atomic_fetch_add(&w->calls, 1);
+	for (uint32_t i = 0; i < f->nst; i++)
+		bytes += f->st[i].len;
+	atomic_fetch_add(&w->bytes_sent, bytes);
+	return 0;
+}
+
+static void send_failed(struct rxp_agent *a, struct rxp_future *f, int ret)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "cannot send to worker '%s': %s",
+		 peer_name(a, f->dst), rxp_strerror(ret));
+	f->send_done = true;
+	fail_future(a, f, ret, msg);
+}
+
+/* Send what waits on the backlog; stop at the first -EAGAIN. */
+static int backlog_retry(struct rxp_agent *a)
+{
+	int n = 0;
+
+	while (a->backlog_head) {
+		struct rxp_future *f = a->backlog_head;
+		int ret = transmit(a, f);
+
+		if (ret == -EAGAIN)
+			break;
+		a->backlog_head = f->next;
+		if (!a->backlog_head)
+			a->backlog_tail = NULL;
+		f->backlogged = false;
+		if (ret)
+			send_failed(a, f, ret);
+		n++;
+	}
+	return n;
+}
+
 static void send_request(struct rxp_agent *a, struct rxp_future *f)
 {
 	struct rxp__worker *w = &a->workers[f->dst];
-	struct rxp_msg_out m;
-	char msg[256];
 	int ret;
 
 	if (!w->conn) {
@@ -190,36 +280,24 @@ static void send_request(struct rxp_agent *a, struct rxp_future *f)
 		if (ret)
 			goto err_pending;
 	}
-	m = (struct rxp_msg_out){.type = f->type,
-				 .id = f->id,
-				 .payload = &f->payload_iov,
-				 .npayload = 1,
-				 .storages = f->st,
-				 .nstorages = f->nst};
-	ret = a->ops->send(w->conn, &m, f);
+	ret = a->backlog_head ? -EAGAIN : transmit(a, f);
+	if (ret == -EAGAIN) {
+		backlog_add(a, f);
+		return;
+	}
 	if (ret)
 		goto err_pending;
-	atomic_fetch_add(&w->calls, 1);
-	{
-		uint64_t bytes = f->payload_iov.len;
-
-		for (uint32_t i = 0; i < f->nst; i++)
-			bytes += f->st[i].len;
-		atomic_fetch_add(&w->bytes_sent, bytes);
-	}
 	return;
 
 err_pending:
 	rxp__slots_del(&a->pending, f->id);
 	f->id = 0;
 err:
-	snprintf(msg, sizeof(msg), "cannot send to worker '%s': %s", w->name,
-		 rxp_strerror(ret));
-	f->send_done = true;
-	fail_future(a, f, ret, msg);
+	send_failed(a, f, ret);
 }
 
-static void send_response(struct rxp_agent *a, struct rxp_call *c)
+/* 0 sent or dropped (connection gone), -EAGAIN not now */
+static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
 {
 	struct rxp_conn *conn = rxp__slots_get(&a->conns, c->conn_key);
 	struct rxp_iov piov = {.base = c->resp, .len = c->resp_len};
@@ -230,13 +308,44 @@ static void send_response(struct rxp_agent *a, struct rxp_call *c)
 				.npayload = 1,
 				.storages = c->rst_iov,
 				.nstorages = c->nrst};
+	int ret =
+		conn ? a->ops->send(conn, &m, (void *)((uintptr_t)c | CALL_TAG))
+		     : -ENOTCONN;
 
-	if (!conn ||
-	    a->ops->send(conn, &m, (void *)((uintptr_t)c | CALL_TAG))) {
-		rxp_dbg("agent", "response to '%s' dropped: connection gone",
-			peer_name(a, c->caller));
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret) {
+		rxp_dbg("agent", "response to '%s' dropped: %s",
+			peer_name(a, c->caller), rxp_strerror(ret));
 		rxp__call_put(c);
 	}
+	return 0;
+}
+
+/* responses wait on their own backlog, like requests (see above) */
+static int response_retry(struct rxp_agent *a)
+{
+	int n = 0;
+
+	while (a->rbacklog_head && !transmit_response(a, a->rbacklog_head)) {
+		a->rbacklog_head = a->rbacklog_head->next;
+		if (!a->rbacklog_head)
+			a->rbacklog_tail = NULL;
+		n++;
+	}
+	return n;
+}
+
+static void send_response(struct rxp_agent *a, struct rxp_call *c)
+{
+	if (!a->rbacklog_head && !transmit_response(a, c))
+		return;
+	c->next = NULL;
+	if (a->rbacklog_tail)
+		a->rbacklog_tail->next = c;
+	else
+		a->rbacklog_head = c;
+	a->rbacklog_tail = c;
 }
 
 /* Reverse a pushed stack into submission order. */
@@ -260,6 +369,8 @@ static int drain_submissions(struct rxp_agent *a, bool cancel)
 
 	REVERSE(struct rxp_future, f);
 	REVERSE(struct rxp_call, c);
+	if (!cancel)
+		n += backlog_retry(a) + response_retry(a);
 	while (f) {
 		struct rxp_future *next = f->next;
 
@@ -574,6 +685,8 @@ static bool work_queued(struct rxp_agent *a)
 	       atomic_load(&a->stopping);
 }
 
+/* backlogs wait for the transport: its completions wake the poller */
+
 /*
  * The polling thread goes to sleep: it lets go of the progress lock, so
  * that submitters send directly (kick), and sleeps on the fds; then it
@@ -590,6 +703,10 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 		return;
 	}
 	tmo = next_timeout_ms(a, now);
+	/* a backlog waits for the transport's completions; should those
+	 * not wake us, look again soon anyway */
+	if ((a->backlog_head || a->rbacklog_head) && (tmo < 0 || tmo > 1))
+		tmo = 1;
 	a->sleep_until_ns = tmo < 0 ? INT64_MAX : now + (int64_t)tmo * 1000000;
 	current_leader = NULL;
 	pthread_mutex_unlock(&a->progress_mu);
@@ -616,6 +733,13 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 
 static void poller_shutdown(struct rxp_agent *a)
 {
+	while (a->rbacklog_head) {
+		struct rxp_call *c = a->rbacklog_head;
+
+		a->rbacklog_head = c->next;
+		rxp__call_put(c);
+	}
+	a->rbacklog_tail = NULL;
 	drain_submissions(a, true);
 	a->ops->close(a->tp); /* pending sends and conns fail -ECANCELED */
 	a->tp = NULL;

@@ -154,6 +154,11 @@ struct rxp_tp_ops {
 
 extern const struct rxp_tp_ops rxp_tcp_ops;   /* transport/tcp */
 extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
+extern const struct rxp_tp_ops rxp_fault_ops; /* transport/fault */
+/* the backend fault:<inner> wraps (set by rxp_tp_select) */
+extern const struct rxp_tp_ops *rxp__fault_inner;
+/* the name peers must agree on at rendezvous (fault:x speaks x) */
+const char *rxp_tp_wire_name(const struct rxp_tp_ops *ops);
 
 /*
  * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs".

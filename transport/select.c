@@ -14,6 +14,11 @@ const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
 	*err = 0;
 	if (!want || !*want)
 		want = "auto";
+	if (!strncmp(want, "fault:", 6)) {
+		/* fault injection over another backend (tests) */
+		rxp__fault_inner = rxp_tp_select(want + 6, bind_addr, err);
+		return rxp__fault_inner ? &rxp_fault_ops : NULL;
+	}
 	if (!strcmp(want, "tcp"))
 		return &rxp_tcp_ops;
 	if (strcmp(want, "verbs") && strcmp(want, "auto")) {
@@ -36,4 +41,11 @@ const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
 	rxp_info("transport", "using tcp: no usable RDMA device for %s (%s)",
 		 bind_addr ? bind_addr : "?", why);
 	return &rxp_tcp_ops;
+}
+
+const char *rxp_tp_wire_name(const struct rxp_tp_ops *ops)
+{
+	return ops == &rxp_fault_ops && rxp__fault_inner
+		       ? rxp__fault_inner->name
+		       : ops->name;
 }

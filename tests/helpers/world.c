@@ -64,6 +64,8 @@ bool world_transport_usable(void)
 	return true;
 }
 
+const char *world_rank0_transport;
+
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen)
 {
@@ -80,6 +82,8 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 	attr->bind_addr = rank % 2 ? b : a;
 	attr->init_timeout_ms = 30000;
 	attr->num_worker_threads = 4;
+	if (rank == 0 && world_rank0_transport)
+		attr->transport = world_rank0_transport;
 	attr->functions = fns;
 	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
 }

@@ -39,6 +39,10 @@ int world_time_scale(void);
 /* A free TCP port on the loopback (racy by nature; tests use it at once). */
 int world_free_port(void);
 
+/* If set, rank 0 (this process) uses this transport instead of
+ * $RXP_TRANSPORT, e.g. "fault:tcp" for fault injection on one side. */
+extern const char *world_rank0_transport;
+
 /* Fill @attr for @rank of @size on @port from the environment. */
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen);

@@ -19,3 +19,8 @@ rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration verbs
 rxp_add_test(test_agent_oom SOURCES ${RXP_TEST_DIR}/test_agent_oom.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration
   TIMEOUT 120 ENV RXP_TRANSPORT=tcp RXP_LOG=error)
+
+# the agent's error paths, through the fault transport over tcp
+rxp_add_test(test_faults SOURCES ${RXP_TEST_DIR}/test_faults.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=tcp)

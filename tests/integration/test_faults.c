@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's error paths, driven by the fault transport on the caller
+ * (rank 0 runs RXP_TRANSPORT=fault:<inner>, the callee the plain inner):
+ * a send the transport refuses, a send that completes with an error, a
+ * response lost on the way, a connect that fails. Each fails exactly the
+ * call it hits, with a clear status, and the next call works.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "skip.h"
+#include "world.h"
+
+static char transport[64];
+
+static struct world *start(const char *fault)
+{
+	static struct world w;
+	int ret;
+
+	setenv("RXP_FAULT", fault, 1);
+	world_rank0_transport = transport;
+	ret = world_start(&w, 2);
+	world_rank0_transport = NULL;
+	unsetenv("RXP_FAULT");
+	if (ret == 77)
+		skip();
+	assert_int_equal(ret, 0);
+	return &w;
+}
+
+static int add(struct world *w, int64_t x, struct rxp_call_opts *o,
+	       int64_t *out)
+{
+	struct rxp_value args[2] = {rxp_v_int(x), rxp_v_int(1)};
+	struct rxp_future *f;
+	int ret =
+		rxp_rpc_sync(w->a, "worker1", "t.add", args, 2, NULL, 0, o, &f);
+
+	if (ret)
+		return ret;
+	ret = rxp_future_status(f);
+	if (!ret && out)
+		*out = rxp_future_value(f)->u.i;
+	if (ret)
+		printf("  call failed as injected: %s\n", rxp_future_error(f));
+	rxp_future_release(f);
+	return ret;
+}
+
+static void test_refused_send_fails_that_call_only(void **state)
+{
+	struct world *w = start("send:nth=2:err=-105"); /* ENOBUFS */
+	int64_t v = 0;
+
+	assert_int_equal(add(w, 1, NULL, &v), 0);
+	assert_int_equal(add(w, 2, NULL, &v), -ENOBUFS);
+	assert_int_equal(add(w, 3, NULL, &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+static void test_send_completion_error_is_peer_lost(void **state)
+{
+	struct world *w = start("sendcb:nth=2:err=-104"); /* ECONNRESET */
+	int64_t v = 0;
+
+	assert_int_equal(add(w, 1, NULL, NULL), 0);
+	assert_int_equal(add(w, 2, NULL, NULL), -RXP_E_PEER_LOST);
+	assert_int_equal(add(w, 5, NULL, &v), 0);
+	assert_int_equal(v, 6);
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+static void test_lost_response_times_out_then_recovers(void **state)
+{
+	struct world *w = start("recv:nth=1:drop");
+	struct rxp_call_opts o = {.timeout_ms = 200};
+	int64_t v = 0, late = -1;
+
+	assert_int_equal(add(w, 1, &o, NULL), -ETIMEDOUT);
+	assert_int_equal(add(w, 7, &o, &v), 0);
+	assert_int_equal(v, 8);
+	/* the dropped response never came: nothing late to count */
+	assert_int_equal(rxp_agent_metric(w->a, "calls.late_responses", &late),
+			 0);
+	assert_int_equal(late, 0);
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+static void test_failed_connect_then_reconnect(void **state)
+{
+	struct world *w = start("connect:nth=1:err=-111"); /* ECONNREFUSED */
+	int64_t v = 0, failed = 0;
+
+	assert_int_not_equal(add(w, 1, NULL, NULL), 0);
+	assert_int_equal(add(w, 9, NULL, &v), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(rxp_agent_metric(w->a, "calls.failed", &failed), 0);
+	assert_int_equal(failed, 1);
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+static void test_every_nth_send_fails_and_none_is_lost(void **state)
+{
+	struct world *w = start("send:every=3:err=-105"); /* ENOBUFS */
+	int ok = 0, failed = 0;
+
+	for (int i = 0; i < 30; i++) {
+		int r = add(w, i, NULL, NULL);
+
+		if (!r)
+			ok++;
+		else if (r == -ENOBUFS)
+			failed++;
+	}
+	assert_int_equal(ok, 20);
+	assert_int_equal(failed, 10);
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+/* -EAGAIN = the transport's queue is full: the agent waits and retries,
+ * in order; the caller never sees it */
+static void test_queue_full_is_retried_in_order(void **state)
+{
+	struct world *w = start("send:every=2:err=-11");
+	enum { N = 100 };
+	struct rxp_future *f[N];
+
+	for (int i = 0; i < N; i++) {
+		struct rxp_value args[2] = {rxp_v_int(i), rxp_v_int(1)};
+
+		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", args,
+					       2, NULL, 0, NULL, &f[i]),
+				 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(rxp_future_wait(f[i]), 0);
+		assert_int_equal(rxp_future_value(f[i])->u.i, i + 1);
+		rxp_future_release(f[i]);
+	}
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+static void test_bad_fault_spec_is_refused(void **state)
+{
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a = NULL;
+	char name[32];
+
+	world_attr(&attr, 0, 1, world_free_port(), name, sizeof(name));
+	attr.transport = transport;
+	setenv("RXP_FAULT", "send:sometimes=3:err=-1", 1);
+	assert_int_equal(rxp_agent_create(&attr, &a), -EINVAL);
+	setenv("RXP_FAULT", "recv:nth=1:err=-5", 1); /* recv only drops */
+	assert_int_equal(rxp_agent_create(&attr, &a), -EINVAL);
+	unsetenv("RXP_FAULT");
+	assert_null(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refused_send_fails_that_call_only),
+		cmocka_unit_test(test_send_completion_error_is_peer_lost),
+		cmocka_unit_test(test_lost_response_times_out_then_recovers),
+		cmocka_unit_test(test_failed_connect_then_reconnect),
+		cmocka_unit_test(test_every_nth_send_fails_and_none_is_lost),
+		cmocka_unit_test(test_queue_full_is_retried_in_order),
+		cmocka_unit_test(test_bad_fault_spec_is_refused),
+	};
+	const char *inner = getenv("RXP_TRANSPORT");
+
+	if (!world_transport_usable())
+		return rxp_test_skip_code();
+	snprintf(transport, sizeof(transport), "fault:%s",
+		 inner && *inner ? inner : "tcp");
+	return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
+}
