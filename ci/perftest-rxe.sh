@@ -85,8 +85,46 @@ if run_pair write_bw ib_write_bw -s 65536 -n "$bw_iters" --report_gbits; then
 else
 	fail=1
 fi
+# rxp itself over the same device pair, with rxp-perf (server rank 0 on
+# A, client rank 1 bound to B), when the build has it ($RXP_PERF_BIN)
+rxp_lat="" rxp_bw=""
+run_rxp() { # name, rxp-perf client args...
+	local name=$1 srv rc=1
+	shift
+	port=$((port + 1))
+	RXP_LOG=warn "$RXP_PERF_BIN" -t verbs -a "$addr_a" -p "$port" \
+		>"$work/$name.srv" 2>&1 &
+	srv=$!
+	RXP_LOG=warn RXP_BIND_ADDR=$addr_b timeout 300 "$RXP_PERF_BIN" -t verbs \
+		-p "$port" "$@" "$addr_a" >"$work/$name.cli" 2>&1
+	rc=$?
+	wait "$srv" 2>/dev/null || true
+	if [ "$rc" != 0 ]; then
+		echo "perftest-rxe: rxp-perf $name failed (rc $rc):" >&2
+		tail -n 15 "$work/$name.cli" "$work/$name.srv" >&2
+	fi
+	return "$rc"
+}
+if [ -n "${RXP_PERF_BIN:-}" ] && [ -x "$RXP_PERF_BIN" ]; then
+	if run_rxp rxp_lat -s 0 -n 300; then
+		cat "$work/rxp_lat.cli" | sed 's/^/  rxp-perf: /'
+		rxp_lat=$(grep -oE 'p50 +[0-9.]+ us' "$work/rxp_lat.cli" | head -1)
+	else
+		fail=1
+	fi
+	if run_rxp rxp_bw -s 64m -n 3 -W 1 -V; then
+		cat "$work/rxp_bw.cli" | sed 's/^/  rxp-perf: /'
+		rxp_bw=$(grep -oE '[0-9.]+ MB/s' "$work/rxp_bw.cli" | head -1)
+	else
+		fail=1
+	fi
+fi
 t1=${EPOCHREALTIME/./}
 echo "perftest-rxe: summary ($(( (t1 - t0) / 1000000 )) s; TCG guest, informational only)"
 echo "  ib_send_lat  2 B x $lat_iters:    ${lat:-FAILED}"
 echo "  ib_write_bw  64 KiB x $bw_iters: ${bw:-FAILED}"
+if [ -n "${RXP_PERF_BIN:-}" ]; then
+	echo "  rxp verbs tiny call round trip: ${rxp_lat:-FAILED} (ib_send_lat t_typical is one way)"
+	echo "  rxp verbs 64 MiB echo:          ${rxp_bw:-FAILED} (both directions counted)"
+fi
 exit "$fail"
