@@ -421,6 +421,36 @@ static void worker_main(int rank, int size, int port)
 	_exit(0);
 }
 
+#define WORKER_FLAG "--rxp-world-worker"
+
+/*
+ * A forked child runs its worker in a fresh image (exec of this same test
+ * program): librdmacm and libibverbs keep per-process device state that a
+ * child of a process that already used them cannot use ("fork before any
+ * verbs use, or exec"), and the test process has used them in earlier
+ * tests. world_maybe_worker() at the top of main() picks it up.
+ */
+static void exec_worker(int rank, int size, int port)
+{
+	char r[16], s[16], p[16];
+	char *const argv[] = {
+		(char *)"rxp-test-worker", (char *)WORKER_FLAG, r, s, p, NULL};
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	snprintf(r, sizeof(r), "%d", rank);
+	snprintf(s, sizeof(s), "%d", size);
+	snprintf(p, sizeof(p), "%d", port);
+	execv("/proc/self/exe", argv);
+	fprintf(stderr, "worker %d: exec: %s\n", rank, strerror(errno));
+	_exit(3);
+}
+
+void world_maybe_worker(int argc, char **argv)
+{
+	if (argc == 5 && !strcmp(argv[1], WORKER_FLAG))
+		worker_main(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+}
+
 int world_start(struct world *w, int size)
 {
 	struct rxp_agent_attr attr;
@@ -441,7 +471,7 @@ int world_start(struct world *w, int size)
 		if (pid < 0)
 			return -errno;
 		if (pid == 0)
-			worker_main(r, size, w->port);
+			exec_worker(r, size, w->port);
 		w->pids[r] = pid;
 	}
 	world_attr(&attr, 0, size, w->port, name, sizeof(name));

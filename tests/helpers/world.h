@@ -54,6 +54,9 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
  * -errno.
  */
 int world_start(struct world *w, int size);
+/* First thing in main() of a program that uses world_start(): when this
+ * process is one of the forked workers, run it (never returns). */
+void world_maybe_worker(int argc, char **argv);
 /* join (if @join), shut rank 0 down, and reap the children; returns the
  * number of children that exited with a non-zero status or a signal
  * other than SIGKILL. */

@@ -605,7 +605,7 @@ static void test_world_of_one_calls_itself(void **state)
 	assert_int_equal(world_stop(&w, true), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_returns_sum, setup2,
@@ -656,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_world_of_one_calls_itself),
 	};
 
+	world_maybe_worker(argc, argv);
 	if (!world_transport_usable())
 		return rxp_test_skip_code();
 	return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

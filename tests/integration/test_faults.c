@@ -166,7 +166,7 @@ static void test_bad_fault_spec_is_refused(void **state)
 	assert_null(a);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_send_fails_that_call_only),
@@ -179,6 +179,7 @@ int main(void)
 	};
 	const char *inner = getenv("RXP_TRANSPORT");
 
+	world_maybe_worker(argc, argv);
 	if (!world_transport_usable())
 		return rxp_test_skip_code();
 	snprintf(transport, sizeof(transport), "fault:%s",

@@ -531,7 +531,7 @@ static void test_autograd_metadata_round_trip(void **state)
 	assert_int_equal(rxp_agent_set_autograd_hooks(w->a, NULL), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_remote_then_to_here,
@@ -565,6 +565,7 @@ int main(void)
 			teardown_join),
 	};
 
+	world_maybe_worker(argc, argv);
 	if (!world_transport_usable())
 		return rxp_test_skip_code();
 	return cmocka_run_group_tests_name("rref", tests, NULL, NULL);
