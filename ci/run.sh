@@ -162,7 +162,7 @@ stage_verbs() {
 		[ "$left" -gt 60 ] || { log "verbs: budget of ${VERBS_BUDGET}s used up before mode $mode"; return 1; }
 		log "verbs: rxe guest, mode $mode (timeout ${left}s)"
 		rc=0
-		RXP_TRANSPORT=verbs RXP_TEST_ADDR=10.66.0.1 RXP_TEST_TIMEOUT_SCALE=$VM_TIMEOUT_SCALE \
+		RXP_TRANSPORT=verbs RXP_TEST_TIMEOUT_SCALE=$VM_TIMEOUT_SCALE \
 		RXP_TEST_REQUIRE_DEVICE=1 \
 			"$CI_DIR/rxe-vm.sh" --mode "$mode" --timeout "$left" --share "$ROOT" -- \
 			ctest --test-dir "$ROOT/build/ci-gcc" -L verbs --output-on-failure \

@@ -49,7 +49,19 @@ const char *h_bind_addr(void)
 {
 	const char *a = getenv("RXP_TEST_ADDR");
 
+	if (!a || !*a)
+		a = getenv("RXP_ADDR_A"); /* set inside the rxe guest */
 	return a && *a ? a : "127.0.0.1";
+}
+
+/* Side @id's address: in the guest's two-device mode, odd sides bind
+ * device B (RXP_ADDR_B), so traffic really goes rxe0 <-> rxe1. */
+static const char *h_bind_addr_for(uint32_t id)
+{
+	const char *b = getenv("RXP_ADDR_B");
+
+	return id % 2 && b && *b && !getenv("RXP_TEST_ADDR") ? b
+							     : h_bind_addr();
 }
 
 static void on_conn(void *ctx, struct rxp_conn *c, int status)
@@ -144,7 +156,7 @@ int h_open_ops(struct h_side *s, const char *name, uint32_t id,
 		attr.flags |= f;
 	}
 	if (!attr.bind_addr)
-		attr.bind_addr = h_bind_addr();
+		attr.bind_addr = h_bind_addr_for(id);
 	attr.local_id = id;
 	attr.cb = &s->cb;
 	if (!ops->open) {
