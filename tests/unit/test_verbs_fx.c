@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* Two verbs transports on the fake fabric: see test_verbs_fake.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_verbs_fake.h"
+
+static uint8_t pat(uint64_t id, uint32_t k, size_t i)
+{
+	return (uint8_t)(i * 131 + (i >> 9) + k * 29 + id * 17 + 5);
+}
+
+void fx_fill(void *p, size_t len, uint64_t id, uint32_t k)
+{
+	uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = pat(id, k, i);
+}
+
+bool fx_check(const void *p, size_t len, uint64_t id, uint32_t k)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != pat(id, k, i))
+			return false;
+	return true;
+}
+
+static void on_conn(void *ctx, struct rxp_conn *c, int status)
+{
+	struct fx_side *s = ctx;
+
+	if (status == 0) {
+		s->up++;
+		s->conn = c;
+	} else {
+		s->down++;
+		s->down_status = status;
+		if (s->conn == c)
+			s->conn = NULL;
+	}
+}
+
+static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
+{
+	struct fx_side *s = ctx;
+	struct fx_msg *r;
+
+	if (s->nmsgs >= FX_MAXM)
+		return;
+	r = &s->msgs[s->nmsgs++];
+	r->id = m->id;
+	r->type = m->type;
+	r->conn = c;
+	r->plen = m->payload->len;
+	r->nst = m->nstorages;
+	r->ok = fx_check(m->payload->data, m->payload->len, m->id, 0);
+	for (uint32_t i = 0; i < m->nstorages; i++)
+		r->ok = r->ok && fx_check(m->storages[i]->data,
+					  m->storages[i]->len, m->id, i + 1);
+	if (s->keep && s->nkept < FX_MAXM)
+		s->kept[s->nkept++] = rxp_buf_get(m->payload);
+	if (s->disconnect_in_recv)
+		c->tp->ops->disconnect(c);
+}
+
+static void on_send(void *ctx, void *cookie, int status)
+{
+	struct fx_side *s = ctx;
+	struct fx_ck *k = cookie;
+
+	if (!k)
+		return;
+	s->sends++;
+	k->calls++;
+	k->status = status;
+}
+
+int fx_open(struct fx_side *s, uint32_t id)
+{
+	struct rxp_tp_attr attr = {.bind_addr = "10.0.0.1",
+				   .local_id = id,
+				   .cb = &s->cb,
+				   .gid_index = -1};
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->msgs = calloc(FX_MAXM, sizeof(*s->msgs));
+	s->cb = (struct rxp_tp_cb){s, on_conn, on_recv, on_send};
+	verbs_sys_set(&fk_sys);
+	ret = rxp_verbs_ops.open(&attr, &s->tp);
+	if (ret) {
+		free(s->msgs);
+		s->msgs = NULL;
+		return ret;
+	}
+	return s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
+}
+
+void fx_release_kept(struct fx_side *s)
+{
+	for (int i = 0; i < s->nkept; i++)
+		rxp_buf_put(s->kept[i]);
+	s->nkept = 0;
+}
+
+void fx_close(struct fx_side *s)
+{
+	if (s->tp)
+		s->tp->ops->close(s->tp);
+	s->tp = NULL;
+	fx_release_kept(s);
+	free(s->msgs);
+	s->msgs = NULL;
+}
+
+void fx_step(struct fx_side *s)
+{
+	if (s && s->tp && s->tp->ops->progress(s->tp) < 0) {
+		fprintf(stderr, "progress failed\n");
+		abort();
+	}
+}
+
+struct rxp_conn *fx_connect(struct fx_side *a, struct fx_side *b)
+{
+	struct rxp_conn *c = NULL;
+	int up_a = a->up, up_b = b->up;
+
+	if (a->tp->ops->connect(a->tp, b->addr, b->id, &c))
+		return NULL;
+	if (!FX_PUMP(a, b, 2000, a->up > up_a && b->up > up_b))
+		return NULL;
+	return c;
+}
+
+int fx_send(struct rxp_conn *c, uint64_t id, size_t plen, const size_t *slen,
+	    uint32_t n, void **mem, struct fx_ck *ck)
+{
+	struct rxp_iov pay, st[16];
+	struct rxp_msg_out m = {.type = 3,
+				.id = id,
+				.payload = &pay,
+				.npayload = 1,
+				.storages = st,
+				.nstorages = n};
+
+	mem[0] = malloc(plen ? plen : 1);
+	fx_fill(mem[0], plen, id, 0);
+	pay = (struct rxp_iov){mem[0], plen};
+	for (uint32_t i = 0; i < n; i++) {
+		mem[i + 1] = malloc(slen[i] ? slen[i] : 1);
+		fx_fill(mem[i + 1], slen[i], id, i + 1);
+		st[i] = (struct rxp_iov){mem[i + 1], slen[i]};
+	}
+	return c->tp->ops->send(c, &m, ck);
+}
+
+void fx_free(void **mem, uint32_t n)
+{
+	for (uint32_t i = 0; i <= n; i++)
+		free(mem[i]);
+}

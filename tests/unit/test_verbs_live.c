@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The verbs transport on a real device (the rxe guest: ci/rxe-vm.sh):
+ * two instances in this process, A on RXP_ADDR_A and B on RXP_ADDR_B
+ * (two rxe devices joined by a veth in --mode two), or both on
+ * RXP_TEST_ADDR / RXP_ADDR_A (one device). Exit 77 without a device (1 when
+ * RXP_TEST_REQUIRE_DEVICE=1, as in CI inside the guest).
+ *
+ * With --perf it also prints the small-message round trip and the
+ * 64 MiB transfer rate.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "rxp_transport.h"
+#include "skip.h"
+
+void verbs_debug_dump(struct rxp_tp *tp);
+
+#define MAXM 4096
+
+struct send_ck {
+	int calls;
+	int status;
+};
+
+struct rmsg {
+	uint64_t id;
+	size_t plen;
+	uint32_t nst;
+	bool ok;
+	struct rxp_buf *keep;
+};
+
+struct side {
+	const char *name;
+	struct rxp_tp *tp;
+	struct rxp_tp_cb cb;
+	char addr[128];
+	struct rxp_conn *conn; /* last one up */
+	int up, down, down_status;
+	int nmsgs;
+	struct rmsg *msgs;
+	bool keep, echo;
+	uint64_t bytes;
+};
+
+static struct side A, B;
+static const char *addr_a, *addr_b;
+static bool g_skip;
+
+static uint8_t pat(uint64_t id, uint32_t k, size_t i)
+{
+	return (uint8_t)(i * 131 + (i >> 9) + k * 29 + id * 17 + 5);
+}
+
+static void fill(void *p, size_t len, uint64_t id, uint32_t k)
+{
+	uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = pat(id, k, i);
+}
+
+static bool check(const void *p, size_t len, uint64_t id, uint32_t k)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != pat(id, k, i))
+			return false;
+	return true;
+}
+
+static void on_conn(void *ctx, struct rxp_conn *c, int status)
+{
+	struct side *s = ctx;
+
+	if (status == 0) {
+		s->up++;
+		s->conn = c;
+	} else {
+		s->down++;
+		s->down_status = status;
+		if (s->conn == c)
+			s->conn = NULL;
+	}
+}
+
+static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
+{
+	struct side *s = ctx;
+	struct rmsg *r;
+
+	if (s->echo) {
+		struct rxp_iov iov = {m->payload->data, m->payload->len};
+		struct rxp_msg_out o = {.type = m->type,
+					.id = m->id,
+					.payload = &iov,
+					.npayload = 1};
+
+		s->nmsgs++;
+		s->tp->ops->send(c, &o, NULL);
+		return;
+	}
+	if (s->nmsgs >= MAXM)
+		return;
+	r = &s->msgs[s->nmsgs++];
+	r->id = m->id;
+	r->plen = m->payload->len;
+	r->nst = m->nstorages;
+	r->ok = check(m->payload->data, m->payload->len, m->id, 0);
+	s->bytes += m->payload->len;
+	for (uint32_t i = 0; i < m->nstorages; i++) {
+		r->ok = r->ok && check(m->storages[i]->data,
+				       m->storages[i]->len, m->id, i + 1);
+		s->bytes += m->storages[i]->len;
+	}
+	r->keep = s->keep && m->nstorages ? rxp_buf_get(m->storages[0]) : NULL;
+}
+
+static void on_send(void *ctx, void *cookie, int status)
+{
+	struct send_ck *k = cookie;
+
+	if (!k)
+		return;
+	k->calls++;
+	k->status = status;
+}
+
+static int side_open(struct side *s, const char *name, const char *addr,
+		     uint32_t id)
+{
+	struct rxp_tp_attr attr = {.bind_addr = addr,
+				   .local_id = id,
+				   .cb = &s->cb,
+				   .gid_index = -1};
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->msgs = calloc(MAXM, sizeof(*s->msgs));
+	s->cb = (struct rxp_tp_cb){s, on_conn, on_recv, on_send};
+	ret = rxp_verbs_ops.open(&attr, &s->tp);
+	if (ret)
+		return ret;
+	return s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
+}
+
+static void side_close(struct side *s)
+{
+	if (s->tp)
+		s->tp->ops->close(s->tp);
+	s->tp = NULL;
+	for (int i = 0; i < s->nmsgs && i < MAXM; i++)
+		if (s->msgs[i].keep)
+			rxp_buf_put(s->msgs[i].keep);
+	free(s->msgs);
+	s->msgs = NULL;
+}
+
+static void step(struct side *s)
+{
+	int r;
+
+	if (!s->tp)
+		return;
+	r = s->tp->ops->progress(s->tp);
+	assert_true(r >= 0);
+}
+
+#define PUMP(ms, cond)                                                         \
+	({                                                                     \
+		int64_t end_ = rxp_now_ns() + (int64_t)(ms)*1000000;           \
+		while (!(cond) && rxp_now_ns() < end_) {                       \
+			step(&A);                                              \
+			step(&B);                                              \
+		}                                                              \
+		if (!(cond)) {                                                 \
+			verbs_debug_dump(A.tp);                                \
+			verbs_debug_dump(B.tp);                                \
+		}                                                              \
+		(cond);                                                        \
+	})
+
+static int setup(void **state)
+{
+	if (g_skip)
+		return 0;
+	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
+	assert_int_equal(side_open(&B, "B", addr_b, 2), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	side_close(&A);
+	side_close(&B);
+	return 0;
+}
+
+static struct rxp_conn *connect_ab(void)
+{
+	struct rxp_conn *c = NULL;
+
+	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
+	assert_true(PUMP(10000, A.up == 1 && B.up == 1));
+	assert_ptr_equal(A.conn, c);
+	assert_int_equal(B.conn->peer_id, 1);
+	assert_false(B.conn->outgoing);
+	return c;
+}
+
+static int send_msg(struct rxp_conn *c, uint64_t id, size_t plen,
+		    const size_t *slen, uint32_t n, void **bufs,
+		    struct send_ck *ck)
+{
+	struct rxp_iov pay, st[8];
+	struct rxp_msg_out m = {.type = 7,
+				.id = id,
+				.payload = &pay,
+				.npayload = 1,
+				.storages = st,
+				.nstorages = n};
+
+	bufs[0] = malloc(plen ? plen : 1);
+	fill(bufs[0], plen, id, 0);
+	pay = (struct rxp_iov){bufs[0], plen};
+	for (uint32_t i = 0; i < n; i++) {
+		bufs[i + 1] = malloc(slen[i] ? slen[i] : 1);
+		fill(bufs[i + 1], slen[i], id, i + 1);
+		st[i] = (struct rxp_iov){bufs[i + 1], slen[i]};
+	}
+	return c->tp->ops->send(c, &m, ck);
+}
+
+static void free_bufs(void **bufs, uint32_t n)
+{
+	for (uint32_t i = 0; i <= n; i++)
+		free(bufs[i]);
+}
+
+static void test_eager_and_rendezvous(void **state)
+{
+	static const size_t sl1[] = {0, 100, 4000};
+	static const size_t sl2[] = {3 << 20, 10, 200000};
+	struct send_ck k1 = {0}, k2 = {0}, k3 = {0};
+	void *b1[4], *b2[4], *b3[1];
+	struct rxp_conn *c;
+
+	if (g_skip)
+		skip();
+	c = connect_ab();
+	assert_int_equal(send_msg(c, 1, 300, sl1, 3, b1, &k1), 0);
+	assert_int_equal(send_msg(c, 2, 150000, sl2, 3, b2, &k2), 0);
+	assert_int_equal(send_msg(c, 3, 10, NULL, 0, b3, &k3), 0);
+	assert_true(
+		PUMP(20000, B.nmsgs == 3 && k1.calls && k2.calls && k3.calls));
+	assert_int_equal(k1.calls + k2.calls + k3.calls, 3);
+	assert_int_equal(k1.status | k2.status | k3.status, 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(B.msgs[i].id, i + 1); /* in order */
+		assert_true(B.msgs[i].ok);
+	}
+	assert_int_equal(B.msgs[1].plen, 150000);
+	assert_int_equal(B.msgs[1].nst, 3);
+	free_bufs(b1, 3);
+	free_bufs(b2, 3);
+	free_bufs(b3, 0);
+}
+
+static void test_burst_credits(void **state)
+{
+	enum { N = 2000 };
+	static struct send_ck ck[N];
+	static char data[N][64];
+	struct rxp_conn *c;
+	int done = 0;
+
+	if (g_skip)
+		skip();
+	memset(ck, 0, sizeof(ck));
+	B.keep = true; /* hold some buffers for a while: credits must cope */
+	c = connect_ab();
+	for (int i = 0; i < N; i++) {
+		struct rxp_iov p = {data[i], sizeof(data[i])};
+		struct rxp_msg_out m = {
+			.id = (uint64_t)i, .payload = &p, .npayload = 1};
+
+		fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		assert_int_equal(c->tp->ops->send(c, &m, &ck[i]), 0);
+	}
+	assert_true(PUMP(60000, B.nmsgs == N));
+	assert_true(PUMP(5000, ({
+				 done = 0;
+				 for (int i = 0; i < N; i++)
+					 done += ck[i].calls;
+				 done == N;
+			 })));
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(B.msgs[i].id, (uint64_t)i);
+		assert_true(B.msgs[i].ok);
+		assert_int_equal(ck[i].calls, 1);
+		assert_int_equal(ck[i].status, 0);
+	}
+}
+
+static void test_keep_rendezvous_buffers(void **state)
+{
+	static const size_t sl[] = {1 << 20};
+	struct send_ck ck[40] = {0};
+	void *b[40][2];
+	struct rxp_conn *c;
+
+	if (g_skip)
+		skip();
+	B.keep = true;
+	c = connect_ab();
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(
+			send_msg(c, (uint64_t)i, 100, sl, 1, b[i], &ck[i]), 0);
+	assert_true(PUMP(60000, B.nmsgs == 40));
+	for (int i = 0; i < 40; i++) {
+		assert_true(PUMP(5000, ck[i].calls == 1));
+		assert_int_equal(ck[i].status, 0);
+		assert_true(B.msgs[i].ok);
+		free_bufs(b[i], 1);
+	}
+}
+
+static void test_disconnect_fails_pending(void **state)
+{
+	static const size_t sl[] = {8 << 20};
+	struct send_ck k = {0};
+	void *b[2];
+	struct rxp_conn *c;
+
+	if (g_skip)
+		skip();
+	c = connect_ab();
+	assert_int_equal(send_msg(c, 9, 10, sl, 1, b, &k), 0);
+	A.tp->ops->disconnect(c);
+	assert_int_equal(k.calls, 1);
+	assert_int_equal(k.status, -ECANCELED);
+	assert_int_equal(A.down, 1);
+	assert_int_equal(A.down_status, -ECANCELED);
+	assert_true(PUMP(10000, B.down == 1));
+	assert_true(B.down_status < 0);
+	free_bufs(b, 1);
+	/* and reconnect */
+	A.up = B.up = 0;
+	connect_ab();
+}
+
+static void test_connect_refused(void **state)
+{
+	char dead[160];
+	struct rxp_conn *c = NULL;
+	char *colon;
+
+	if (g_skip)
+		skip();
+	snprintf(dead, sizeof(dead), "%s", B.addr);
+	colon = strrchr(dead, ':');
+	snprintf(colon + 1, sizeof(dead) - (size_t)(colon + 1 - dead), "%d",
+		 1000 + (atoi(colon + 1) + 7) % 50000);
+	assert_int_equal(A.tp->ops->connect(A.tp, dead, 5, &c), 0);
+	assert_true(PUMP(20000, A.down == 1));
+	assert_true(A.down_status < 0);
+	print_message("connect to %s: %d\n", dead, A.down_status);
+	assert_int_equal(A.up, 0);
+}
+
+static void perf(void)
+{
+	enum { N = 2000 };
+	struct rxp_conn *c;
+	char p[64] = {0};
+	struct rxp_iov iov = {p, sizeof(p)};
+	struct rxp_msg_out m = {.payload = &iov, .npayload = 1};
+	void *big;
+	size_t bsz = 64u << 20;
+	struct rxp_iov st = {NULL, bsz};
+	int64_t t0, t1;
+	struct send_ck k = {0};
+
+	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
+	assert_int_equal(side_open(&B, "B", addr_b, 2), 0);
+	B.echo = true;
+	c = connect_ab();
+	t0 = rxp_now_ns();
+	for (int i = 0; i < N; i++) {
+		int want = A.nmsgs + 1;
+
+		m.id = (uint64_t)i;
+		assert_int_equal(c->tp->ops->send(c, &m, NULL), 0);
+		assert_true(PUMP(10000, A.nmsgs >= want));
+	}
+	t1 = rxp_now_ns();
+	printf("verbs perf: 64 B round trip %.1f us (mean of %d)\n",
+	       (double)(t1 - t0) / N / 1000.0, N);
+	B.echo = false;
+	big = malloc(bsz);
+	memset(big, 1, bsz);
+	st.base = big;
+	m.storages = &st;
+	m.nstorages = 1;
+	for (int r = 0; r < 3; r++) {
+		int want = B.nmsgs + 1;
+
+		memset(&k, 0, sizeof(k));
+		t0 = rxp_now_ns();
+		assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
+		assert_true(PUMP(120000, B.nmsgs >= want && k.calls));
+		t1 = rxp_now_ns();
+		printf("verbs perf: 64 MiB storage in %.1f ms = %.2f Gb/s%s\n",
+		       (double)(t1 - t0) / 1e6,
+		       (double)bsz * 8 / (double)(t1 - t0),
+		       r ? "" : " (first: registration)");
+	}
+	free(big);
+	side_close(&A);
+	side_close(&B);
+}
+
+/* Two processes, each polling its own side (like perftest): the child
+ * (forked before any verbs use) echoes on B, the parent measures on A. */
+static void perf2(void)
+{
+	enum { N = 5000 };
+	int fds[2];
+	pid_t pid;
+	struct rxp_conn *c;
+	char p[64] = {0};
+	struct rxp_iov iov = {p, sizeof(p)};
+	struct rxp_msg_out m = {.payload = &iov, .npayload = 1};
+	size_t bsz = 64u << 20;
+	char *big;
+	struct rxp_iov st;
+	int64_t t0, t1, best = INT64_MAX;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		close(fds[0]);
+		if (side_open(&B, "B", addr_b, 2))
+			_exit(1);
+		B.echo = true;
+		if (write(fds[1], B.addr, sizeof(B.addr)) != sizeof(B.addr))
+			_exit(1);
+		while (B.down == 0)
+			step(&B);
+		side_close(&B);
+		_exit(0);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], B.addr, sizeof(B.addr)), sizeof(B.addr));
+	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
+	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
+	while (!A.up)
+		step(&A);
+	for (int i = 0; i < N; i++) {
+		int want = A.nmsgs + 1;
+
+		t0 = rxp_now_ns();
+		m.id = (uint64_t)i;
+		assert_int_equal(c->tp->ops->send(c, &m, NULL), 0);
+		while (A.nmsgs < want)
+			step(&A);
+		t1 = rxp_now_ns();
+		best = t1 - t0 < best ? t1 - t0 : best;
+		if (i == 999)
+			t0 = t1; /* warm-up done */
+	}
+	(void)best;
+	{
+		/* second pass for the mean, after warm-up */
+		int64_t s0 = rxp_now_ns();
+
+		for (int i = 0; i < N; i++) {
+			int want = A.nmsgs + 1;
+
+			m.id = (uint64_t)i;
+			assert_int_equal(c->tp->ops->send(c, &m, NULL), 0);
+			while (A.nmsgs < want)
+				step(&A);
+		}
+		t1 = rxp_now_ns();
+		printf("verbs perf (2 processes): 64 B round trip mean %.1f "
+		       "us, "
+		       "min %.1f us (%d round trips)\n",
+		       (double)(t1 - s0) / N / 1000.0, (double)best / 1000.0,
+		       N);
+	}
+	big = malloc(bsz);
+	memset(big, 1, bsz);
+	st = (struct rxp_iov){big, bsz};
+	m.storages = &st;
+	m.nstorages = 1;
+	for (int r = 0; r < 3; r++) {
+		struct send_ck k = {0};
+
+		t0 = rxp_now_ns();
+		assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
+		while (!k.calls)
+			step(&A);
+		t1 = rxp_now_ns();
+		assert_int_equal(k.status, 0);
+		printf("verbs perf (2 processes): 64 MiB storage in %.1f ms = "
+		       "%.2f Gb/s\n",
+		       (double)(t1 - t0) / 1e6,
+		       (double)bsz * 8 / (double)(t1 - t0));
+	}
+	free(big);
+	side_close(&A);
+	waitpid(pid, NULL, 0);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_eager_and_rendezvous,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst_credits, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keep_rendezvous_buffers,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_fails_pending,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_refused, setup,
+						teardown),
+	};
+	struct side probe;
+	int ret;
+
+	addr_a = getenv("RXP_ADDR_A");
+	if (!addr_a || !*addr_a)
+		addr_a = getenv("RXP_TEST_ADDR");
+	if (!addr_a || !*addr_a)
+		addr_a = "127.0.0.1";
+	addr_b = getenv("RXP_ADDR_B");
+	if (!addr_b || !*addr_b)
+		addr_b = addr_a;
+	if (argc > 1 && !strcmp(argv[1], "--perf2")) {
+		perf2(); /* forks first: no verbs use before */
+		return 0;
+	}
+	ret = side_open(&probe, "probe", addr_a, 0);
+	if (ret == -RXP_E_NO_DEVICE) {
+		fprintf(stderr, "no RDMA device for %s: skipped\n", addr_a);
+		return rxp_test_skip_code();
+	}
+	assert_int_equal(ret, 0);
+	side_close(&probe);
+	if (argc > 1 && !strcmp(argv[1], "--perf")) {
+		perf();
+		return 0;
+	}
+	if (getenv("VERBS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("VERBS_TEST_FILTER"));
+	return cmocka_run_group_tests_name("verbs_live", tests, NULL, NULL);
+}

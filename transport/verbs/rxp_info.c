@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rxp-info: the RDMA devices, ports and GIDs this host has, and which
+ * transport rxp would pick for an address, and why.
+ *
+ *   rxp-info [ADDR]     ADDR: the bind address to judge (default: the
+ *                       RXP_ADDR / RXP_TEST_ADDR environment, else none)
+ */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "verbs/verbs.h"
+
+static const char *link_str(int ll)
+{
+	switch (ll) {
+	case IBV_LINK_LAYER_INFINIBAND:
+		return "InfiniBand";
+	case IBV_LINK_LAYER_ETHERNET:
+		return "Ethernet";
+	default:
+		return "unspecified";
+	}
+}
+
+static void show_gids(struct ibv_context *ctx, uint8_t port, int tbl_len)
+{
+	struct ibv_gid_entry *ent;
+	ssize_t n;
+
+	if (tbl_len <= 0)
+		return;
+	ent = calloc((size_t)tbl_len, sizeof(*ent));
+	if (!ent)
+		return;
+	n = ibv_query_gid_table(ctx, ent, (size_t)tbl_len, 0);
+	if (n < 0) {
+		printf("      gids: ibv_query_gid_table: %s\n",
+		       strerror((int)-n));
+		free(ent);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		char gid[INET6_ADDRSTRLEN] = "?", ifn[IF_NAMESIZE] = "-";
+
+		if (ent[i].port_num != port)
+			continue;
+		inet_ntop(AF_INET6, ent[i].gid.raw, gid, sizeof(gid));
+		if (ent[i].ndev_ifindex &&
+		    !if_indextoname(ent[i].ndev_ifindex, ifn))
+			snprintf(ifn, sizeof(ifn), "if%u", ent[i].ndev_ifindex);
+		printf("      gid[%3u] %-40s %-7s %s\n", ent[i].gid_index, gid,
+		       verbs_gid_type_str(ent[i].gid_type), ifn);
+	}
+	free(ent);
+}
+
+static int show_devices(void)
+{
+	struct ibv_device **list;
+	int n = 0;
+
+	list = ibv_get_device_list(&n);
+	if (!list) {
+		printf("no RDMA devices: ibv_get_device_list: %s\n",
+		       strerror(errno));
+		return 0;
+	}
+	if (!n)
+		printf("no RDMA devices\n");
+	for (int i = 0; i < n; i++) {
+		struct ibv_context *ctx = ibv_open_device(list[i]);
+		struct ibv_device_attr da;
+
+		printf("%s (node guid %016llx)\n", ibv_get_device_name(list[i]),
+		       (unsigned long long)be64toh(
+			       ibv_get_device_guid(list[i])));
+		if (!ctx) {
+			printf("  cannot open: %s\n", strerror(errno));
+			continue;
+		}
+		if (ibv_query_device(ctx, &da)) {
+			printf("  ibv_query_device failed\n");
+			ibv_close_device(ctx);
+			continue;
+		}
+		printf("  fw %s, ports %u, max_qp %d, max_qp_wr %d, max_cqe "
+		       "%d, "
+		       "max_srq %d (wr %d), max_sge %d, max_mr_size %llu, "
+		       "rd_atom %d/%d\n",
+		       da.fw_ver, da.phys_port_cnt, da.max_qp, da.max_qp_wr,
+		       da.max_cqe, da.max_srq, da.max_srq_wr, da.max_sge,
+		       (unsigned long long)da.max_mr_size, da.max_qp_rd_atom,
+		       da.max_qp_init_rd_atom);
+		for (uint8_t p = 1; p <= da.phys_port_cnt; p++) {
+			struct ibv_port_attr pa;
+
+			if (ibv_query_port(ctx, p, &pa)) {
+				printf("  port %u: ibv_query_port failed\n", p);
+				continue;
+			}
+			printf("    port %u: %s, %s, mtu %d (max %d), lid %u, "
+			       "max_msg_sz %u, gid table %d\n",
+			       p, verbs_port_state_str(pa.state),
+			       link_str(pa.link_layer),
+			       verbs_mtu_bytes(pa.active_mtu),
+			       verbs_mtu_bytes(pa.max_mtu), pa.lid,
+			       pa.max_msg_sz, pa.gid_tbl_len);
+			show_gids(ctx, p, pa.gid_tbl_len);
+		}
+		ibv_close_device(ctx);
+	}
+	ibv_free_device_list(list);
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	const char *addr = argc > 1 ? argv[1] : getenv("RXP_ADDR");
+	const char *want = getenv("RXP_TRANSPORT");
+	char why[2048];
+	int ret;
+
+	if (argc > 2 || (argc > 1 && (!strcmp(argv[1], "-h") ||
+				      !strcmp(argv[1], "--help")))) {
+		fprintf(stderr, "usage: rxp-info [bind-address]\n");
+		return 2;
+	}
+	if (!addr || !*addr)
+		addr = getenv("RXP_TEST_ADDR");
+	printf("rxp %s, fork: %s\n", rxp_version(),
+	       ibv_is_fork_initialized() == IBV_FORK_UNNEEDED
+		       ? "kernel copies pinned pages (no ibv_fork_init needed)"
+		       : "ibv_fork_init() will be called before registering");
+	show_devices();
+	if (!addr || !*addr) {
+		printf("\n(give an address to see which transport rxp "
+		       "picks)\n");
+		return 0;
+	}
+	ret = rxp_verbs_probe(addr, why, sizeof(why));
+	printf("\nfor %s with RXP_TRANSPORT=%s:\n", addr,
+	       want && *want ? want : "auto");
+	if (want && !strcmp(want, "tcp"))
+		printf("  tcp (forced)\n");
+	else if (!ret)
+		printf("  verbs: %s\n", why);
+	else if (want && !strcmp(want, "verbs"))
+		printf("  none: RXP_TRANSPORT=verbs but %s\n", why);
+	else
+		printf("  tcp: %s\n", why);
+	return 0;
+}
