@@ -8,98 +8,18 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "test_verbs_fake.h"
+#include "test_verbs_fake_int.h"
 
 struct fk_knobs fk;
+struct verbs_sys fk_sys;
 
-struct fk_dev {
-	struct ibv_device dev;
-	struct ibv_context ctx;
-};
-static struct fk_dev devs[2];
+struct fk_dev fk_devs[2];
+struct fk_mr *fk_mrs;
+struct fk_qp *fk_qps;
+struct fk_id *fk_ids;
+static uint32_t keyctr = 100;
 
-struct fk_mr {
-	struct ibv_mr mr;
-	int access;
-	struct fk_mr *next;
-};
-
-struct fk_cc {
-	struct ibv_comp_channel ch;
-};
-
-struct fk_cqe {
-	struct ibv_wc wc;
-	uint32_t sq_qpn; /* a send-queue completion of this QP */
-	uint64_t seq;
-};
-
-struct fk_cq {
-	struct ibv_cq cq;
-	struct fk_cqe *q;
-	int cap, head, n;
-	bool armed;
-};
-
-struct fk_rwqe {
-	uint64_t wr_id, addr;
-	uint32_t len, lkey;
-};
-
-struct fk_srq {
-	struct ibv_srq srq;
-	struct fk_rwqe *q;
-	int cap, head, n;
-};
-
-struct fk_wr {
-	uint64_t wr_id, seq, laddr, raddr;
-	int opcode, flags;
-	uint32_t len, lkey, rkey;
-	bool has_sge;
-	uint8_t *inl;
-};
-
-struct fk_id;
-
-struct fk_qp {
-	struct ibv_qp qp;
-	struct fk_qp *peer, *next;
-	struct fk_cq *cq;
-	struct fk_srq *srq;
-	struct fk_wr *sq;
-	uint32_t max_wr;
-	int sq_head, sq_n;
-	uint64_t posted, retired;
-	bool err;
-	int inject;
-};
-
-struct fk_ev {
-	struct rdma_cm_event ev;
-	uint8_t pd[256];
-	struct fk_ev *next;
-};
-
-struct fk_ec {
-	struct rdma_event_channel ch;
-	struct fk_ev *head, *tail;
-};
-
-struct fk_id {
-	struct rdma_cm_id id;
-	struct fk_id *peer, *next;
-	int port, dst_port;
-	bool listening, raw;
-};
-
-static struct fk_mr *mrs;
-static struct fk_qp *qps;
-static struct fk_id *ids;
-static uint32_t keyctr = 100, qpnctr = 10;
-static int next_port = 20000;
-
-static bool fail_now(enum fk_fn f)
+bool fk__fail_now(enum fk_fn f)
 {
 	fk.calls[f]++;
 	if (fk.fail[f].after < 0)
@@ -123,6 +43,8 @@ void fk_fail(enum fk_fn f, int n, int err, bool sticky)
 
 void fk_reset(void)
 {
+	fk__fill_verbs(&fk_sys);
+	fk__fill_cm(&fk_sys);
 	memset(&fk, 0, sizeof(fk));
 	for (int i = 0; i < FK__COUNT; i++)
 		fk.fail[i].after = -1;
@@ -150,10 +72,10 @@ static struct ibv_device **f_get_device_list(int *n)
 		return NULL;
 	*n = fk.ndev;
 	for (int i = 0; i < fk.ndev; i++) {
-		snprintf(devs[i].dev.name, sizeof(devs[i].dev.name), "%s",
+		snprintf(fk_devs[i].dev.name, sizeof(fk_devs[i].dev.name), "%s",
 			 fk.dev[i].name);
-		devs[i].ctx.device = &devs[i].dev;
-		l[i] = &devs[i].dev;
+		fk_devs[i].ctx.device = &fk_devs[i].dev;
+		l[i] = &fk_devs[i].dev;
 	}
 	if (!fk.ndev) {
 		free(l);
@@ -175,8 +97,8 @@ static const char *f_get_device_name(struct ibv_device *d)
 
 static struct fk_dev_cfg *cfg_of(struct ibv_context *ctx)
 {
-	return &fk.dev[(struct fk_dev *)(void *)ctx->device == &devs[1] ? 1
-									: 0];
+	return &fk.dev[(struct fk_dev *)(void *)ctx->device == &fk_devs[1] ? 1
+									   : 0];
 }
 
 static struct ibv_context *f_open_device(struct ibv_device *d)
@@ -261,7 +183,7 @@ static struct ibv_pd *f_alloc_pd(struct ibv_context *ctx)
 {
 	struct ibv_pd *pd;
 
-	if (fail_now(FK_ALLOC_PD))
+	if (fk__fail_now(FK_ALLOC_PD))
 		return NULL;
 	pd = calloc(1, sizeof(*pd));
 	if (pd)
@@ -271,20 +193,19 @@ static struct ibv_pd *f_alloc_pd(struct ibv_context *ctx)
 
 static int f_dealloc_pd(struct ibv_pd *pd)
 {
-	for (struct fk_mr *m = mrs; m; m = m->next)
+	for (struct fk_mr *m = fk_mrs; m; m = m->next)
 		if (m->mr.pd == pd)
 			return EBUSY;
 	free(pd);
 	return 0;
 }
 
-static struct ibv_mr *f_reg_mr(struct ibv_pd *pd, void *addr, size_t len,
-			       int access)
+struct ibv_mr *fk__reg_mr(struct ibv_pd *pd, void *addr, size_t len, int access)
 {
 	struct fk_mr *m;
 
 	fk.reg_mr_calls++;
-	if (fail_now(FK_REG_MR))
+	if (fk__fail_now(FK_REG_MR))
 		return NULL;
 	m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -297,15 +218,15 @@ static struct ibv_mr *f_reg_mr(struct ibv_pd *pd, void *addr, size_t len,
 	m->mr.length = len;
 	m->mr.lkey = m->mr.rkey = ++keyctr;
 	m->access = access;
-	m->next = mrs;
-	mrs = m;
+	m->next = fk_mrs;
+	fk_mrs = m;
 	fk.live_mrs++;
 	return &m->mr;
 }
 
 static int f_dereg_mr(struct ibv_mr *mr)
 {
-	for (struct fk_mr **pp = &mrs; *pp; pp = &(*pp)->next) {
+	for (struct fk_mr **pp = &fk_mrs; *pp; pp = &(*pp)->next) {
 		if (&(*pp)->mr == mr) {
 			struct fk_mr *m = *pp;
 
@@ -322,7 +243,7 @@ static int f_dereg_mr(struct ibv_mr *mr)
 static struct fk_mr *mr_find(struct ibv_pd *pd, uint32_t key, uint64_t addr,
 			     uint64_t len, int need)
 {
-	for (struct fk_mr *m = mrs; m; m = m->next) {
+	for (struct fk_mr *m = fk_mrs; m; m = m->next) {
 		uintptr_t s = (uintptr_t)m->mr.addr;
 
 		if (m->mr.pd == pd && m->mr.lkey == key && addr >= s &&
@@ -359,7 +280,7 @@ static struct ibv_cq *f_create_cq(struct ibv_context *ctx, int cqe,
 {
 	struct fk_cq *cq;
 
-	if (fail_now(FK_CREATE_CQ))
+	if (fk__fail_now(FK_CREATE_CQ))
 		return NULL;
 	cq = calloc(1, sizeof(*cq));
 	if (!cq)
@@ -390,8 +311,8 @@ static int f_req_notify_cq(struct ibv_cq *c, int solicited)
 	return 0;
 }
 
-static void cq_push(struct fk_cq *cq, const struct ibv_wc *wc, uint32_t sqpn,
-		    uint64_t seq)
+void fk__cq_push(struct fk_cq *cq, const struct ibv_wc *wc, uint32_t sqpn,
+		 uint64_t seq)
 {
 	struct fk_cqe *e;
 
@@ -412,9 +333,9 @@ static void cq_push(struct fk_cq *cq, const struct ibv_wc *wc, uint32_t sqpn,
 	}
 }
 
-static struct fk_qp *qp_find(uint32_t qpn)
+struct fk_qp *fk__qp_find(uint32_t qpn)
 {
-	for (struct fk_qp *q = qps; q; q = q->next)
+	for (struct fk_qp *q = fk_qps; q; q = q->next)
 		if (q->qp.qp_num == qpn)
 			return q;
 	return NULL;
@@ -425,12 +346,12 @@ static int f_poll_cq(struct ibv_cq *c, int n, struct ibv_wc *wc)
 	struct fk_cq *cq = (struct fk_cq *)c;
 	int k = 0;
 
-	if (fail_now(FK_POLL_CQ))
+	if (fk__fail_now(FK_POLL_CQ))
 		return -errno;
 	fk_run();
 	while (k < n && cq->n) {
 		struct fk_cqe *e = &cq->q[cq->head];
-		struct fk_qp *q = e->sq_qpn ? qp_find(e->sq_qpn) : NULL;
+		struct fk_qp *q = e->sq_qpn ? fk__qp_find(e->sq_qpn) : NULL;
 
 		if (q && e->seq + 1 > q->retired)
 			q->retired = e->seq + 1;
@@ -464,7 +385,7 @@ static struct ibv_srq *f_create_srq(struct ibv_pd *pd,
 {
 	struct fk_srq *s;
 
-	if (fail_now(FK_CREATE_SRQ))
+	if (fk__fail_now(FK_CREATE_SRQ))
 		return NULL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -490,7 +411,7 @@ static int f_post_srq_recv(struct ibv_srq *x, struct ibv_recv_wr *wr,
 {
 	struct fk_srq *s = (struct fk_srq *)x;
 
-	if (fail_now(FK_POST_SRQ_RECV)) {
+	if (fk__fail_now(FK_POST_SRQ_RECV)) {
 		*bad = wr;
 		return errno;
 	}
@@ -506,7 +427,7 @@ static int f_post_srq_recv(struct ibv_srq *x, struct ibv_recv_wr *wr,
 	return 0;
 }
 
-static bool srq_pop(struct fk_srq *s, struct fk_rwqe *out)
+bool fk__srq_pop(struct fk_srq *s, struct fk_rwqe *out)
 {
 	if (!s->n)
 		return false;
@@ -534,7 +455,7 @@ static void send_cqe(struct fk_qp *q, struct fk_wr *w, enum ibv_wc_status st)
 
 	if (st == IBV_WC_SUCCESS && !(w->flags & IBV_SEND_SIGNALED))
 		return;
-	cq_push(q->cq, &wc, q->qp.qp_num, w->seq);
+	fk__cq_push(q->cq, &wc, q->qp.qp_num, w->seq);
 }
 
 static enum ibv_wc_status do_send(struct fk_qp *q, struct fk_wr *w)
@@ -549,7 +470,7 @@ static enum ibv_wc_status do_send(struct fk_qp *q, struct fk_wr *w)
 	if (w->has_sge && !w->inl &&
 	    !mr_find(q->qp.pd, w->lkey, w->laddr, w->len, 0))
 		return IBV_WC_LOC_PROT_ERR;
-	if (!srq_pop(p->srq, &r)) {
+	if (!fk__srq_pop(p->srq, &r)) {
 		fk.rnr++;
 		return IBV_WC_RNR_RETRY_EXC_ERR;
 	}
@@ -558,13 +479,13 @@ static enum ibv_wc_status do_send(struct fk_qp *q, struct fk_wr *w)
 	wc.opcode = IBV_WC_RECV;
 	if (w->len > r.len) {
 		wc.status = IBV_WC_LOC_LEN_ERR;
-		cq_push(p->cq, &wc, 0, 0);
+		fk__cq_push(p->cq, &wc, 0, 0);
 		qp_error(p);
 		return IBV_WC_REM_INV_REQ_ERR;
 	}
 	memcpy((void *)(uintptr_t)r.addr, src, w->len);
 	wc.byte_len = w->len;
-	cq_push(p->cq, &wc, 0, 0);
+	fk__cq_push(p->cq, &wc, 0, 0);
 	fk.sends_executed++;
 	return IBV_WC_SUCCESS;
 }
@@ -620,7 +541,7 @@ void fk_run(void)
 
 	while (again) {
 		again = false;
-		for (struct fk_qp *q = qps; q; q = q->next) {
+		for (struct fk_qp *q = fk_qps; q; q = q->next) {
 			if (q->sq_n) {
 				qp_run(q);
 				again = true;
@@ -634,7 +555,7 @@ static int f_post_send(struct ibv_qp *x, struct ibv_send_wr *wr,
 {
 	struct fk_qp *q = (struct fk_qp *)x;
 
-	if (fail_now(FK_POST_SEND)) {
+	if (fk__fail_now(FK_POST_SEND)) {
 		*bad = wr;
 		return errno;
 	}
@@ -679,418 +600,11 @@ static int f_post_send(struct ibv_qp *x, struct ibv_send_wr *wr,
 	return 0;
 }
 
-/* -------------------------------------------------------------- rdma_cm */
-
-static struct rdma_event_channel *f_create_event_channel(void)
-{
-	struct fk_ec *ec = calloc(1, sizeof(*ec));
-
-	if (!ec)
-		return NULL;
-	ec->ch.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	return &ec->ch;
-}
-
-static void f_destroy_event_channel(struct rdma_event_channel *ch)
-{
-	struct fk_ec *ec = (struct fk_ec *)ch;
-
-	while (ec->head) {
-		struct fk_ev *e = ec->head;
-
-		ec->head = e->next;
-		free(e);
-	}
-	close(ch->fd);
-	free(ec);
-}
-
-static void ev_push(struct fk_id *id, enum rdma_cm_event_type t, int status,
-		    const void *pd, size_t pdlen, struct fk_id *listen)
-{
-	struct fk_ec *ec = (struct fk_ec *)id->id.channel;
-	struct fk_ev *e = calloc(1, sizeof(*e));
-	uint64_t one = 1;
-
-	e->ev.id = &id->id;
-	e->ev.listen_id = listen ? &listen->id : NULL;
-	e->ev.event = t;
-	e->ev.status = status;
-	if (pd) {
-		memcpy(e->pd, pd, pdlen);
-		e->ev.param.conn.private_data = e->pd;
-		e->ev.param.conn.private_data_len = (uint8_t)pdlen;
-	}
-	e->ev.param.conn.initiator_depth = 16;
-	e->ev.param.conn.responder_resources = 16;
-	if (ec->tail)
-		ec->tail->next = e;
-	else
-		ec->head = e;
-	ec->tail = e;
-	if (write(ec->ch.fd, &one, sizeof(one)) < 0)
-		perror("fake: eventfd");
-}
-
-void fk_inject_event(struct rdma_cm_id *id, enum rdma_cm_event_type type,
-		     int status)
-{
-	ev_push((struct fk_id *)id, type, status, NULL, 0, NULL);
-}
-
-static int f_create_id(struct rdma_event_channel *ch, struct rdma_cm_id **out,
-		       void *ctx, enum rdma_port_space ps)
-{
-	struct fk_id *id = calloc(1, sizeof(*id));
-
-	if (!id) {
-		errno = ENOMEM;
-		return -1;
-	}
-	id->id.channel = ch;
-	id->id.context = ctx;
-	id->id.ps = ps;
-	id->next = ids;
-	ids = id;
-	fk.live_ids++;
-	*out = &id->id;
-	return 0;
-}
-
-static int f_destroy_id(struct rdma_cm_id *x)
-{
-	struct fk_id *id = (struct fk_id *)x;
-	struct fk_ec *ec = (struct fk_ec *)x->channel;
-
-	for (struct fk_ev **pp = &ec->head; *pp;) {
-		if ((*pp)->ev.id == x) {
-			struct fk_ev *e = *pp;
-
-			*pp = e->next;
-			free(e);
-		} else {
-			pp = &(*pp)->next;
-		}
-	}
-	ec->tail = NULL;
-	for (struct fk_ev *e = ec->head; e; e = e->next)
-		ec->tail = e;
-	for (struct fk_id **pp = &ids; *pp; pp = &(*pp)->next) {
-		if (*pp == id) {
-			*pp = id->next;
-			break;
-		}
-	}
-	for (struct fk_id *o = ids; o; o = o->next)
-		if (o->peer == id)
-			o->peer = NULL;
-	free(id);
-	fk.live_ids--;
-	return 0;
-}
-
-static int sa_port(const struct sockaddr *sa)
-{
-	return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-}
-
-static bool sa_is_fabric(const struct sockaddr *sa)
-{
-	const struct sockaddr_in *v4 = (const void *)sa;
-	const uint8_t *ip = (const uint8_t *)&v4->sin_addr;
-
-	return sa->sa_family == AF_INET &&
-	       (!memcmp(ip, fk.dev[0].ip, 4) || !v4->sin_addr.s_addr);
-}
-
-static int f_bind_addr(struct rdma_cm_id *x, struct sockaddr *sa)
-{
-	struct fk_id *id = (struct fk_id *)x;
-	int port = sa_port(sa);
-
-	if (fail_now(FK_BIND))
-		return -1;
-	if (!sa_is_fabric(sa)) {
-		errno = EADDRNOTAVAIL;
-		return -1;
-	}
-	for (struct fk_id *o = ids; o && port; o = o->next) {
-		if (o != id && o->port == port) {
-			errno = EADDRINUSE;
-			return -1;
-		}
-	}
-	id->port = port ? port : next_port++;
-	memcpy(&x->route.addr.src_addr, sa, sizeof(struct sockaddr_in));
-	((struct sockaddr_in *)&x->route.addr.src_addr)->sin_port =
-		htons((uint16_t)id->port);
-	x->verbs = &devs[0].ctx;
-	x->port_num = 1;
-	return 0;
-}
-
-static int f_listen(struct rdma_cm_id *x, int backlog)
-{
-	((struct fk_id *)x)->listening = true;
-	return 0;
-}
-
-static int f_resolve_addr(struct rdma_cm_id *x, struct sockaddr *src,
-			  struct sockaddr *dst, int ms)
-{
-	struct fk_id *id = (struct fk_id *)x;
-
-	if (fail_now(FK_RESOLVE_ADDR))
-		return -1;
-	id->dst_port = sa_port(dst);
-	memcpy(&x->route.addr.dst_addr, dst, sizeof(struct sockaddr_in));
-	if (!id->port)
-		id->port = next_port++;
-	((struct sockaddr_in *)&x->route.addr.src_addr)->sin_family = AF_INET;
-	memcpy(&((struct sockaddr_in *)&x->route.addr.src_addr)->sin_addr,
-	       fk.dev[0].ip, 4);
-	((struct sockaddr_in *)&x->route.addr.src_addr)->sin_port =
-		htons((uint16_t)id->port);
-	if (fk.addr_error || !sa_is_fabric(dst)) {
-		ev_push(id, RDMA_CM_EVENT_ADDR_ERROR,
-			fk.addr_error ? fk.addr_error : -EHOSTUNREACH, NULL, 0,
-			NULL);
-		return 0;
-	}
-	x->verbs = &devs[0].ctx;
-	x->port_num = 1;
-	ev_push(id, RDMA_CM_EVENT_ADDR_RESOLVED, 0, NULL, 0, NULL);
-	return 0;
-}
-
-static int f_resolve_route(struct rdma_cm_id *x, int ms)
-{
-	struct fk_id *id = (struct fk_id *)x;
-
-	if (fail_now(FK_RESOLVE_ROUTE))
-		return -1;
-	if (fk.route_error)
-		ev_push(id, RDMA_CM_EVENT_ROUTE_ERROR, fk.route_error, NULL, 0,
-			NULL);
-	else
-		ev_push(id, RDMA_CM_EVENT_ROUTE_RESOLVED, 0, NULL, 0, NULL);
-	return 0;
-}
-
-static int f_create_qp(struct rdma_cm_id *x, struct ibv_pd *pd,
-		       struct ibv_qp_init_attr *a)
-{
-	struct fk_qp *q;
-
-	if (fail_now(FK_CREATE_QP))
-		return -1;
-	if (a->cap.max_inline_data > fk.max_inline) {
-		errno = EINVAL;
-		return -1;
-	}
-	q = calloc(1, sizeof(*q));
-	q->max_wr = a->cap.max_send_wr;
-	q->sq = calloc(q->max_wr, sizeof(*q->sq));
-	q->qp.qp_num = ++qpnctr;
-	q->qp.pd = pd;
-	q->qp.context = pd->context;
-	q->qp.srq = a->srq;
-	q->qp.qp_type = IBV_QPT_RC;
-	q->cq = (struct fk_cq *)a->send_cq;
-	q->srq = (struct fk_srq *)a->srq;
-	q->next = qps;
-	qps = q;
-	x->qp = &q->qp;
-	fk.live_qps++;
-	return 0;
-}
-
-static void f_destroy_qp(struct rdma_cm_id *x)
-{
-	struct fk_qp *q = (struct fk_qp *)x->qp;
-
-	if (!q)
-		return;
-	for (struct fk_qp **pp = &qps; *pp; pp = &(*pp)->next) {
-		if (*pp == q) {
-			*pp = q->next;
-			break;
-		}
-	}
-	for (struct fk_qp *o = qps; o; o = o->next)
-		if (o->peer == q)
-			o->peer = NULL;
-	for (int i = 0; i < q->sq_n; i++)
-		free(q->sq[(q->sq_head + i) % (int)q->max_wr].inl);
-	free(q->sq);
-	free(q);
-	x->qp = NULL;
-	fk.live_qps--;
-}
-
-static struct fk_id *listener(int port)
-{
-	for (struct fk_id *o = ids; o; o = o->next)
-		if (o->listening && o->port == port)
-			return o;
-	return NULL;
-}
-
-static int f_connect(struct rdma_cm_id *x, struct rdma_conn_param *p)
-{
-	struct fk_id *id = (struct fk_id *)x, *l, *pas;
-	uint8_t pd[56] = {0};
-
-	if (fail_now(FK_CONNECT))
-		return -1;
-	if (fk.no_answer)
-		return 0;
-	if (fk.unreachable) {
-		ev_push(id, RDMA_CM_EVENT_UNREACHABLE, fk.unreachable, NULL, 0,
-			NULL);
-		return 0;
-	}
-	if (fk.raw_port && id->dst_port == fk.raw_port) {
-		ev_push(id,
-			fk.raw_reject ? RDMA_CM_EVENT_REJECTED
-				      : RDMA_CM_EVENT_ESTABLISHED,
-			fk.raw_reject ? 28 : 0, fk.raw_pd, fk.raw_pd_len, NULL);
-		return 0;
-	}
-	l = listener(id->dst_port);
-	if (!l) {
-		ev_push(id, RDMA_CM_EVENT_REJECTED, 8, NULL, 0, NULL);
-		return 0;
-	}
-	if (f_create_id(l->id.channel, (struct rdma_cm_id **)&pas,
-			l->id.context, RDMA_PS_TCP))
-		return -1;
-	pas->id.verbs = &devs[0].ctx;
-	pas->id.port_num = 1;
-	memcpy(&pas->id.route.addr.dst_addr, &x->route.addr.src_addr,
-	       sizeof(struct sockaddr_in));
-	pas->peer = id;
-	id->peer = pas;
-	memcpy(pd, p->private_data, p->private_data_len);
-	ev_push(pas, RDMA_CM_EVENT_CONNECT_REQUEST, 0, pd, sizeof(pd), l);
-	return 0;
-}
-
-struct rdma_cm_id *fk_inject_connect(int port, const void *pd, size_t len)
-{
-	struct fk_id *l = listener(port), *pas;
-
-	if (!l || f_create_id(l->id.channel, (struct rdma_cm_id **)&pas,
-			      l->id.context, RDMA_PS_TCP))
-		return NULL;
-	pas->id.verbs = &devs[0].ctx;
-	pas->id.port_num = 1;
-	((struct sockaddr_in *)&pas->id.route.addr.dst_addr)->sin_family =
-		AF_INET;
-	ev_push(pas, RDMA_CM_EVENT_CONNECT_REQUEST, 0, pd, len, l);
-	return &pas->id;
-}
-
-static int f_accept(struct rdma_cm_id *x, struct rdma_conn_param *p)
-{
-	struct fk_id *id = (struct fk_id *)x, *act = id->peer;
-	uint8_t pd[196] = {0};
-
-	if (fail_now(FK_ACCEPT))
-		return -1;
-	memcpy(pd, p->private_data, p->private_data_len);
-	if (act && act->id.qp && x->qp) {
-		((struct fk_qp *)act->id.qp)->peer = (struct fk_qp *)x->qp;
-		((struct fk_qp *)x->qp)->peer = (struct fk_qp *)act->id.qp;
-		ev_push(act, RDMA_CM_EVENT_ESTABLISHED, 0, pd, sizeof(pd),
-			NULL);
-	}
-	ev_push(id, RDMA_CM_EVENT_ESTABLISHED, 0, NULL, 0, NULL);
-	return 0;
-}
-
-static int f_reject(struct rdma_cm_id *x, const void *pd, uint8_t len)
-{
-	struct fk_id *id = (struct fk_id *)x;
-	uint8_t buf[148] = {0};
-
-	fk.rejects++;
-	memcpy(buf, pd, len);
-	memcpy(fk.last_reject, buf, sizeof(buf));
-	fk.last_reject_len = len;
-	if (id->peer)
-		ev_push(id->peer, RDMA_CM_EVENT_REJECTED, 28, buf, sizeof(buf),
-			NULL);
-	return 0;
-}
-
-static int f_disconnect(struct rdma_cm_id *x)
-{
-	struct fk_id *id = (struct fk_id *)x;
-
-	if (x->qp)
-		qp_error((struct fk_qp *)x->qp);
-	if (id->peer) {
-		ev_push(id->peer, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, 0, NULL);
-		id->peer->peer = NULL;
-	}
-	if (id->peer || x->qp)
-		ev_push(id, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, 0, NULL);
-	id->peer = NULL;
-	return 0;
-}
-
-static int f_get_cm_event(struct rdma_event_channel *ch,
-			  struct rdma_cm_event **out)
-{
-	struct fk_ec *ec = (struct fk_ec *)ch;
-	struct fk_ev *e = ec->head;
-	uint64_t v;
-
-	if (!e) {
-		if (read(ch->fd, &v, sizeof(v)) < 0)
-			(void)v;
-		errno = EAGAIN;
-		return -1;
-	}
-	ec->head = e->next;
-	if (!ec->head)
-		ec->tail = NULL;
-	*out = &e->ev;
-	return 0;
-}
-
-static int f_ack_cm_event(struct rdma_cm_event *ev)
-{
-	free(ev);
-	return 0;
-}
-
-static uint16_t f_get_src_port(struct rdma_cm_id *x)
-{
-	return htons((uint16_t)((struct fk_id *)x)->port);
-}
-
-static struct ibv_context **f_get_devices(int *n)
-{
-	struct ibv_context **l = calloc(2, sizeof(*l));
-
-	devs[0].ctx.device = &devs[0].dev;
-	l[0] = &devs[0].ctx;
-	*n = 1;
-	return l;
-}
-
-static void f_free_devices(struct ibv_context **l)
-{
-	free(l);
-}
-
 /* --------------------------------------------------------------- knobs */
 
 void fk_wc_error(uint32_t qpn, enum ibv_wc_status st)
 {
-	struct fk_qp *q = qp_find(qpn);
+	struct fk_qp *q = fk__qp_find(qpn);
 
 	if (q)
 		q->inject = (int)st;
@@ -1098,11 +612,11 @@ void fk_wc_error(uint32_t qpn, enum ibv_wc_status st)
 
 int fk_inject_recv(uint32_t qpn, const void *buf, size_t len)
 {
-	struct fk_qp *q = qp_find(qpn);
+	struct fk_qp *q = fk__qp_find(qpn);
 	struct fk_rwqe r;
 	struct ibv_wc wc = {0};
 
-	if (!q || !srq_pop(q->srq, &r))
+	if (!q || !fk__srq_pop(q->srq, &r))
 		return -1;
 	wc.wr_id = r.wr_id;
 	wc.qp_num = qpn;
@@ -1113,75 +627,57 @@ int fk_inject_recv(uint32_t qpn, const void *buf, size_t len)
 		memcpy((void *)(uintptr_t)r.addr, buf, len);
 		wc.byte_len = (uint32_t)len;
 	}
-	cq_push(q->cq, &wc, 0, 0);
+	fk__cq_push(q->cq, &wc, 0, 0);
 	return 0;
 }
 
 uint32_t fk_peer_qpn(uint32_t qpn)
 {
-	struct fk_qp *q = qp_find(qpn);
+	struct fk_qp *q = fk__qp_find(qpn);
 
 	return q && q->peer ? q->peer->qp.qp_num : 0;
 }
 
 int fk_srq_depth(uint32_t qpn)
 {
-	struct fk_qp *q = qp_find(qpn);
+	struct fk_qp *q = fk__qp_find(qpn);
 
 	return q ? q->srq->n : -1;
 }
 
 struct ibv_mr *fk_peer_mr(uint32_t qpn, void *addr, size_t len, int access)
 {
-	struct fk_qp *q = qp_find(qpn);
+	struct fk_qp *q = fk__qp_find(qpn);
 
-	return q ? f_reg_mr(q->qp.pd, addr, len, access) : NULL;
+	return q ? fk__reg_mr(q->qp.pd, addr, len, access) : NULL;
 }
 
-const struct verbs_sys fk_sys = {
-	.get_device_list = f_get_device_list,
-	.free_device_list = f_free_device_list,
-	.get_device_name = f_get_device_name,
-	.open_device = f_open_device,
-	.close_device = f_close_device,
-	.query_device = f_query_device,
-	.query_port = f_query_port,
-	.query_gid_table = f_query_gid_table,
-	.fork_init = f_fork_init,
-	.is_fork_initialized = f_is_fork_initialized,
-	.alloc_pd = f_alloc_pd,
-	.dealloc_pd = f_dealloc_pd,
-	.reg_mr = f_reg_mr,
-	.dereg_mr = f_dereg_mr,
-	.create_comp_channel = f_create_comp_channel,
-	.destroy_comp_channel = f_destroy_comp_channel,
-	.create_cq = f_create_cq,
-	.destroy_cq = f_destroy_cq,
-	.req_notify_cq = f_req_notify_cq,
-	.poll_cq = f_poll_cq,
-	.get_cq_event = f_get_cq_event,
-	.ack_cq_events = f_ack_cq_events,
-	.create_srq = f_create_srq,
-	.destroy_srq = f_destroy_srq,
-	.post_srq_recv = f_post_srq_recv,
-	.post_send = f_post_send,
-	.create_event_channel = f_create_event_channel,
-	.destroy_event_channel = f_destroy_event_channel,
-	.create_id = f_create_id,
-	.destroy_id = f_destroy_id,
-	.bind_addr = f_bind_addr,
-	.listen = f_listen,
-	.resolve_addr = f_resolve_addr,
-	.resolve_route = f_resolve_route,
-	.create_qp = f_create_qp,
-	.destroy_qp = f_destroy_qp,
-	.connect = f_connect,
-	.accept = f_accept,
-	.reject = f_reject,
-	.disconnect = f_disconnect,
-	.get_cm_event = f_get_cm_event,
-	.ack_cm_event = f_ack_cm_event,
-	.get_src_port = f_get_src_port,
-	.get_devices = f_get_devices,
-	.free_devices = f_free_devices,
-};
+void fk__fill_verbs(struct verbs_sys *s)
+{
+	s->get_device_list = f_get_device_list;
+	s->free_device_list = f_free_device_list;
+	s->get_device_name = f_get_device_name;
+	s->open_device = f_open_device;
+	s->close_device = f_close_device;
+	s->query_device = f_query_device;
+	s->query_port = f_query_port;
+	s->query_gid_table = f_query_gid_table;
+	s->fork_init = f_fork_init;
+	s->is_fork_initialized = f_is_fork_initialized;
+	s->alloc_pd = f_alloc_pd;
+	s->dealloc_pd = f_dealloc_pd;
+	s->reg_mr = fk__reg_mr;
+	s->dereg_mr = f_dereg_mr;
+	s->create_comp_channel = f_create_comp_channel;
+	s->destroy_comp_channel = f_destroy_comp_channel;
+	s->create_cq = f_create_cq;
+	s->destroy_cq = f_destroy_cq;
+	s->req_notify_cq = f_req_notify_cq;
+	s->poll_cq = f_poll_cq;
+	s->get_cq_event = f_get_cq_event;
+	s->ack_cq_events = f_ack_cq_events;
+	s->create_srq = f_create_srq;
+	s->destroy_srq = f_destroy_srq;
+	s->post_srq_recv = f_post_srq_recv;
+	s->post_send = f_post_send;
+}

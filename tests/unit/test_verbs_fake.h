@@ -79,7 +79,7 @@ struct fk_knobs {
 };
 
 extern struct fk_knobs fk;
-extern const struct verbs_sys fk_sys;
+extern struct verbs_sys fk_sys; /* filled by fk_reset() */
 
 /* Reset the knobs and counters (and free nothing: call when idle). */
 void fk_reset(void);

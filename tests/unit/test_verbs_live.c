@@ -113,8 +113,10 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 		s->tp->ops->send(c, &o, NULL);
 		return;
 	}
-	if (s->nmsgs >= MAXM)
+	if (s->nmsgs >= MAXM) {
+		s->nmsgs++; /* counted, not recorded */
 		return;
+	}
 	r = &s->msgs[s->nmsgs++];
 	r->id = m->id;
 	r->plen = m->payload->len;
@@ -153,8 +155,11 @@ static int side_open(struct side *s, const char *name, const char *addr,
 	s->msgs = calloc(MAXM, sizeof(*s->msgs));
 	s->cb = (struct rxp_tp_cb){s, on_conn, on_recv, on_send};
 	ret = rxp_verbs_ops.open(&attr, &s->tp);
-	if (ret)
+	if (ret) {
+		free(s->msgs);
+		s->msgs = NULL;
 		return ret;
+	}
 	return s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
 }
 
@@ -434,6 +439,18 @@ static void perf(void)
 	side_close(&B);
 }
 
+/* Step @s until @cond, dumping the state and failing after 20 s. */
+#define WAIT1(s, cond)                                                         \
+	do {                                                                   \
+		int64_t end_ = rxp_now_ns() + 20000000000ll;                   \
+		while (!(cond) && rxp_now_ns() < end_)                         \
+			step(s);                                               \
+		if (!(cond)) {                                                 \
+			verbs_debug_dump((s)->tp);                             \
+			fail_msg("%s: stuck at line %d", (s)->name, __LINE__); \
+		}                                                              \
+	} while (0)
+
 /* Two processes, each polling its own side (like perftest): the child
  * (forked before any verbs use) echoes on B, the parent measures on A. */
 static void perf2(void)
@@ -460,8 +477,9 @@ static void perf2(void)
 		B.echo = true;
 		if (write(fds[1], B.addr, sizeof(B.addr)) != sizeof(B.addr))
 			_exit(1);
-		while (B.down == 0)
+		while (B.down == 0 && getppid() != 1)
 			step(&B);
+		verbs_debug_dump(B.tp);
 		side_close(&B);
 		_exit(0);
 	}
@@ -469,16 +487,14 @@ static void perf2(void)
 	assert_int_equal(read(fds[0], B.addr, sizeof(B.addr)), sizeof(B.addr));
 	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
 	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
-	while (!A.up)
-		step(&A);
+	WAIT1(&A, A.up);
 	for (int i = 0; i < N; i++) {
 		int want = A.nmsgs + 1;
 
 		t0 = rxp_now_ns();
 		m.id = (uint64_t)i;
 		assert_int_equal(c->tp->ops->send(c, &m, NULL), 0);
-		while (A.nmsgs < want)
-			step(&A);
+		WAIT1(&A, A.nmsgs >= want);
 		t1 = rxp_now_ns();
 		best = t1 - t0 < best ? t1 - t0 : best;
 		if (i == 999)
@@ -494,8 +510,7 @@ static void perf2(void)
 
 			m.id = (uint64_t)i;
 			assert_int_equal(c->tp->ops->send(c, &m, NULL), 0);
-			while (A.nmsgs < want)
-				step(&A);
+			WAIT1(&A, A.nmsgs >= want);
 		}
 		t1 = rxp_now_ns();
 		printf("verbs perf (2 processes): 64 B round trip mean %.1f "
@@ -514,8 +529,7 @@ static void perf2(void)
 
 		t0 = rxp_now_ns();
 		assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
-		while (!k.calls)
-			step(&A);
+		WAIT1(&A, k.calls);
 		t1 = rxp_now_ns();
 		assert_int_equal(k.status, 0);
 		printf("verbs perf (2 processes): 64 MiB storage in %.1f ms = "

@@ -4,7 +4,8 @@
 #  test_verbs_live  a real device (the rxe guest: ci/rxe-vm.sh -- ctest
 #                   -L verbs); exits 77 without one
 if(TARGET rxp_verbs)
-  set(_vf ${RXP_TEST_DIR}/test_verbs_fake.c ${RXP_TEST_DIR}/test_verbs_fx.c)
+  set(_vf ${RXP_TEST_DIR}/test_verbs_fake.c ${RXP_TEST_DIR}/test_verbs_fake_cm.c
+    ${RXP_TEST_DIR}/test_verbs_fx.c)
   rxp_add_test(test_verbs_mock
     SOURCES ${RXP_TEST_DIR}/test_verbs_mock.c ${_vf}
     LINK rxp_verbs rxp_util LABELS unit TIMEOUT 60)
