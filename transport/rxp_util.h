@@ -87,6 +87,34 @@ static inline void rxp_buf_put(struct rxp_buf *b)
 /* A heap buffer (rxp__aligned_alloc'd, 64-byte aligned, freed with it). */
 struct rxp_buf *rxp_buf_alloc(size_t len);
 
+/* ------------------------------------------------- little-endian wire */
+/* Loads and stores of wire integers at any alignment. */
+#include <string.h>
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define RXP__LE16(x) __builtin_bswap16(x)
+#define RXP__LE32(x) __builtin_bswap32(x)
+#define RXP__LE64(x) __builtin_bswap64(x)
+#else
+#define RXP__LE16(x) (x)
+#define RXP__LE32(x) (x)
+#define RXP__LE64(x) (x)
+#endif
+#define RXP__LE_ACCESSORS(bits)                                                \
+	static inline void rxp_put_le##bits(uint8_t *p, uint##bits##_t v)      \
+	{                                                                      \
+		v = RXP__LE##bits(v);                                          \
+		memcpy(p, &v, sizeof(v));                                      \
+	}                                                                      \
+	static inline uint##bits##_t rxp_get_le##bits(const uint8_t *p)        \
+	{                                                                      \
+		uint##bits##_t v;                                              \
+		memcpy(&v, p, sizeof(v));                                      \
+		return RXP__LE##bits(v);                                       \
+	}
+RXP__LE_ACCESSORS(16)
+RXP__LE_ACCESSORS(32)
+RXP__LE_ACCESSORS(64)
+
 /* --------------------------------------------------------------- time */
 static inline int64_t rxp_now_ns(void)
 {

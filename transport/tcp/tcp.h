@@ -67,8 +67,6 @@ void tcp_hdr_encode(uint8_t out[TCP_HDR_SIZE], const struct tcp_hdr *h);
 /* 0 or -RXP_E_PROTO (bad magic, version, reserved bits, counts). */
 int tcp_hdr_decode(const uint8_t in[TCP_HDR_SIZE], uint32_t max_storages,
 		   uint64_t max_payload, struct tcp_hdr *h);
-void tcp_put_le64(uint8_t *p, uint64_t v);
-uint64_t tcp_get_le64(const uint8_t *p);
 
 /* ------------------------------------------------------------- pool */
 

@@ -185,7 +185,7 @@ static int got_lens(struct tcp_conn *c)
 	uint64_t body = rx->h.payload_len;
 
 	for (uint32_t i = 0; i < rx->h.nstorages; i++) {
-		uint64_t len = tcp_get_le64(rx->lens_raw + 8 * (size_t)i);
+		uint64_t len = rxp_get_le64(rx->lens_raw + 8 * (size_t)i);
 
 		if (len > c->tp->max_storage || len > UINT64_MAX - body)
 			return -RXP_E_PROTO;

@@ -203,7 +203,7 @@ int tcp_tx_queue(struct tcp_conn *c, const struct rxp_msg_out *m, void *cookie)
 	for (uint32_t i = 0; i < m->nstorages; i++) {
 		size_t len = m->storages[i].len;
 
-		tcp_put_le64(hdr + TCP_HDR_SIZE + 8 * (size_t)i, len);
+		rxp_put_le64(hdr + TCP_HDR_SIZE + 8 * (size_t)i, len);
 		bytes += len;
 		if (!len)
 			continue;

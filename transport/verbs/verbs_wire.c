@@ -9,100 +9,66 @@
 
 #include "verbs.h"
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 void verbs_hdr_encode(void *out, const struct verbs_hdr *h)
 {
 	uint8_t *p = out;
 
-	put16(p, VERBS_WIRE_MAGIC);
+	rxp_put_le16(p, VERBS_WIRE_MAGIC);
 	p[2] = h->kind;
 	p[3] = h->hflags;
 	p[4] = h->type;
 	p[5] = h->flags;
-	put16(p + 6, h->npay);
-	put32(p + 8, h->credits);
-	put32(p + 12, h->count);
-	put64(p + 16, h->id);
-	put64(p + 24, h->payload_len);
-	put32(p + 32, h->token);
-	put32(p + 36, 0);
+	rxp_put_le16(p + 6, h->npay);
+	rxp_put_le32(p + 8, h->credits);
+	rxp_put_le32(p + 12, h->count);
+	rxp_put_le64(p + 16, h->id);
+	rxp_put_le64(p + 24, h->payload_len);
+	rxp_put_le32(p + 32, h->token);
+	rxp_put_le32(p + 36, 0);
 }
 
 void verbs_hdr_patch(void *frame, uint32_t credits, uint32_t token)
 {
 	uint8_t *p = frame;
 
-	put32(p + 8, credits);
-	put32(p + 32, token);
+	rxp_put_le32(p + 8, credits);
+	rxp_put_le32(p + 32, token);
 }
 
 void verbs_desc_encode(void *out, const struct verbs_desc *d)
 {
 	uint8_t *p = out;
 
-	put64(p, d->addr);
-	put64(p + 8, d->len);
-	put32(p + 16, d->rkey);
-	put32(p + 20, d->dflags);
+	rxp_put_le64(p, d->addr);
+	rxp_put_le64(p + 8, d->len);
+	rxp_put_le32(p + 16, d->rkey);
+	rxp_put_le32(p + 20, d->dflags);
 }
 
 void verbs_desc_decode(const void *in, struct verbs_desc *d)
 {
 	const uint8_t *p = in;
 
-	d->addr = get64(p);
-	d->len = get64(p + 8);
-	d->rkey = get32(p + 16);
-	d->dflags = get32(p + 20);
+	d->addr = rxp_get_le64(p);
+	d->len = rxp_get_le64(p + 8);
+	d->rkey = rxp_get_le32(p + 16);
+	d->dflags = rxp_get_le32(p + 20);
 }
 
 void verbs_done_encode(void *out, const struct verbs_done *d)
 {
 	uint8_t *p = out;
 
-	put32(p, d->token);
-	put32(p + 4, (uint32_t)d->status);
+	rxp_put_le32(p, d->token);
+	rxp_put_le32(p + 4, (uint32_t)d->status);
 }
 
 void verbs_done_decode(const void *in, struct verbs_done *d)
 {
 	const uint8_t *p = in;
 
-	d->token = get32(p);
-	d->status = (int32_t)get32(p + 4);
+	d->token = rxp_get_le32(p);
+	d->status = (int32_t)rxp_get_le32(p + 4);
 }
 
 static int bad(const char **why, const char *msg)
@@ -189,19 +155,19 @@ int verbs_frame_check(const void *buf, size_t len,
 
 	if (len < VERBS_HDR_SIZE)
 		return bad(why, "short frame");
-	if (get16(p) != VERBS_WIRE_MAGIC)
+	if (rxp_get_le16(p) != VERBS_WIRE_MAGIC)
 		return bad(why, "bad magic");
 	h->kind = p[2];
 	h->hflags = p[3];
 	h->type = p[4];
 	h->flags = p[5];
-	h->npay = get16(p + 6);
-	h->credits = get32(p + 8);
-	h->count = get32(p + 12);
-	h->id = get64(p + 16);
-	h->payload_len = get64(p + 24);
-	h->token = get32(p + 32);
-	if (get32(p + 36))
+	h->npay = rxp_get_le16(p + 6);
+	h->credits = rxp_get_le32(p + 8);
+	h->count = rxp_get_le32(p + 12);
+	h->id = rxp_get_le64(p + 16);
+	h->payload_len = rxp_get_le64(p + 24);
+	h->token = rxp_get_le32(p + 32);
+	if (rxp_get_le32(p + 36))
 		return bad(why, "reserved field set");
 	switch (h->kind) {
 	case VERBS_K_DATA:
@@ -226,17 +192,17 @@ void verbs_pdata_encode(void *out, const struct verbs_pdata *pd)
 	uint8_t *p = out;
 
 	memset(p, 0, VERBS_PD_SIZE);
-	put32(p, VERBS_PD_MAGIC);
-	put16(p + 4, pd->version);
-	put16(p + 6, VERBS_PD_SIZE);
-	put32(p + 8, pd->worker_id);
-	put32(p + 12, pd->credits);
-	put32(p + 16, pd->eager_size);
-	put16(p + 20, pd->max_rdv);
-	put16(p + 22, pd->reject);
-	put64(p + 24, pd->max_payload);
-	put64(p + 32, pd->max_storage);
-	put64(p + 40, 0);
+	rxp_put_le32(p, VERBS_PD_MAGIC);
+	rxp_put_le16(p + 4, pd->version);
+	rxp_put_le16(p + 6, VERBS_PD_SIZE);
+	rxp_put_le32(p + 8, pd->worker_id);
+	rxp_put_le32(p + 12, pd->credits);
+	rxp_put_le32(p + 16, pd->eager_size);
+	rxp_put_le16(p + 20, pd->max_rdv);
+	rxp_put_le16(p + 22, pd->reject);
+	rxp_put_le64(p + 24, pd->max_payload);
+	rxp_put_le64(p + 32, pd->max_storage);
+	rxp_put_le64(p + 40, 0);
 }
 
 int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
@@ -247,9 +213,9 @@ int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
 	memset(pd, 0, sizeof(*pd));
 	if (!p || len < 8)
 		return bad(why, "private data missing or short");
-	pd->magic = get32(p);
-	pd->version = get16(p + 4);
-	pd->size = get16(p + 6);
+	pd->magic = rxp_get_le32(p);
+	pd->version = rxp_get_le16(p + 4);
+	pd->size = rxp_get_le16(p + 6);
 	if (pd->magic != VERBS_PD_MAGIC)
 		return bad(why, "private data has a bad magic");
 	if (pd->version != VERBS_PROTO_VERSION) {
@@ -259,14 +225,14 @@ int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
 	}
 	if (len < VERBS_PD_SIZE || pd->size < VERBS_PD_SIZE || pd->size > len)
 		return bad(why, "private data too short");
-	pd->worker_id = get32(p + 8);
-	pd->credits = get32(p + 12);
-	pd->eager_size = get32(p + 16);
-	pd->max_rdv = get16(p + 20);
-	pd->reject = get16(p + 22);
-	pd->max_payload = get64(p + 24);
-	pd->max_storage = get64(p + 32);
-	pd->reserved = get64(p + 40);
+	pd->worker_id = rxp_get_le32(p + 8);
+	pd->credits = rxp_get_le32(p + 12);
+	pd->eager_size = rxp_get_le32(p + 16);
+	pd->max_rdv = rxp_get_le16(p + 20);
+	pd->reject = rxp_get_le16(p + 22);
+	pd->max_payload = rxp_get_le64(p + 24);
+	pd->max_storage = rxp_get_le64(p + 32);
+	pd->reserved = rxp_get_le64(p + 40);
 	if (!pd->credits || pd->credits > VERBS_MAX_CREDITS)
 		return bad(why, "credits out of range");
 	if (pd->eager_size < VERBS_MIN_EAGER ||
