@@ -73,8 +73,18 @@ static void test_send_completion_error_is_peer_lost(void **state)
 	struct world *w = start("sendcb:nth=2:err=-104"); /* ECONNRESET */
 	int64_t v = 0;
 
+	struct rxp_value ms = rxp_v_int(300);
+	struct rxp_future *f;
+
 	assert_int_equal(add(w, 1, NULL, NULL), 0);
-	assert_int_equal(add(w, 2, NULL, NULL), -RXP_E_PEER_LOST);
+	/* the second send completes with the error; the callee takes 300 ms,
+	 * so the completion surely comes before any response (a response that
+	 * came first would rightly have completed the call) */
+	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &ms, 1,
+				      NULL, 0, NULL, &f),
+			 0);
+	assert_int_equal(rxp_future_status(f), -RXP_E_PEER_LOST);
+	rxp_future_release(f);
 	assert_int_equal(add(w, 5, NULL, &v), 0);
 	assert_int_equal(v, 6);
 	assert_int_equal(world_stop(w, true), 0);
