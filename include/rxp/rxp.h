@@ -231,7 +231,8 @@ struct rxp_future;
  */
 RXP_API int rxp_future_wait(struct rxp_future *f);
 /* Same, giving up after @timeout_ms (-ETIMEDOUT from the wait itself; the
- * future is untouched and may still complete). */
+ * future is untouched and may still complete). 0 = no limit (as
+ * rxp_future_wait); < 0 = do not wait at all (poll). */
 RXP_API int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms);
 /* true once fulfilled. Threads: any. */
 RXP_API bool rxp_future_done(const struct rxp_future *f);
@@ -584,8 +585,10 @@ typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
 RXP_API int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h,
 				  void *user);
 
-/* Send a user message (type >= RXP_MSG_USER) to worker @dst_id and get a
- * future for the response (rxp_future_payload / rxp_future_storage). */
+/* Send a user message (type >= RXP_MSG_USER, <= 255) to worker @dst_id and
+ * get a future for the response (rxp_future_payload / rxp_future_storage).
+ * Zero copy: @payload and @storages are read until the future completes.
+ * @timeout_ms as in struct rxp_call_opts. Errors as rxp_rpc_async. */
 RXP_API int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
 			 const void *payload, size_t len,
 			 const struct rxp_iov *storages, uint32_t nstorages,
