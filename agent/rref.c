@@ -422,27 +422,13 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 /* parent: a child says the owner knows its fork; let go of our hold */
 static void on_accept(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 {
-	struct rxp__rrefs *rr = a->rr;
-	struct rxp__child **pp, *ch = NULL;
 	struct rxp_rref_id fork;
 
 	if (get_id(p, &fork)) {
 		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed fork id");
 		return;
 	}
-	pthread_mutex_lock(&rr->mu);
-	for (pp = &rr->children; *pp; pp = &(*pp)->next)
-		if (id_eq(&(*pp)->fork, &fork)) {
-			ch = *pp;
-			*pp = ch->next;
-			rr->nchildren--;
-			break;
-		}
-	pthread_mutex_unlock(&rr->mu);
-	if (ch) {
-		rxp_rref_release(ch->ref);
-		rxp__free(ch);
-	}
+	rxp__rref_unhold(a, &fork);
 	rxp__call_ack(c); /* idempotent: a repeated accept is fine */
 }
 

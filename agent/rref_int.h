@@ -132,5 +132,6 @@ void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg);
 void rxp__rref_fail_waiters(struct rxp_agent *a);
 /* rref_user.c */
 void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *d);
+void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork);
 
 #endif

@@ -236,7 +236,9 @@ int rxp__rref_prepare_args(struct rxp_agent *a, int dst,
 	return 0;
 }
 
-static void unhold(struct rxp_agent *a, const struct rxp_rref_id *fork)
+/* Let go of the hold kept for the child with @fork (its ACCEPT came, or
+ * the send that carried it failed). Unknown forks are ignored. */
+void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork)
 {
 	struct rxp__child **pp, *ch = NULL;
 
@@ -261,7 +263,7 @@ static void unhold_tree(struct rxp_agent *a, const struct rxp_value *v,
 {
 	for (uint32_t i = 0; v && i < n; i++) {
 		if (v[i].kind == RXP_V_RREF && v[i].u.rref.desc)
-			unhold(a, &v[i].u.rref.desc->fork);
+			rxp__rref_unhold(a, &v[i].u.rref.desc->fork);
 		else if (v[i].kind == RXP_V_LIST || v[i].kind == RXP_V_TUPLE)
 			unhold_tree(a, v[i].u.list.items, v[i].u.list.n);
 		else if (v[i].kind == RXP_V_DICT && v[i].u.dict.items)
