@@ -337,7 +337,7 @@ struct rxp_agent {
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
-		late_responses, proto_errors, calls_served;
+		late_responses, proto_errors, calls_served, responses_dropped;
 };
 
 void rxp__agent_get(struct rxp_agent *a);

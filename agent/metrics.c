@@ -27,6 +27,7 @@ M(calls_timed_out, atomic_load(&a->calls_timed_out))
 M(late, atomic_load(&a->late_responses))
 M(proto, atomic_load(&a->proto_errors))
 M(served, atomic_load(&a->calls_served))
+M(resp_dropped, atomic_load(&a->responses_dropped))
 M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
 M(bytes_recv, a->tp ? a->tp->bytes_received : 0)
 M(msgs_sent, a->tp ? a->tp->msgs_sent : 0)
@@ -48,6 +49,7 @@ static const struct metric metrics[] = {
 	{"calls.timed_out", m_calls_timed_out},
 	{"calls.late_responses", m_late},
 	{"calls.served", m_served},
+	{"calls.responses_dropped", m_resp_dropped},
 	{"errors.protocol", m_proto},
 	{"transport.bytes_sent", m_bytes_sent},
 	{"transport.bytes_received", m_bytes_recv},

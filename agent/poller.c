@@ -239,12 +239,14 @@ static int backlog_retry(struct rxp_agent *a)
 
 	while (a->backlog_head) {
 		struct rxp_future *f = a->backlog_head;
+		/* read before f leaves our hands (see response_retry) */
+		struct rxp_future *next = f->next;
 		int ret = transmit(a, f);
 
 		if (ret == -EAGAIN)
 			break;
-		a->backlog_head = f->next;
-		if (!a->backlog_head)
+		a->backlog_head = next;
+		if (!next)
 			a->backlog_tail = NULL;
 		f->backlogged = false;
 		if (ret)
@@ -296,6 +298,16 @@ err:
 	send_failed(a, f, ret);
 }
 
+/* The response cannot be delivered (its connection is gone): count it and
+ * let go of the call. */
+static void drop_response(struct rxp_agent *a, struct rxp_call *c, int why)
+{
+	atomic_fetch_add(&a->responses_dropped, 1);
+	rxp_dbg("agent", "response to '%s' dropped: %s",
+		peer_name(a, c->caller), rxp_strerror(why));
+	rxp__call_put(c);
+}
+
 /* 0 sent or dropped (connection gone), -EAGAIN not now */
 static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
 {
@@ -314,26 +326,54 @@ static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
 
 	if (ret == -EAGAIN)
 		return ret;
-	if (ret) {
-		rxp_dbg("agent", "response to '%s' dropped: %s",
-			peer_name(a, c->caller), rxp_strerror(ret));
-		rxp__call_put(c);
-	}
+	if (ret)
+		drop_response(a, c, ret);
 	return 0;
 }
 
-/* responses wait on their own backlog, like requests (see above) */
+/*
+ * Responses wait on their own backlog, like requests (see above).
+ * transmit_response() gives the call away (to the transport, or frees it
+ * when the connection is gone), so the link to the next one is read
+ * first: a call's ->next must not be touched once it left our hands.
+ */
 static int response_retry(struct rxp_agent *a)
 {
 	int n = 0;
 
-	while (a->rbacklog_head && !transmit_response(a, a->rbacklog_head)) {
-		a->rbacklog_head = a->rbacklog_head->next;
-		if (!a->rbacklog_head)
+	while (a->rbacklog_head) {
+		struct rxp_call *c = a->rbacklog_head;
+		struct rxp_call *next = c->next;
+
+		if (transmit_response(a, c) == -EAGAIN)
+			break;
+		a->rbacklog_head = next;
+		if (!next)
 			a->rbacklog_tail = NULL;
 		n++;
 	}
 	return n;
+}
+
+/* A connection closed: the responses still waiting for it can never go
+ * out; free them now instead of when the backlog reaches them. */
+static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
+{
+	struct rxp_call **pp = &a->rbacklog_head, *prev = NULL;
+
+	while (*pp) {
+		struct rxp_call *c = *pp;
+
+		if (c->conn_key != conn_key) {
+			prev = c;
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		if (a->rbacklog_tail == c)
+			a->rbacklog_tail = prev;
+		drop_response(a, c, -ENOTCONN);
+	}
 }
 
 static void send_response(struct rxp_agent *a, struct rxp_call *c)
@@ -527,6 +567,7 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 	if (atomic_load(&a->stopping))
 		status = -ECANCELED;
 	n = fail_conn_calls(a, key, status, c->peer_id);
+	response_purge_conn(a, key);
 	/* a peer that leaves with nothing pending is a normal shutdown */
 	rxp_log(n ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent",
 		"connection to worker '%s' closed: %s (%d calls failed)",

@@ -363,6 +363,7 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * agent.server_active_calls, agent.server_active_async_calls,
  * agent.thread_pool_size, agent.num_idle_threads) plus rxp's own
  * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
+ * calls.responses_dropped (responses whose connection closed first),
  * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
  * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and

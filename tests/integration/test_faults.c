@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -160,6 +162,74 @@ static void test_queue_full_is_retried_in_order(void **state)
 	assert_int_equal(world_stop(w, true), 0);
 }
 
+static int64_t metric(struct world *w, const char *key)
+{
+	int64_t v = -1;
+
+	assert_int_equal(rxp_agent_metric(w->a, key, &v), 0);
+	return v;
+}
+
+/* Wait until @key reaches @want (true), or give up after @ms (false). */
+static bool metric_reaches(struct world *w, const char *key, int64_t want,
+			   int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (metric(w, key) >= want)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * Issue 12, finding 1: responses that wait for a full transport queue
+ * (-EAGAIN) and whose connection then closes. A peer can force it: call,
+ * never read the responses, disconnect. Every such response must be
+ * dropped and freed exactly once (the agent used to read the link of a
+ * call it had just freed, then lost the rest of the backlog: a
+ * use-after-free under ASan, a leak and a corrupt call cache otherwise).
+ * Rank 0 is the callee here: worker1 calls back into it through t.call.
+ */
+static void
+test_queued_responses_to_a_closed_connection_are_dropped(void **state)
+{
+	enum { N = 8, BUSY = 4 }; /* worker1 runs 4 t.call at a time */
+	/* sends 1..N are rank 0's requests; every response after them finds
+	 * the transport's queue full */
+	struct world *w = start("send:after=8:err=-11");
+	int scale = world_time_scale();
+	struct rxp_future *f[N];
+
+	for (int i = 0; i < N; i++) {
+		struct rxp_value args[2] = {rxp_v_str("worker0"),
+					    rxp_v_str("t.whoami")};
+
+		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.call", args,
+					       2, NULL, 0, NULL, &f[i]),
+				 0);
+	}
+	/* worker1's four pool threads each wait for a response of ours that
+	 * sits on the backlog */
+	assert_true(metric_reaches(w, "calls.served", BUSY, 5000 * scale));
+	usleep(100 * 1000);
+	assert_int_equal(metric(w, "calls.served"), BUSY);
+	assert_int_equal(metric(w, "calls.responses_dropped"), 0);
+
+	kill(w->pids[1], SIGKILL);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(rxp_future_wait_for(f[i], 5000 * scale),
+				 -RXP_E_PEER_LOST);
+		rxp_future_release(f[i]);
+	}
+	/* each queued response dropped once, none lost, none twice */
+	assert_true(metric_reaches(w, "calls.responses_dropped", BUSY,
+				   2000 * scale));
+	usleep(50 * 1000);
+	assert_int_equal(metric(w, "calls.responses_dropped"), BUSY);
+	assert_int_equal(world_stop(w, false), 0);
+}
+
 static void test_bad_fault_spec_is_refused(void **state)
 {
 	struct rxp_agent_attr attr;
@@ -185,6 +255,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_failed_connect_then_reconnect),
 		cmocka_unit_test(test_every_nth_send_fails_and_none_is_lost),
 		cmocka_unit_test(test_queue_full_is_retried_in_order),
+		cmocka_unit_test(
+			test_queued_responses_to_a_closed_connection_are_dropped),
 		cmocka_unit_test(test_bad_fault_spec_is_refused),
 	};
 	const char *inner = getenv("RXP_TRANSPORT");
