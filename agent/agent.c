@@ -109,6 +109,34 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	return ret;
 }
 
+_Static_assert(sizeof(((struct rxp__worker *)0)->name) ==
+			       sizeof(((struct rxp__rdv_peer *)0)->name) &&
+		       sizeof(((struct rxp__worker *)0)->addr) ==
+			       sizeof(((struct rxp__rdv_peer *)0)->addr),
+	       "worker and rendezvous peer names have one size");
+
+/* Rendezvous: learn every worker's name and transport address. */
+static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
+{
+	struct rxp__rdv_peer *peers =
+		rxp__calloc((size_t)a->world, sizeof(*peers));
+	int ret;
+
+	if (!peers)
+		return -ENOMEM;
+	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
+				rxp_tp_wire_name(a->ops), peers, timeout_ms);
+	for (int i = 0; !ret && i < a->world; i++) {
+		struct rxp__worker *w = &a->workers[i];
+
+		memcpy(w->name, peers[i].name, sizeof(w->name));
+		memcpy(w->addr, peers[i].addr, sizeof(w->addr));
+		w->rank = peers[i].rank;
+	}
+	rxp__free(peers);
+	return ret;
+}
+
 int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 {
 	const char *maddr;
@@ -178,9 +206,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
 	if (ret)
 		goto err_rdv;
-	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
-				rxp_tp_wire_name(a->ops), a->workers,
-				at->init_timeout_ms);
+	ret = exchange(a, addr, at->init_timeout_ms);
 	if (ret)
 		goto err_tp;
 	ret = rxp__slots_init(&a->pending, 1024);

@@ -17,6 +17,7 @@
 
 #include <rxp/rxp.h>
 #include "codec.h"
+#include "rendezvous.h"
 #include "rxp_transport.h"
 #include "rxp_util.h"
 
@@ -240,7 +241,7 @@ int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg);
 void rxp__pool_stop(struct rxp__pool *p);
 bool rxp__pool_is_worker(const struct rxp__pool *p);
 
-/* ----------------------------------------------------------- rendezvous */
+/* ---------------------------------------------- workers (from rendezvous) */
 struct rxp__worker {
 	char name[128];
 	char addr[128]; /* transport address */
@@ -251,20 +252,6 @@ struct rxp__worker {
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
 };
-
-struct rxp__rdv; /* rendezvous client + (rank 0) server */
-int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
-		     struct rxp__rdv **out, char *local_ip, size_t iplen);
-int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
-		      const char *tp_addr, const char *tp_name,
-		      struct rxp__worker *workers, int64_t timeout_ms);
-int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms);
-void rxp__rdv_close(struct rxp__rdv *r);
-/* rank 0: serve rendezvous for @world workers on host:port */
-struct rxp__rdv_server;
-int rxp__rdv_serve(const char *host, int port, int world,
-		   struct rxp__rdv_server **out);
-void rxp__rdv_server_stop(struct rxp__rdv_server *s);
 
 /* ---------------------------------------------------------------- agent */
 

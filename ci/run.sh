@@ -105,7 +105,7 @@ stage_format() {
 	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 		mapfile -t files < <(git -C "$ROOT" ls-files '*.c' '*.h' '*.cc' '*.hpp' '*.cpp')
 	else
-		mapfile -t files < <(cd "$ROOT" && find include agent transport tests perf examples \
+		mapfile -t files < <(cd "$ROOT" && find include util codec rendezvous transport agent tools tests perf examples \
 			-name '*.[ch]' -o -name '*.cc' 2>/dev/null)
 	fi
 	[ ${#files[@]} -gt 0 ] || { log "no C/C++ files"; return 77; }
