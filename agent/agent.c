@@ -17,8 +17,9 @@
 
 static void agent_free(struct rxp_agent *a)
 {
-	rxp__rrefs_fini(a);
-	rxp__prof_fini(a);
+	const struct rxp__feature *ft;
+
+	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
 	pthread_rwlock_destroy(&a->fn_lock);
 	pthread_mutex_destroy(&a->progress_mu);
 	for (uint32_t i = 0; i < a->nfns; i++)
@@ -109,6 +110,56 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	return ret;
 }
 
+/* Each feature claims its internal message types and sets up its state. */
+static int features_init(struct rxp_agent *a)
+{
+	const struct rxp__feature *ft;
+
+	rxp__for_each_feature(ft)
+	{
+		int ret;
+
+		for (unsigned t = ft->msg_first;
+		     ft->on_msg && t <= ft->msg_last; t++) {
+			if (t >= RXP_MSG_USER || a->msg_feat[t])
+				return -EINVAL; /* a build error, not input */
+			a->msg_feat[t] = ft;
+		}
+		ret = ft->init ? ft->init(a) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+_Static_assert(sizeof(((struct rxp__worker *)0)->name) ==
+			       sizeof(((struct rxp__rdv_peer *)0)->name) &&
+		       sizeof(((struct rxp__worker *)0)->addr) ==
+			       sizeof(((struct rxp__rdv_peer *)0)->addr),
+	       "worker and rendezvous peer names have one size");
+
+/* Rendezvous: learn every worker's name and transport address. */
+static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
+{
+	struct rxp__rdv_peer *peers =
+		rxp__calloc((size_t)a->world, sizeof(*peers));
+	int ret;
+
+	if (!peers)
+		return -ENOMEM;
+	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
+				rxp_tp_wire_name(a->ops), peers, timeout_ms);
+	for (int i = 0; !ret && i < a->world; i++) {
+		struct rxp__worker *w = &a->workers[i];
+
+		memcpy(w->name, peers[i].name, sizeof(w->name));
+		memcpy(w->addr, peers[i].addr, sizeof(w->addr));
+		w->rank = peers[i].rank;
+	}
+	rxp__free(peers);
+	return ret;
+}
+
 int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 {
 	const char *maddr;
@@ -145,7 +196,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	pthread_rwlock_init(&a->fn_lock, NULL);
 	pthread_mutex_init(&a->join_mu, NULL);
 	pthread_mutex_init(&a->progress_mu, NULL);
-	ret = rxp__rrefs_init(a);
+	ret = features_init(a);
 	if (ret)
 		goto err_free;
 	a->workers = rxp__calloc((size_t)a->world, sizeof(*a->workers));
@@ -178,9 +229,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
 	if (ret)
 		goto err_rdv;
-	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
-				rxp_tp_wire_name(a->ops), a->workers,
-				at->init_timeout_ms);
+	ret = exchange(a, addr, at->init_timeout_ms);
 	if (ret)
 		goto err_tp;
 	ret = rxp__slots_init(&a->pending, 1024);
@@ -241,7 +290,11 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 			rxp_warn("agent", "wake: %s", strerror(errno));
 	}
 	pthread_join(a->poller, NULL);
-	rxp__rrefs_stop(a);
+	{
+		const struct rxp__feature *ft;
+
+		rxp__for_each_feature(ft) if (ft->stop) ft->stop(a);
+	}
 	/* runs what is queued: calls complete into the closed gate */
 	rxp__pool_stop(&a->pool);
 	rxp__call_cache_flush(a);

@@ -17,6 +17,8 @@
 
 #include <rxp/rxp.h>
 #include "codec.h"
+#include "feature.h"
+#include "rendezvous.h"
 #include "rxp_transport.h"
 #include "rxp_util.h"
 
@@ -72,14 +74,11 @@ struct rxp_future {
 	struct rxp_iov st_inline[RXP__INLINE_STORAGES];
 	int64_t t_submit_ns;
 
-	/* profiling (only when the agent profiles) */
-	bool prof;
-	uint8_t api;		      /* enum rxp__api */
-	char *prof_name;	      /* qualified name, heap */
-	struct rxp_resp_ext prof_ext; /* callee events, in the arena */
-	/* RRefs: the handle a remote() creates; fetches say "owner lost" */
-	struct rxp_rref *rref;
-	bool is_fetch;
+	uint8_t api;		      /* enum rxp__api: how the call was made */
+	struct rxp_resp_ext resp_ext; /* response extensions, in the arena */
+	/* features' extension areas (feature.h), zeroed at creation */
+	struct rxp__ext ext[RXP__NSLOTS];
+	bool hooked; /* on_submit hooks ran: run on_done */
 
 	/* RXP__FUT_CTRL: a transport op run on the poller */
 	int ctrl_op; /* 1 mem_register, 2 mem_unregister */
@@ -157,18 +156,9 @@ struct rxp_call {
 	bool async_fn;
 	bool decoded;		  /* dc filled on the poller (REMOTE) */
 	int64_t t_recv_ns;	  /* when the poller received it */
-	struct rxp__owner *owner; /* REMOTE: the entry that keeps the value */
-	struct rxp_buf *resp_buf; /* payload shared with an owner entry */
-	/* profiling: events of the function, sent back with the response */
-	bool profiling;
-	bool fn_span_open; /* ev[0] is the function's span, still open */
-	struct rxp_prof_wire_event *ev;
-	char **ev_names;
-	uint32_t nev, capev;
-	/* RRef arguments turned into handles before the function runs */
-	struct rxp_rref **rrefs;
-	uint32_t nrrefs;
-	struct rxp_call *wnext; /* owner's list of fetches waiting */
+	struct rxp_buf *resp_buf; /* shared response payload (respond_buf) */
+	/* features' extension areas (feature.h), zeroed at creation */
+	struct rxp__ext ext[RXP__NSLOTS];
 
 	union {
 		char arena_mem[RXP__INLINE_ARENA];
@@ -240,7 +230,7 @@ int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg);
 void rxp__pool_stop(struct rxp__pool *p);
 bool rxp__pool_is_worker(const struct rxp__pool *p);
 
-/* ----------------------------------------------------------- rendezvous */
+/* ---------------------------------------------- workers (from rendezvous) */
 struct rxp__worker {
 	char name[128];
 	char addr[128]; /* transport address */
@@ -251,20 +241,6 @@ struct rxp__worker {
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
 };
-
-struct rxp__rdv; /* rendezvous client + (rank 0) server */
-int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
-		     struct rxp__rdv **out, char *local_ip, size_t iplen);
-int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
-		      const char *tp_addr, const char *tp_name,
-		      struct rxp__worker *workers, int64_t timeout_ms);
-int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms);
-void rxp__rdv_close(struct rxp__rdv *r);
-/* rank 0: serve rendezvous for @world workers on host:port */
-struct rxp__rdv_server;
-int rxp__rdv_serve(const char *host, int port, int world,
-		   struct rxp__rdv_server **out);
-void rxp__rdv_server_stop(struct rxp__rdv_server *s);
 
 /* ---------------------------------------------------------------- agent */
 
@@ -327,12 +303,11 @@ struct rxp_agent {
 	struct rxp_autograd_hooks ag_hooks;
 	bool has_ag_hooks;
 
-	/* profiler */
-	atomic_bool profiling;
-	struct rxp__prof *prof;
-
-	/* RRefs (rref.c) */
-	struct rxp__rrefs *rr;
+	/* features (feature.h): state by slot, owner of each internal type */
+	void *feat[RXP__NSLOTS];
+	const struct rxp__feature *msg_feat[RXP_MSG_USER];
+	/* a feature's on_submit hook wants every script call (profiler on) */
+	atomic_bool call_hooks;
 
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
@@ -370,27 +345,6 @@ int rxp__send_internal(struct rxp_agent *a, int dst, uint8_t type,
 /* Respond to an internal request with an empty value (ack), or fail it */
 void rxp__call_ack(struct rxp_call *c);
 
-/* ------------------------------------------------------------- RRefs */
-struct rxp__owner;
-int rxp__rrefs_init(struct rxp_agent *a);
-void rxp__rrefs_stop(struct rxp_agent *a); /* reaper thread: before pool */
-void rxp__rrefs_fini(struct rxp_agent *a); /* tables: at the end */
-/* poller: an RRef control message or a REMOTE call arrived */
-void rxp__rref_on_request(struct rxp_agent *a, struct rxp_call *c);
-/* a REMOTE call completed: keep the value (or error) in its entry */
-void rxp__rref_owner_complete(struct rxp_call *c);
-/* before encoding args that contain RRefs: a copy of the tree with fresh
- * fork descriptors (holds taken); NULL tree = no RRefs. -errno. */
-int rxp__rref_prepare_args(struct rxp_agent *a, int dst,
-			   const struct rxp_value *args, uint32_t nargs,
-			   struct rxp_arena *ar, const struct rxp_value **out);
-/* callee: turn decoded RRef arguments into handles (before the fn) */
-int rxp__rref_adopt_args(struct rxp_call *c);
-void rxp__rref_drop_args(struct rxp_call *c);
-void rxp__rref_unprepare_args(struct rxp_agent *a, const struct rxp_value *copy,
-			      uint32_t nargs);
-/* rref.owned, rref.forks, rref.pending_children, rref.pending_deletes */
-int64_t rxp__rref_metric(struct rxp_agent *a, int which);
 /* rpc.c: build and submit a script call (rpc_async, rpc_sync, remote) */
 int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 		    const struct rxp_value *args, uint32_t nargs,
@@ -402,13 +356,5 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 void rxp__call_respond_buf(struct rxp_call *c, struct rxp_buf *payload,
 			   struct rxp_buf *const *st, uint32_t nst);
 struct rxp_call *rxp__call_get(struct rxp_call *c);
-
-/* ---------------------------------------------------------- profiler */
-void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f);
-void rxp__prof_fini(struct rxp_agent *a);
-/* callee: the response extension for a profiled call (NULL if not) */
-const struct rxp_resp_ext *rxp__prof_call_ext(struct rxp_call *c,
-					      struct rxp_resp_ext *ext);
-void rxp__prof_call_free(struct rxp_call *c);
 
 #endif

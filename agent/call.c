@@ -42,13 +42,13 @@ struct rxp_call *rxp__call_new(struct rxp_agent *a)
 
 void rxp__call_put(struct rxp_call *c)
 {
+	const struct rxp__feature *ft;
 	struct rxp_agent *a;
 
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	a = c->agent;
-	rxp__rref_drop_args(c);
-	rxp__prof_call_free(c);
+	rxp__for_each_feature(ft) if (ft->call_free) ft->call_free(c);
 	rxp_buf_put(c->payload);
 	for (uint32_t i = 0; i < c->nst; i++)
 		rxp_buf_put(c->st[i]);
@@ -122,10 +122,27 @@ static int call_resp_buf(struct rxp_call *c, size_t len)
 	return 0;
 }
 
+/* The response extensions features send with @c's response (or NULL). */
+static const struct rxp_resp_ext *rxp__call_resp_ext(struct rxp_call *c,
+						     struct rxp_resp_ext *mem)
+{
+	const struct rxp__feature *ft;
+
+	rxp__for_each_feature(ft)
+	{
+		const struct rxp_resp_ext *x =
+			ft->resp_ext ? ft->resp_ext(c, mem) : NULL;
+
+		if (x)
+			return x;
+	}
+	return NULL;
+}
+
 static void call_error_response(struct rxp_call *c, int code, const char *msg)
 {
 	struct rxp_resp_ext ext_mem;
-	const struct rxp_resp_ext *ext = rxp__prof_call_ext(c, &ext_mem);
+	const struct rxp_resp_ext *ext = rxp__call_resp_ext(c, &ext_mem);
 	int64_t n = rxp_codec_error_size_ext(code, msg, ext);
 
 	if (c->resp != c->resp_inline) {
@@ -149,12 +166,17 @@ static void call_error_response(struct rxp_call *c, int code, const char *msg)
 	c->nrst = 0;
 }
 
-/* The response is ready: a remote() keeps the value on this worker (the
- * owner) and answers its creator with an ack instead; then send. */
+/* The response is ready: a feature may keep the value (an RRef owner keeps
+ * a remote()'s value on this worker) and then the creator gets an ack
+ * instead; then send. */
 static void call_finish(struct rxp_call *c)
 {
-	if (c->owner) {
-		rxp__rref_owner_complete(c);
+	const struct rxp__feature *ft;
+	bool kept = false;
+
+	rxp__for_each_feature(ft) if (ft->on_finish && ft->on_finish(c)) kept =
+		true;
+	if (kept) {
 		if (!(c->resp_flags & RXP__RESP_ERROR)) {
 			for (uint32_t i = 0; i < c->nrst; i++)
 				rxp_buf_put(c->rst[i]);
@@ -166,7 +188,7 @@ static void call_finish(struct rxp_call *c)
 				struct rxp_value none = rxp_v_none();
 				struct rxp_resp_ext ext_mem;
 				const struct rxp_resp_ext *ext =
-					rxp__prof_call_ext(c, &ext_mem);
+					rxp__call_resp_ext(c, &ext_mem);
 				int64_t n =
 					rxp_codec_value_size_ext(&none, 0, ext);
 
@@ -273,7 +295,7 @@ int rxp_call_return(struct rxp_call *c, const struct rxp_value *ret,
 	{
 		struct rxp_resp_ext ext_mem;
 		const struct rxp_resp_ext *ext =
-			rxp__prof_call_ext(c, &ext_mem);
+			rxp__call_resp_ext(c, &ext_mem);
 
 		n = rxp_codec_value_size_ext(ret, nstorages, ext);
 		if (n < 0) {

@@ -79,7 +79,12 @@ static void future_free(struct rxp_future *f)
 	rxp_buf_put(f->resp_payload);
 	rxp__free(f->payload_heap);
 	rxp__free(f->errmsg);
-	rxp__free(f->prof_name);
+	{
+		const struct rxp__feature *ft;
+
+		rxp__for_each_feature(ft) if (ft->future_free)
+			ft->future_free(f);
+	}
 	rxp_arena_fini(&f->arena);
 	pthread_mutex_destroy(&f->cb_mu);
 

@@ -6,11 +6,6 @@
 
 #include "agent_int.h"
 
-struct metric {
-	const char *key;
-	int64_t (*get)(struct rxp_agent *a);
-};
-
 #define M(name, expr)                                                          \
 	static int64_t m_##name(struct rxp_agent *a)                           \
 	{                                                                      \
@@ -32,13 +27,9 @@ M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
 M(bytes_recv, a->tp ? a->tp->bytes_received : 0)
 M(msgs_sent, a->tp ? a->tp->msgs_sent : 0)
 M(msgs_recv, a->tp ? a->tp->msgs_received : 0)
-M(rref_owned, rxp__rref_metric(a, 0))
-M(rref_forks, rxp__rref_metric(a, 1))
-M(rref_children, rxp__rref_metric(a, 2))
-M(rref_deletes, rxp__rref_metric(a, 3))
 #undef M
 
-static const struct metric metrics[] = {
+static const struct rxp__metric metrics[] = {
 	{"agent.client_active_calls", m_client_active},
 	{"agent.server_active_calls", m_server_active},
 	{"agent.server_active_async_calls", m_server_active_async},
@@ -55,10 +46,6 @@ static const struct metric metrics[] = {
 	{"transport.bytes_received", m_bytes_recv},
 	{"transport.msgs_sent", m_msgs_sent},
 	{"transport.msgs_received", m_msgs_recv},
-	{"rref.owned", m_rref_owned},
-	{"rref.forks", m_rref_forks},
-	{"rref.pending_children", m_rref_children},
-	{"rref.pending_deletes", m_rref_deletes},
 };
 
 static const char *const peer_keys[] = {"calls", "bytes_sent", "bytes_received",
@@ -80,6 +67,8 @@ static int64_t peer_metric(struct rxp__worker *w, unsigned k)
 
 int rxp_agent_metric(struct rxp_agent *a, const char *key, int64_t *value)
 {
+	const struct rxp__feature *ft;
+
 	if (!a || !key || !value)
 		return -EINVAL;
 	for (size_t i = 0; i < RXP_ARRAY_SIZE(metrics); i++)
@@ -87,6 +76,13 @@ int rxp_agent_metric(struct rxp_agent *a, const char *key, int64_t *value)
 			*value = metrics[i].get(a);
 			return 0;
 		}
+	rxp__for_each_feature(
+		ft) for (unsigned i = 0; i < ft->nmetrics;
+			 i++) if (!strcmp(key, ft->metrics[i].key))
+	{
+		*value = ft->metrics[i].get(a);
+		return 0;
+	}
 	if (!strncmp(key, "peer.", 5)) {
 		const char *dot = strrchr(key + 5, '.');
 
@@ -108,6 +104,7 @@ int rxp_agent_metric(struct rxp_agent *a, const char *key, int64_t *value)
 
 int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len)
 {
+	const struct rxp__feature *ft;
 	size_t off = 0;
 
 	if (!a || (len && !buf))
@@ -122,6 +119,9 @@ int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len)
 	for (size_t i = 0; i < RXP_ARRAY_SIZE(metrics); i++)
 		APPEND("%s %lld\n", metrics[i].key,
 		       (long long)metrics[i].get(a));
+	rxp__for_each_feature(ft) for (unsigned i = 0; i < ft->nmetrics; i++)
+		APPEND("%s %lld\n", ft->metrics[i].key,
+		       (long long)ft->metrics[i].get(a));
 	for (int w = 0; w < a->world; w++)
 		for (unsigned k = 0; k < RXP_ARRAY_SIZE(peer_keys); k++)
 			APPEND("peer.%s.%s %lld\n", a->workers[w].name,

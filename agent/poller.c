@@ -132,6 +132,17 @@ void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c)
 
 /* ------------------------------------------------------ completions */
 
+/* How a lost peer reads in @f's error ("owner lost" for an RRef fetch). */
+static const char *peer_lost(const struct rxp_agent *a,
+			     const struct rxp_future *f)
+{
+	const struct rxp__feature *ft =
+		f->type < RXP_MSG_USER ? a->msg_feat[f->type] : NULL;
+	const char *w = ft && ft->peer_lost ? ft->peer_lost(f->type) : NULL;
+
+	return w ? w : "peer lost";
+}
+
 /* Outcome known (response, error, timeout) and the transport is done with
  * the request's memory: fulfil. */
 static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
@@ -139,8 +150,11 @@ static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
 	if (!f->send_done || !f->resp_done)
 		return;
 	atomic_fetch_sub(&a->client_active, 1);
-	if (f->prof)
-		rxp__prof_record_call(a, f);
+	if (f->hooked) {
+		const struct rxp__feature *ft;
+
+		rxp__for_each_feature(ft) if (ft->on_done) ft->on_done(a, f);
+	}
 	if (f->status) {
 		atomic_fetch_add(&a->calls_failed, 1);
 		if (f->dst < (uint32_t)a->world)
@@ -499,8 +513,8 @@ static void on_send(void *ctx, void *cookie, int status)
 		else if (st != -RXP_E_TOO_BIG && st != -EINVAL)
 			st = -RXP_E_PEER_LOST;
 		snprintf(msg, sizeof(msg), "%s: send to worker '%s' failed: %s",
-			 f->is_fetch ? "owner lost" : "peer lost",
-			 peer_name(a, f->dst), rxp_strerror(status));
+			 peer_lost(a, f), peer_name(a, f->dst),
+			 rxp_strerror(status));
 		fail_future(a, f, st, msg);
 		return;
 	}
@@ -521,8 +535,7 @@ static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
 			snprintf(msg, sizeof(msg),
 				 "%s: connection to worker '%s' failed (%s)",
 				 status == -ECANCELED ? "cancelled"
-				 : f->is_fetch	      ? "owner lost"
-						      : "peer lost",
+						      : peer_lost(a, f),
 				 peer_name(a, peer), rxp_strerror(status));
 			fail_future(a, f,
 				    status == -ECANCELED ? -ECANCELED
@@ -637,7 +650,7 @@ static void on_response(struct rxp_agent *a, struct rxp_conn *c,
 			f->value = r.value;
 		}
 		if (r.ext.has_prof)
-			f->prof_ext = r.ext;
+			f->resp_ext = r.ext;
 	}
 	if (lens != lens_inline)
 		rxp__free(lens);
@@ -667,9 +680,9 @@ static void on_request(struct rxp_agent *a, struct rxp_conn *c,
 		rxp__call_put(call); /* the dispatch reference */
 		return;
 	}
-	if (m->type >= RXP__MSG_REMOTE && m->type <= RXP__MSG_RREF_ACCEPT) {
-		/* RRef protocol: handled here, in arrival order */
-		rxp__rref_on_request(a, call);
+	if (m->type < RXP_MSG_USER && a->msg_feat[m->type]) {
+		/* a feature's protocol: handled here, in arrival order */
+		a->msg_feat[m->type]->on_msg(a, call);
 		rxp__call_put(call);
 		return;
 	}
@@ -694,8 +707,7 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 	if (m->type == RXP__MSG_RESP) {
 		on_response(a, c, m);
 	} else if (m->type == RXP__MSG_CALL || m->type >= RXP_MSG_USER ||
-		   (m->type >= RXP__MSG_REMOTE &&
-		    m->type <= RXP__MSG_RREF_ACCEPT)) {
+		   a->msg_feat[m->type]) {
 		on_request(a, c, m);
 	} else {
 		atomic_fetch_add(&a->proto_errors, 1);

@@ -112,8 +112,10 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 		max_align_t align_;
 	} amem;
 	struct rxp_arena ar;
+	const struct rxp__feature *ft;
+	const struct rxp__feature *prepared = NULL;
 	int64_t size, tmo;
-	bool prof;
+	bool hooks;
 	int ret;
 	void *p;
 
@@ -129,13 +131,24 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 		meta.rref_id = remote->rref;
 		meta.fork_id = remote->fork;
 	}
-	prof = atomic_load_explicit(&a->profiling, memory_order_relaxed);
-	meta.profiling = prof;
-	/* RRef arguments: a copy of the tree with fresh forks */
+	hooks = atomic_load_explicit(&a->call_hooks, memory_order_relaxed);
+	if (hooks)
+		rxp__for_each_feature(ft) if (ft->call_meta)
+			ft->call_meta(a, &meta);
+	/* a feature may send a copy of the arguments (RRefs: fresh forks) */
 	rxp_arena_init(&ar, amem.mem, sizeof(amem.mem));
-	ret = rxp__rref_prepare_args(a, dst, args, nargs, &ar, &sent);
-	if (ret)
-		goto out;
+	rxp__for_each_feature(ft)
+	{
+		if (!ft->prepare_args)
+			continue;
+		ret = ft->prepare_args(a, dst, args, nargs, &ar, &sent);
+		if (ret)
+			goto out;
+		if (sent) {
+			prepared = ft;
+			break;
+		}
+	}
 	if (!sent)
 		sent = args;
 	size = rxp_codec_call_size(qualname, sent, nargs, nstorages, &meta);
@@ -154,9 +167,10 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 	f->api = (uint8_t)api;
 	p = future_payload(f, (size_t)size);
 	ret = p ? future_set_storages(f, storages, nstorages) : -ENOMEM;
-	if (!ret && prof) {
-		f->prof = true;
-		f->prof_name = rxp__strdup(qualname);
+	if (!ret && hooks) {
+		f->hooked = true;
+		rxp__for_each_feature(ft) if (!ret && ft->on_submit) ret =
+			ft->on_submit(a, f, qualname);
 	}
 	if (ret)
 		goto out;
@@ -175,8 +189,8 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 	ret = future_submit(a, f, out);
 	f = NULL; /* future_submit frees it on error */
 out:
-	if (ret && sent && sent != args)
-		rxp__rref_unprepare_args(a, sent, nargs);
+	if (ret && prepared && prepared->unprepare_args)
+		prepared->unprepare_args(a, sent, nargs);
 	if (f) {
 		rxp__future_put(f);
 		rxp__future_put(f);
@@ -236,7 +250,6 @@ int rxp__send_internal(struct rxp_agent *a, int dst, uint8_t type,
 	f->dst = (uint32_t)dst;
 	f->type = type;
 	f->timeout_ns = timeout_ns_of(a, timeout_ms);
-	f->is_fetch = type == RXP__MSG_RREF_FETCH;
 	memcpy(future_payload(f, len), payload, len);
 	return future_submit(a, f, out);
 }

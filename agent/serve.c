@@ -85,11 +85,9 @@ int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h, void *user)
 static void serve_script_call(struct rxp_call *c)
 {
 	struct rxp_agent *a = c->agent;
+	const struct rxp__feature *ft;
 	struct rxp__fn_entry e;
-	int64_t t0;
 	int ret;
-
-	(void)t0;
 
 	if (!c->decoded) {
 		uint64_t lens_inline[RXP__INLINE_STORAGES] = {0};
@@ -110,7 +108,7 @@ static void serve_script_call(struct rxp_call *c)
 			return;
 		}
 	}
-	c->profiling = c->dc.meta.profiling;
+	rxp__for_each_feature(ft) if (ft->on_decoded) ft->on_decoded(c);
 	if (!find_fn(a, c->dc.name, &e)) {
 		char msg[RXP_CODEC_MAX_NAME + 128];
 
@@ -132,13 +130,10 @@ static void serve_script_call(struct rxp_call *c)
 		rxp__call_fail_code(c, -RXP_E_ASYNC_MISMATCH, msg);
 		return;
 	}
-	ret = rxp__rref_adopt_args(c);
-	if (ret) {
-		rxp__call_fail_code(c, ret,
-				    "callee could not adopt an RRef "
-				    "argument");
-		return;
-	}
+	rxp__for_each_feature(
+		ft) if (ft->before_run &&
+			ft->before_run(
+				c)) return; /* the feature failed the call */
 	if (c->dc.meta.has_autograd) {
 		struct rxp_autograd_hooks h = {0};
 		struct rxp_autograd_meta m;
@@ -156,11 +151,7 @@ static void serve_script_call(struct rxp_call *c)
 		atomic_fetch_add(&a->server_active_async, 1);
 	}
 	atomic_fetch_add(&a->calls_served, 1);
-	if (c->profiling) {
-		/* the function's span: event 0, closed when it completes */
-		t0 = rxp_now_ns();
-		c->fn_span_open = !rxp_call_record_event(c, c->dc.name, t0, t0);
-	}
+	rxp__for_each_feature(ft) if (ft->on_start) ft->on_start(c);
 	ret = e.fn(c, e.user);
 	/* an async function may have completed (and the completion path
 	 * released) the call already; our dispatch reference keeps it */

@@ -7,6 +7,8 @@
 #   deps      ci/deps.sh: apt-get install what is missing (nothing if all there)
 #   format    clang-format-14 --dry-run on tracked C/C++ files (warns; set
 #             fails unless RXP_CI_STRICT_FORMAT=0: the tree is formatted)
+#   layers    ci/layers.sh: internal headers stay in their folder, the agent
+#             core names no feature (the layer_probe ctests prove the rest)
 #   gcc       gcc -Werror RelWithDebInfo in build/ci-gcc; ctest (all labels:
 #             `verbs` tests skip themselves with 77 on a host without RDMA)
 #   asan      ASan+UBSan (gcc) in build/ci-asan; ctest
@@ -32,7 +34,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd -P)
 CI_DIR=$ROOT/ci
 
-ALL_STAGES=(deps format gcc asan tsan verbs perf examples)
+ALL_STAGES=(deps format layers gcc asan tsan verbs perf examples)
 JOBS=${RXP_CI_JOBS:-$(nproc)}
 # verbs: the whole stage (both guests and perftest) stays under this
 VERBS_BUDGET=${RXP_CI_VERBS_BUDGET:-1200}
@@ -105,7 +107,7 @@ stage_format() {
 	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 		mapfile -t files < <(git -C "$ROOT" ls-files '*.c' '*.h' '*.cc' '*.hpp' '*.cpp')
 	else
-		mapfile -t files < <(cd "$ROOT" && find include agent transport tests perf examples \
+		mapfile -t files < <(cd "$ROOT" && find include util codec rendezvous transport agent tools tests perf examples \
 			-name '*.[ch]' -o -name '*.cc' 2>/dev/null)
 	fi
 	[ ${#files[@]} -gt 0 ] || { log "no C/C++ files"; return 77; }
@@ -118,6 +120,10 @@ stage_format() {
 	log "fix with: clang-format-14 -i FILE..."
 	[ "${RXP_CI_STRICT_FORMAT:-1}" = 1 ] && return 1
 	return 0
+}
+
+stage_layers() {
+	"$CI_DIR/layers.sh"
 }
 
 stage_gcc() {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Codec microbenchmarks (agent/codec.h, internal API):
+// Codec microbenchmarks (codec/codec.h, internal API):
 //   BM_codec_encode/{tiny,tensor4d,dict}  size + encode of one call
 //   BM_codec_decode/{tiny,tensor4d,dict}  decode of that payload
 // Bytes processed = payload bytes. --verify decodes and compares the tree

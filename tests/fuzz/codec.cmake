@@ -28,11 +28,11 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT RXP_SANITIZE STREQUAL "thread")
   unset(CMAKE_REQUIRED_LINK_OPTIONS)
   if(RXP_HAVE_LIBFUZZER)
     add_executable(fuzz_codec ${RXP_TEST_DIR}/fuzz_codec.c
-      ${PROJECT_SOURCE_DIR}/agent/codec_enc.c
-      ${PROJECT_SOURCE_DIR}/agent/codec_dec.c ${PROJECT_SOURCE_DIR}/agent/value.c
-      ${PROJECT_SOURCE_DIR}/agent/arena.c ${PROJECT_SOURCE_DIR}/transport/util.c)
+      ${PROJECT_SOURCE_DIR}/codec/codec_enc.c
+      ${PROJECT_SOURCE_DIR}/codec/codec_dec.c ${PROJECT_SOURCE_DIR}/codec/value.c
+      ${PROJECT_SOURCE_DIR}/codec/arena.c ${PROJECT_SOURCE_DIR}/util/util.c)
     target_include_directories(fuzz_codec PRIVATE ${PROJECT_SOURCE_DIR}/include
-      ${PROJECT_SOURCE_DIR}/transport ${PROJECT_SOURCE_DIR}/agent)
+      ${PROJECT_SOURCE_DIR}/util ${PROJECT_SOURCE_DIR}/codec)
     target_compile_definitions(fuzz_codec PRIVATE _GNU_SOURCE)
     set(fz -fsanitize=fuzzer)
     if(NOT RXP_SANITIZE STREQUAL "address")

@@ -1,4 +1,4 @@
-# Value codec (agent/codec_enc.c, codec_dec.c, value.c, arena.c): round
+# Value codec (codec/codec_enc.c, codec_dec.c, value.c, arena.c): round
 # trips, encoder validation, limits, arena OOM, and a malformed-input corpus.
 if(TARGET rxp_codec)
   rxp_add_test(test_codec

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "agent_int.h"
+#include "profiler.h"
 
 struct rxp__prof {
 	pthread_mutex_t mu;
@@ -29,6 +30,30 @@ struct rxp__prof {
 };
 
 #define PROF_MAX_EVENTS (1u << 20)
+
+static inline struct rxp__prof *prof_of(const struct rxp_agent *a)
+{
+	return (struct rxp__prof *)a->feat[RXP__SLOT_PROF];
+}
+
+/* A profiled call's future (its extension area, feature.h). */
+struct prof_future {
+	char *name; /* qualified name, heap */
+	bool on;
+};
+RXP__EXT_FITS(struct prof_future);
+#define PF(f) RXP__EXT(f, RXP__SLOT_PROF, struct prof_future)
+
+/* An incoming call's events, sent back with the response. */
+struct prof_call {
+	bool profiling;
+	bool fn_span_open; /* ev[0] is the function's span, still open */
+	uint32_t nev, capev;
+	struct rxp_prof_wire_event *ev;
+	char **ev_names;
+};
+RXP__EXT_FITS(struct prof_call);
+#define PC(c) RXP__EXT(c, RXP__SLOT_PROF, struct prof_call)
 
 static const char *const api_prefix[] = {
 	[RXP__API_ASYNC] = "rpc_async_jit",
@@ -40,16 +65,17 @@ int rxp_profiler_enable(struct rxp_agent *a, bool on)
 {
 	if (!a)
 		return -EINVAL;
-	if (on && !a->prof) {
+	if (on && !prof_of(a)) {
 		struct rxp__prof *p = rxp__calloc(1, sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
 		pthread_mutex_init(&p->mu, NULL);
 		/* published once; never replaced while the agent lives */
-		a->prof = p;
+		a->feat[RXP__SLOT_PROF] = p;
 	}
-	atomic_store(&a->profiling, on);
+	/* the only on_submit hook today: calls pay for it only while on */
+	atomic_store(&a->call_hooks, on);
 	return 0;
 }
 
@@ -72,15 +98,15 @@ static struct rxp_prof_event *prof_slot(struct rxp__prof *p)
 }
 
 /* Poller, at fulfil: record the call and its callee's events. */
-void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f)
+static void prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 {
-	struct rxp__prof *p = a->prof;
+	struct rxp__prof *p = prof_of(a);
 	int64_t end = rxp_now_ns();
 	struct rxp_prof_event *e;
 	const char *callee;
 	int parent;
 
-	if (!p || !f->prof)
+	if (!p || !PF(f)->on)
 		return;
 	callee = f->dst < (uint32_t)a->world ? a->workers[f->dst].name : "?";
 	pthread_mutex_lock(&p->mu);
@@ -90,7 +116,7 @@ void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 	parent = (int)(p->n - 1);
 	/* bounded pieces: a key longer than the field is cut, not lost */
 	snprintf(e->name, sizeof(e->name), "%s#%.120s(%.56s -> %.56s)",
-		 api_prefix[f->api], f->prof_name ? f->prof_name : "?", a->name,
+		 api_prefix[f->api], PF(f)->name ? PF(f)->name : "?", a->name,
 		 callee);
 	e->start_ns = f->t_submit_ns;
 	e->end_ns = end;
@@ -106,8 +132,8 @@ void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 		e->bytes_received += f->rst[i]->len;
 	snprintf(e->transport, sizeof(e->transport), "%s",
 		 a->tp ? a->tp->name : "?");
-	if (f->prof_ext.has_prof) {
-		const struct rxp_resp_ext *x = &f->prof_ext;
+	if (f->resp_ext.has_prof) {
+		const struct rxp_resp_ext *x = &f->resp_ext;
 		int64_t r = end - f->t_submit_ns;
 		int64_t d = x->t_done_ns - x->t_recv_ns;
 		int64_t oneway = r > d ? (r - d) / 2 : 0;
@@ -121,7 +147,7 @@ void rxp__prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 			snprintf(ce->name, sizeof(ce->name),
 				 "%s#%.100s(%.40s -> %.40s)#%.40s",
 				 api_prefix[f->api],
-				 f->prof_name ? f->prof_name : "?", a->name,
+				 PF(f)->name ? PF(f)->name : "?", a->name,
 				 callee, x->events[i].name);
 			ce->start_ns = x->events[i].start_ns + offset;
 			ce->end_ns = x->events[i].end_ns + offset;
@@ -143,7 +169,7 @@ int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
 
 	if (!a || (max && !out))
 		return -EINVAL;
-	p = a->prof;
+	p = prof_of(a);
 	if (!p)
 		return 0;
 	pthread_mutex_lock(&p->mu);
@@ -156,11 +182,11 @@ int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
 
 void rxp_profiler_clear(struct rxp_agent *a)
 {
-	if (!a || !a->prof)
+	if (!a || !prof_of(a))
 		return;
-	pthread_mutex_lock(&a->prof->mu);
-	a->prof->n = 0;
-	pthread_mutex_unlock(&a->prof->mu);
+	pthread_mutex_lock(&prof_of(a)->mu);
+	prof_of(a)->n = 0;
+	pthread_mutex_unlock(&prof_of(a)->mu);
 }
 
 static void json_str(FILE *fp, const char *s)
@@ -191,7 +217,7 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 	fp = fopen(path, "w");
 	if (!fp)
 		return -errno;
-	p = a->prof;
+	p = prof_of(a);
 	fprintf(fp, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
 	/* one "process" per worker, named */
 	for (int w = 0; w < a->world; w++) {
@@ -237,14 +263,14 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 	return ret;
 }
 
-void rxp__prof_fini(struct rxp_agent *a)
+static void prof_fini(struct rxp_agent *a)
 {
-	if (!a->prof)
+	if (!prof_of(a))
 		return;
-	pthread_mutex_destroy(&a->prof->mu);
-	rxp__free(a->prof->ev);
-	rxp__free(a->prof);
-	a->prof = NULL;
+	pthread_mutex_destroy(&prof_of(a)->mu);
+	rxp__free(prof_of(a)->ev);
+	rxp__free(prof_of(a));
+	a->feat[RXP__SLOT_PROF] = NULL;
 }
 
 /* ------------------------------------------------------------- callee */
@@ -256,62 +282,114 @@ int rxp_call_record_event(struct rxp_call *c, const char *name,
 
 	if (!c || !name || end_ns < start_ns)
 		return -EINVAL;
-	if (!c->profiling)
+	if (!PC(c)->profiling)
 		return 0; /* nobody asked: free when off */
-	if (c->nev == RXP_CODEC_MAX_PROF_EVENTS)
+	if (PC(c)->nev == RXP_CODEC_MAX_PROF_EVENTS)
 		return -RXP_E_TOO_BIG;
-	if (c->nev == c->capev) {
-		uint32_t ncap = c->capev ? c->capev * 2 : 8;
+	if (PC(c)->nev == PC(c)->capev) {
+		uint32_t ncap = PC(c)->capev ? PC(c)->capev * 2 : 8;
 		struct rxp_prof_wire_event *v =
-			rxp__realloc(c->ev, ncap * sizeof(*v));
+			rxp__realloc(PC(c)->ev, ncap * sizeof(*v));
 		char **nv;
 
 		if (!v)
 			return -ENOMEM;
-		c->ev = v;
-		nv = rxp__realloc(c->ev_names, ncap * sizeof(*nv));
+		PC(c)->ev = v;
+		nv = rxp__realloc(PC(c)->ev_names, ncap * sizeof(*nv));
 		if (!nv)
 			return -ENOMEM;
-		c->ev_names = nv;
-		c->capev = ncap;
+		PC(c)->ev_names = nv;
+		PC(c)->capev = ncap;
 	}
 	copy = rxp__strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	c->ev_names[c->nev] = copy;
-	c->ev[c->nev] =
+	PC(c)->ev_names[PC(c)->nev] = copy;
+	PC(c)->ev[PC(c)->nev] =
 		(struct rxp_prof_wire_event){.name = copy,
 					     .name_len = (uint32_t)strlen(copy),
 					     .start_ns = start_ns,
 					     .end_ns = end_ns};
-	c->nev++;
+	PC(c)->nev++;
 	return 0;
 }
 
-const struct rxp_resp_ext *rxp__prof_call_ext(struct rxp_call *c,
-					      struct rxp_resp_ext *ext)
+static const struct rxp_resp_ext *prof_call_ext(struct rxp_call *c,
+						struct rxp_resp_ext *ext)
 {
 	int64_t now;
 
-	if (!c->profiling)
+	if (!PC(c)->profiling)
 		return NULL;
 	now = rxp_now_ns();
-	if (c->fn_span_open && c->nev) {
-		c->ev[0].end_ns = now;
-		c->fn_span_open = false;
+	if (PC(c)->fn_span_open && PC(c)->nev) {
+		PC(c)->ev[0].end_ns = now;
+		PC(c)->fn_span_open = false;
 	}
 	*ext = (struct rxp_resp_ext){.has_prof = 1,
 				     .t_recv_ns = c->t_recv_ns,
 				     .t_done_ns = now,
-				     .nevents = c->nev,
-				     .events = c->ev};
+				     .nevents = PC(c)->nev,
+				     .events = PC(c)->ev};
 	return ext;
 }
 
-void rxp__prof_call_free(struct rxp_call *c)
+static void prof_call_free(struct rxp_call *c)
 {
-	for (uint32_t i = 0; i < c->nev; i++)
-		rxp__free(c->ev_names[i]);
-	rxp__free(c->ev_names);
-	rxp__free(c->ev);
+	for (uint32_t i = 0; i < PC(c)->nev; i++)
+		rxp__free(PC(c)->ev_names[i]);
+	rxp__free(PC(c)->ev_names);
+	rxp__free(PC(c)->ev);
 }
+
+/* ------------------------------------------------- the feature (hooks) */
+
+/* call_hooks is on exactly while profiling is: ask the callee for its
+ * events, and keep the name to record the call under */
+static void prof_call_meta(struct rxp_agent *a, struct rxp_call_meta *meta)
+{
+	meta->profiling = 1;
+}
+
+static int prof_on_submit(struct rxp_agent *a, struct rxp_future *f,
+			  const char *qualname)
+{
+	PF(f)->on = true;
+	PF(f)->name = rxp__strdup(qualname); /* NULL: recorded as "?" */
+	return 0;
+}
+
+static void prof_future_free(struct rxp_future *f)
+{
+	rxp__free(PF(f)->name);
+}
+
+static void prof_on_decoded(struct rxp_call *c)
+{
+	PC(c)->profiling = c->dc.meta.profiling;
+}
+
+static void prof_on_start(struct rxp_call *c)
+{
+	int64_t t0;
+
+	if (!PC(c)->profiling)
+		return;
+	/* the function's span: event 0, closed when it completes */
+	t0 = rxp_now_ns();
+	PC(c)->fn_span_open = !rxp_call_record_event(c, c->dc.name, t0, t0);
+}
+
+const struct rxp__feature rxp__prof_feature = {
+	.name = "profiler",
+	.slot = RXP__SLOT_PROF,
+	.fini = prof_fini,
+	.call_meta = prof_call_meta,
+	.on_submit = prof_on_submit,
+	.on_done = prof_record_call,
+	.future_free = prof_future_free,
+	.on_decoded = prof_on_decoded,
+	.on_start = prof_on_start,
+	.resp_ext = prof_call_ext,
+	.call_free = prof_call_free,
+};

@@ -5,6 +5,28 @@
 #define RXP_RREF_INT_H
 
 #include "agent_int.h"
+#include "rref.h"
+
+/* The RRef feature's state in an agent (a->feat[RXP__SLOT_RREF]). */
+struct rxp__rrefs;
+static inline struct rxp__rrefs *rr_of(const struct rxp_agent *a)
+{
+	return (struct rxp__rrefs *)a->feat[RXP__SLOT_RREF];
+}
+
+/* An incoming call's RRef state (its extension area, feature.h). */
+struct rref_call {
+	struct rxp__owner *owner; /* REMOTE: the entry that keeps the value */
+	/* RRef arguments turned into handles before the function runs */
+	struct rxp_rref **rrefs;
+	uint32_t nrrefs;
+	struct rxp_call *wnext; /* owner's list of fetches waiting */
+};
+RXP__EXT_FITS(struct rref_call);
+static inline struct rref_call *rrc(struct rxp_call *c)
+{
+	return RXP__EXT(c, RXP__SLOT_RREF, struct rref_call);
+}
 
 #define OWNER_BUCKETS 1024
 #define DELETE_RETRIES 5
@@ -119,7 +141,7 @@ static inline struct rxp_rref_id new_id(struct rxp_agent *a)
 {
 	return (struct rxp_rref_id){
 		.creator = (uint32_t)a->rank,
-		.local = atomic_fetch_add(&a->rr->counter, 1) + 1};
+		.local = atomic_fetch_add(&rr_of(a)->counter, 1) + 1};
 }
 
 /* rref.c */
@@ -130,6 +152,21 @@ struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
 struct rxp_rref *rxp__handle_get(struct rxp_rref *r);
 void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg);
 void rxp__rref_fail_waiters(struct rxp_agent *a);
+/* rref.c: life cycle and the owner side's hooks */
+int rxp__rrefs_init(struct rxp_agent *a);
+void rxp__rrefs_fini(struct rxp_agent *a);
+void rxp__rrefs_stop(struct rxp_agent *a); /* rref_user.c */
+void rxp__rref_on_request(struct rxp_agent *a, struct rxp_call *c);
+bool rxp__rref_owner_complete(struct rxp_call *c);
+int64_t rxp__rref_metric(struct rxp_agent *a, int which);
+/* rref_user.c: the caller's and callee's argument hooks */
+int rxp__rref_prepare_args(struct rxp_agent *a, int dst,
+			   const struct rxp_value *args, uint32_t nargs,
+			   struct rxp_arena *ar, const struct rxp_value **out);
+int rxp__rref_adopt_args(struct rxp_call *c);
+void rxp__rref_drop_args(struct rxp_call *c);
+void rxp__rref_unprepare_args(struct rxp_agent *a, const struct rxp_value *copy,
+			      uint32_t nargs);
 /* rref_user.c */
 void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *d);
 void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork);

@@ -117,15 +117,16 @@ static void fetch_answer(struct rxp__owner *o, struct rxp_call *c)
 		rxp__call_respond_buf(c, o->value, o->st, o->nst);
 }
 
-/* A REMOTE call completed (any thread): keep its value or error. */
-void rxp__rref_owner_complete(struct rxp_call *c)
+/* A REMOTE call completed (any thread): keep its value or error. False
+ * when @c is no REMOTE call (nothing kept). */
+bool rxp__rref_owner_complete(struct rxp_call *c)
 {
-	struct rxp__rrefs *rr = c->agent->rr;
-	struct rxp__owner *o = c->owner, *dead;
+	struct rxp__rrefs *rr = rr_of(c->agent);
+	struct rxp__owner *o = rrc(c)->owner, *dead;
 	struct rxp_call *w;
 
 	if (!o)
-		return;
+		return false;
 	pthread_mutex_lock(&rr->mu);
 	if (c->resp_flags & RXP__RESP_ERROR) {
 		struct rxp_arena ar;
@@ -155,11 +156,11 @@ void rxp__rref_owner_complete(struct rxp_call *c)
 	}
 	o->ready = true;
 	o->running = false;
-	c->owner = NULL;
+	rrc(c)->owner = NULL;
 	w = o->waiters;
 	o->waiters = NULL;
 	while (w) {
-		struct rxp_call *next = w->wnext;
+		struct rxp_call *next = rrc(w)->wnext;
 
 		fetch_answer(o, w);
 		w = next;
@@ -167,6 +168,7 @@ void rxp__rref_owner_complete(struct rxp_call *c)
 	dead = owner_maybe_unlink(rr, o);
 	pthread_mutex_unlock(&rr->mu);
 	owner_free(dead);
+	return true;
 }
 
 /* ----------------------------------------------------------- handles */
@@ -203,7 +205,7 @@ void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg)
 static void handle_free(struct rxp_rref *r)
 {
 	struct rxp_agent *a = r->a;
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 
 	if (r->on_owner) {
 		struct rxp__owner *o, *dead = NULL;
@@ -287,7 +289,7 @@ void rxp_rref_ids(const struct rxp_rref *r, struct rxp_rref_id *rref,
 
 static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0};
 	uint64_t *lens = rxp__buf_lens(c->st, c->nst, lens_inline);
 	struct rxp__owner *o;
@@ -318,7 +320,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 		ret = fork_add(o, &c->dc.meta.fork_id, c->caller);
 		if (!ret) {
 			o->have_remote = o->running = true;
-			c->owner = o;
+			rrc(c)->owner = o;
 		}
 	}
 	pthread_mutex_unlock(&rr->mu);
@@ -337,7 +339,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 
 static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp_rref_id id;
 	struct rxp__owner *o;
 	char msg[256];
@@ -351,7 +353,7 @@ static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 	if (o && o->ready) {
 		fetch_answer(o, c);
 	} else if (o) {
-		c->wnext = o->waiters;
+		rrc(c)->wnext = o->waiters;
 		o->waiters = c;
 	}
 	pthread_mutex_unlock(&rr->mu);
@@ -367,7 +369,7 @@ static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 			      const uint8_t *p, bool add)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp_rref_id id, fork;
 	struct rxp__owner *o, *dead = NULL;
 	uint32_t owner;
@@ -477,13 +479,13 @@ int rxp__rrefs_init(struct rxp_agent *a)
 		return -ENOMEM;
 	pthread_mutex_init(&rr->mu, NULL);
 	pthread_cond_init(&rr->cv, NULL);
-	a->rr = rr;
+	a->feat[RXP__SLOT_RREF] = rr;
 	return 0;
 }
 
 void rxp__rrefs_fini(struct rxp_agent *a)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 
 	if (!rr)
 		return;
@@ -508,13 +510,13 @@ void rxp__rrefs_fini(struct rxp_agent *a)
 	pthread_mutex_destroy(&rr->mu);
 	pthread_cond_destroy(&rr->cv);
 	rxp__free(rr);
-	a->rr = NULL;
+	a->feat[RXP__SLOT_RREF] = NULL;
 }
 
 /* Shutdown: fetches still waiting for a value get an error now. */
 void rxp__rref_fail_waiters(struct rxp_agent *a)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp_call *all = NULL;
 
 	pthread_mutex_lock(&rr->mu);
@@ -523,22 +525,22 @@ void rxp__rref_fail_waiters(struct rxp_agent *a)
 			while (o->waiters) {
 				struct rxp_call *w = o->waiters;
 
-				o->waiters = w->wnext;
-				w->wnext = all;
+				o->waiters = rrc(w)->wnext;
+				rrc(w)->wnext = all;
 				all = w;
 			}
 	pthread_mutex_unlock(&rr->mu);
 	while (all) {
 		struct rxp_call *w = all;
 
-		all = w->wnext;
+		all = rrc(w)->wnext;
 		rxp__call_fail_code(w, -RXP_E_SHUTDOWN, "owner shut down");
 	}
 }
 
 int64_t rxp__rref_metric(struct rxp_agent *a, int which)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	int64_t v = 0;
 
 	if (!rr)
@@ -564,3 +566,57 @@ int64_t rxp__rref_metric(struct rxp_agent *a, int which)
 	pthread_mutex_unlock(&rr->mu);
 	return v;
 }
+
+/* ------------------------------------------------- the feature (hooks) */
+
+static const char *rref_peer_lost(uint8_t type)
+{
+	return type == RXP__MSG_RREF_FETCH ? "owner lost" : NULL;
+}
+
+static int rref_before_run(struct rxp_call *c)
+{
+	int ret = rxp__rref_adopt_args(c);
+
+	if (ret)
+		rxp__call_fail_code(c, ret,
+				    "callee could not adopt an RRef argument");
+	return ret;
+}
+
+#define RREF_METRIC(n, which)                                                  \
+	static int64_t metric_##n(struct rxp_agent *a)                         \
+	{                                                                      \
+		return rxp__rref_metric(a, which);                             \
+	}
+RREF_METRIC(owned, 0)
+RREF_METRIC(forks, 1)
+RREF_METRIC(children, 2)
+RREF_METRIC(deletes, 3)
+#undef RREF_METRIC
+
+static const struct rxp__metric rref_metrics[] = {
+	{"rref.owned", metric_owned},
+	{"rref.forks", metric_forks},
+	{"rref.pending_children", metric_children},
+	{"rref.pending_deletes", metric_deletes},
+};
+
+const struct rxp__feature rxp__rref_feature = {
+	.name = "rref",
+	.slot = RXP__SLOT_RREF,
+	.init = rxp__rrefs_init,
+	.stop = rxp__rrefs_stop,
+	.fini = rxp__rrefs_fini,
+	.msg_first = RXP__MSG_REMOTE,
+	.msg_last = RXP__MSG_RREF_ACCEPT,
+	.on_msg = rxp__rref_on_request,
+	.peer_lost = rref_peer_lost,
+	.prepare_args = rxp__rref_prepare_args,
+	.unprepare_args = rxp__rref_unprepare_args,
+	.before_run = rref_before_run,
+	.on_finish = rxp__rref_owner_complete,
+	.call_free = rxp__rref_drop_args,
+	.metrics = rref_metrics,
+	.nmetrics = RXP_ARRAY_SIZE(rref_metrics),
+};

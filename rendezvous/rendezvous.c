@@ -15,12 +15,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent_int.h"
+#include <rxp/rxp.h>
+#include "rendezvous.h"
+#include "rxp_util.h"
 
 enum { RDV_HELLO = 1, RDV_TABLE, RDV_ERROR, RDV_BARRIER, RDV_BARRIER_DONE };
 
@@ -233,7 +237,7 @@ static int copy_str(char *dst, size_t cap, const char *src)
 
 int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 		      const char *tp_addr, const char *tp_name,
-		      struct rxp__worker *workers, int64_t timeout_ms)
+		      struct rxp__rdv_peer *peers, int64_t timeout_ms)
 {
 	int64_t deadline = deadline_of(timeout_ms);
 	struct hello h = {.magic = RDV_MAGIC,
@@ -268,11 +272,11 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 			const char *e = (char *)body +
 					(size_t)i * (NAME_LEN + ADDR_LEN);
 
-			memcpy(workers[i].name, e, NAME_LEN);
-			memcpy(workers[i].addr, e + NAME_LEN, ADDR_LEN);
-			workers[i].name[NAME_LEN - 1] = 0;
-			workers[i].addr[ADDR_LEN - 1] = 0;
-			workers[i].rank = i;
+			memcpy(peers[i].name, e, NAME_LEN);
+			memcpy(peers[i].addr, e + NAME_LEN, ADDR_LEN);
+			peers[i].name[NAME_LEN - 1] = 0;
+			peers[i].addr[ADDR_LEN - 1] = 0;
+			peers[i].rank = i;
 		}
 	}
 	rxp__free(body);

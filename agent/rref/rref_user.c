@@ -125,11 +125,11 @@ static int hold_child(struct rxp_agent *a, struct rxp_rref *ref,
 		return -ENOMEM;
 	ch->fork = *fork;
 	ch->ref = rxp__handle_get(ref);
-	pthread_mutex_lock(&a->rr->mu);
-	ch->next = a->rr->children;
-	a->rr->children = ch;
-	a->rr->nchildren++;
-	pthread_mutex_unlock(&a->rr->mu);
+	pthread_mutex_lock(&rr_of(a)->mu);
+	ch->next = rr_of(a)->children;
+	rr_of(a)->children = ch;
+	rr_of(a)->nchildren++;
+	pthread_mutex_unlock(&rr_of(a)->mu);
 	return 0;
 }
 
@@ -242,15 +242,15 @@ void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork)
 {
 	struct rxp__child **pp, *ch = NULL;
 
-	pthread_mutex_lock(&a->rr->mu);
-	for (pp = &a->rr->children; *pp; pp = &(*pp)->next)
+	pthread_mutex_lock(&rr_of(a)->mu);
+	for (pp = &rr_of(a)->children; *pp; pp = &(*pp)->next)
 		if (id_eq(&(*pp)->fork, fork)) {
 			ch = *pp;
 			*pp = ch->next;
-			a->rr->nchildren--;
+			rr_of(a)->nchildren--;
 			break;
 		}
-	pthread_mutex_unlock(&a->rr->mu);
+	pthread_mutex_unlock(&rr_of(a)->mu);
 	if (ch) {
 		rxp_rref_release(ch->ref);
 		rxp__free(ch);
@@ -317,16 +317,16 @@ static int adopt_one(struct rxp_call *c, const struct rxp_rref_desc *d)
 	r = rxp__handle_new(a, d);
 	if (!r)
 		return -ENOMEM;
-	c->rrefs[c->nrrefs++] = r;
+	rrc(c)->rrefs[rrc(c)->nrrefs++] = r;
 	if (d->owner == (uint32_t)a->rank) {
 		/* our own RRef came back: a local reference, no fork */
 		struct rxp__owner *o;
 
-		pthread_mutex_lock(&a->rr->mu);
-		o = rxp__owner_find(a->rr, &d->rref);
+		pthread_mutex_lock(&rr_of(a)->mu);
+		o = rxp__owner_find(rr_of(a), &d->rref);
 		if (o)
 			o->local_refs++;
-		pthread_mutex_unlock(&a->rr->mu);
+		pthread_mutex_unlock(&rr_of(a)->mu);
 		r->on_owner = o != NULL;
 		rxp__handle_settle(r, o ? 0 : -RXP_E_UNKNOWN_RREF,
 				   o ? NULL : "unknown RRef");
@@ -379,19 +379,19 @@ int rxp__rref_adopt_args(struct rxp_call *c)
 	adopt_tree(c, c->dc.args, c->dc.nargs, &n, false);
 	if (!n)
 		return 0;
-	c->rrefs = rxp__calloc(n, sizeof(*c->rrefs));
-	if (!c->rrefs)
+	rrc(c)->rrefs = rxp__calloc(n, sizeof(*rrc(c)->rrefs));
+	if (!rrc(c)->rrefs)
 		return -ENOMEM;
 	return adopt_tree(c, c->dc.args, c->dc.nargs, &n, true);
 }
 
 void rxp__rref_drop_args(struct rxp_call *c)
 {
-	for (uint32_t i = 0; i < c->nrrefs; i++)
-		rxp_rref_release(c->rrefs[i]);
-	rxp__free(c->rrefs);
-	c->rrefs = NULL;
-	c->nrrefs = 0;
+	for (uint32_t i = 0; i < rrc(c)->nrrefs; i++)
+		rxp_rref_release(rrc(c)->rrefs[i]);
+	rxp__free(rrc(c)->rrefs);
+	rrc(c)->rrefs = NULL;
+	rrc(c)->nrrefs = 0;
 }
 
 int rxp_call_rref(struct rxp_call *c, const struct rxp_value *v,
@@ -400,10 +400,10 @@ int rxp_call_rref(struct rxp_call *c, const struct rxp_value *v,
 	if (!c || !v || !out || v->kind != RXP_V_RREF || !v->u.rref.desc)
 		return -EINVAL;
 	/* the handle adopted for exactly this decoded value */
-	for (uint32_t i = 0; i < c->nrrefs; i++)
-		if (!memcmp(&c->rrefs[i]->d, v->u.rref.desc,
+	for (uint32_t i = 0; i < rrc(c)->nrrefs; i++)
+		if (!memcmp(&rrc(c)->rrefs[i]->d, v->u.rref.desc,
 			    sizeof(struct rxp_rref_desc))) {
-			*out = rxp__handle_get(c->rrefs[i]);
+			*out = rxp__handle_get(rrc(c)->rrefs[i]);
 			return 0;
 		}
 	return -ENOENT;
@@ -438,7 +438,7 @@ static bool retryable(int st)
 static void delete_sent(struct rxp_future *f, void *user)
 {
 	struct rxp__del *d = user;
-	struct rxp__rrefs *rr = d->a->rr;
+	struct rxp__rrefs *rr = rr_of(d->a);
 	int st = f ? rxp_future_status(f) : -RXP_E_PEER_LOST;
 
 	pthread_mutex_lock(&rr->mu);
@@ -473,7 +473,7 @@ static void delete_sent(struct rxp_future *f, void *user)
 static void *reaper_main(void *arg)
 {
 	struct rxp_agent *a = arg;
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 
 	pthread_mutex_lock(&rr->mu);
 	while (!rr->stop) {
@@ -513,7 +513,7 @@ static void *reaper_main(void *arg)
 
 void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *desc)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp__del *d = rxp__calloc(1, sizeof(*d));
 
 	pthread_mutex_lock(&rr->mu);
@@ -549,7 +549,7 @@ void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *desc)
 /* Shutdown, after the poller stopped (the submit gate is closed). */
 void rxp__rrefs_stop(struct rxp_agent *a)
 {
-	struct rxp__rrefs *rr = a->rr;
+	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp__child *children;
 
 	pthread_mutex_lock(&rr->mu);

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rendezvous (rendezvous.c): how the workers of one world find each other
+ * before the transport is used. Rank 0 serves it; every worker connects,
+ * says who it is and where its transport listens, and gets the whole table
+ * back. Below the agent: sees only util/. Not installed.
+ */
+#ifndef RXP_RENDEZVOUS_H
+#define RXP_RENDEZVOUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One worker as rendezvous reports it. */
+struct rxp__rdv_peer {
+	char name[128];
+	char addr[128]; /* transport address */
+	int rank;
+};
+
+struct rxp__rdv; /* rendezvous client + (rank 0) server */
+int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
+		     struct rxp__rdv **out, char *local_ip, size_t iplen);
+/* Fills @peers[0..world) (indexed by rank). */
+int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
+		      const char *tp_addr, const char *tp_name,
+		      struct rxp__rdv_peer *peers, int64_t timeout_ms);
+int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms);
+void rxp__rdv_close(struct rxp__rdv *r);
+/* rank 0: serve rendezvous for @world workers on host:port */
+struct rxp__rdv_server;
+int rxp__rdv_serve(const char *host, int port, int world,
+		   struct rxp__rdv_server **out);
+void rxp__rdv_server_stop(struct rxp__rdv_server *s);
+
+#endif
