@@ -196,6 +196,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	pthread_rwlock_init(&a->fn_lock, NULL);
 	pthread_mutex_init(&a->join_mu, NULL);
 	pthread_mutex_init(&a->progress_mu, NULL);
+	a->handler = at->handler;
+	a->handler_user = at->handler_user;
 	ret = features_init(a);
 	if (ret)
 		goto err_free;

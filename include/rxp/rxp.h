@@ -288,6 +288,11 @@ struct rxp_fn_def {
 	void *user;
 };
 
+struct rxp_request; /* an incoming user message awaiting its response */
+/* Handles user messages (message level, below): runs on a worker thread;
+ * must eventually respond to or fail @r (from any thread). */
+typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
+
 #define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
 #define RXP_TIMEOUT_NONE 0	 /* never time out */
 
@@ -311,6 +316,10 @@ struct rxp_agent_attr {
 	 * peer can call (rxp_agent_register adds more later). */
 	const struct rxp_fn_def *functions;
 	uint32_t nfunctions;
+	/* Message-level handler (framework backends), set before rendezvous
+	 * for the same reason; NULL: none until rxp_agent_set_handler. */
+	rxp_msg_handler handler;
+	void *handler_user;
 };
 
 /* Defaults as documented above. Threads: any. */
@@ -563,8 +572,6 @@ RXP_API int rxp_call_record_event(struct rxp_call *c, const char *name,
  */
 #define RXP_MSG_USER 64
 
-struct rxp_request; /* an incoming user message awaiting its response */
-
 RXP_API int rxp_request_type(const struct rxp_request *r);
 RXP_API int rxp_request_payload(const struct rxp_request *r, const void **data,
 				size_t *len);
@@ -580,9 +587,8 @@ RXP_API int rxp_request_respond(struct rxp_request *r, const void *payload,
 				uint32_t nstorages);
 RXP_API int rxp_request_fail(struct rxp_request *r, const char *msg);
 
-/* Handles user messages; runs on a worker thread; must eventually respond
- * to or fail @r (from any thread). */
-typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
+/* rxp_msg_handler (declared above struct rxp_agent_attr) handles user
+ * messages; set it in the attr or with this call. */
 RXP_API int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h,
 				  void *user);
 

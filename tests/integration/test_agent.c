@@ -642,6 +642,34 @@ static void test_world_of_one_calls_itself(void **state)
 	assert_int_equal(world_stop(&w, true), 0);
 }
 
+/* A handler given in the attr is there before any peer can send: the
+ * first message after rendezvous is served, never "no handler". */
+static void test_handler_from_attr_serves_at_once(void **state)
+{
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a = NULL;
+	struct rxp_future *f;
+	char name[32], payload[] = "first";
+	const void *data;
+	size_t len;
+
+	if (!world_transport_usable())
+		skip();
+	world_attr(&attr, 0, 1, world_free_port(), name, sizeof(name));
+	attr.handler = handler_echo;
+	assert_int_equal(rxp_agent_create(&attr, &a), 0);
+	assert_int_equal(rxp_msg_send(a, 0, RXP_MSG_USER, payload,
+				      sizeof(payload), NULL, 0,
+				      RXP_TIMEOUT_DEFAULT, &f),
+			 0);
+	assert_int_equal(rxp_future_wait(f), 0);
+	assert_int_equal(rxp_future_payload(f, &data, &len), 0);
+	assert_int_equal(len, sizeof(payload));
+	assert_memory_equal(data, payload, len);
+	rxp_future_release(f);
+	rxp_agent_shutdown(a);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +722,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_four_workers_all_to_all),
 		cmocka_unit_test(test_rendezvous_rejects_bad_world),
 		cmocka_unit_test(test_world_of_one_calls_itself),
+		cmocka_unit_test(test_handler_from_attr_serves_at_once),
 	};
 
 	world_maybe_worker(argc, argv);
