@@ -72,7 +72,40 @@ static int check_attr(const struct rxp_agent_attr *at)
 		rxp_err("agent", "bad timeout, thread count or port");
 		return -EINVAL;
 	}
+	if (at->store &&
+	    (!at->store->set || !at->store->get || !at->store->add)) {
+		rxp_err("agent", "attr.store needs set, get and add");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* rank 0's server and the connection to it, or the framework's store;
+ * @local_ip: where the data transport binds unless told otherwise */
+static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
+			   const char *maddr, int port, char *local_ip,
+			   size_t iplen)
+{
+	int ret;
+
+	if (at->store) {
+		ret = rxp__rdv_store_open(at->store, at->store_ctx, &a->rdv);
+		if (!ret)
+			rxp__rdv_route_ip(maddr, local_ip, iplen);
+		return ret;
+	}
+	if (a->rank == 0) {
+		ret = rxp__rdv_serve(maddr, port, a->world, &a->rdv_server);
+		if (ret)
+			return ret;
+	}
+	ret = rxp__rdv_connect(maddr, port, at->init_timeout_ms, &a->rdv,
+			       local_ip, iplen);
+	if (ret) {
+		rxp__rdv_server_stop(a->rdv_server);
+		a->rdv_server = NULL;
+	}
+	return ret;
 }
 
 static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
@@ -176,9 +209,11 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	maddr = at->master_addr ? at->master_addr : getenv("MASTER_ADDR");
 	if (!maddr || !*maddr)
 		maddr = "127.0.0.1";
-	port = at->master_port ? at->master_port
-			       : (int)rxp_env_long("MASTER_PORT", 29500);
-	if (port <= 0 || port > 65535)
+	/* with a store, no port of rxp's own */
+	port = at->store	 ? 0
+	       : at->master_port ? at->master_port
+				 : (int)rxp_env_long("MASTER_PORT", 29500);
+	if (!at->store && (port <= 0 || port > 65535))
 		return -EINVAL;
 
 	a = rxp__calloc(1, sizeof(*a));
@@ -219,15 +254,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 			goto err_free;
 		}
 	}
-	if (a->rank == 0) {
-		ret = rxp__rdv_serve(maddr, port, a->world, &a->rdv_server);
-		if (ret)
-			goto err_free;
-	}
-	ret = rxp__rdv_connect(maddr, port, at->init_timeout_ms, &a->rdv,
-			       local_ip, sizeof(local_ip));
+	ret = rendezvous_open(a, at, maddr, port, local_ip, sizeof(local_ip));
 	if (ret)
-		goto err_server;
+		goto err_free;
 	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
 	if (ret)
 		goto err_rdv;
@@ -268,7 +297,6 @@ err_tp:
 	a->ops->close(a->tp);
 err_rdv:
 	rxp__rdv_close(a->rdv);
-err_server:
 	rxp__rdv_server_stop(a->rdv_server);
 err_free:
 	agent_free(a);

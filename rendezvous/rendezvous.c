@@ -23,18 +23,18 @@
 #include <unistd.h>
 
 #include <rxp/rxp.h>
-#include "rendezvous.h"
+#include "rdv_int.h"
 #include "rxp_util.h"
 
 enum { RDV_HELLO = 1, RDV_TABLE, RDV_ERROR, RDV_BARRIER, RDV_BARRIER_DONE };
 
 #define RDV_MAGIC 0x52585652u /* "RXVR" */
 #define RDV_VERSION 1
-#define NAME_LEN 128
-#define ADDR_LEN 128
-#define TPNAME_LEN 32
+#define NAME_LEN RDV_NAME_LEN
+#define ADDR_LEN RDV_ADDR_LEN
+#define TPNAME_LEN RDV_TPNAME_LEN
 #define MAX_FRAME (1u << 24)
-#define MAX_WORLD 65536
+#define MAX_WORLD RDV_MAX_WORLD
 
 struct hello {
 	uint32_t magic, version;
@@ -42,10 +42,6 @@ struct hello {
 	char name[NAME_LEN];
 	char addr[ADDR_LEN];
 	char tpname[TPNAME_LEN];
-};
-
-struct rxp__rdv {
-	int fd;
 };
 
 /* ------------------------------------------------------------ socket io */
@@ -141,11 +137,6 @@ static int recv_frame(int fd, uint8_t *type, void **body, uint32_t *len,
 	return ret;
 }
 
-static int64_t deadline_of(int64_t timeout_ms)
-{
-	return timeout_ms > 0 ? rxp_now_ns() + timeout_ms * 1000000 : 0;
-}
-
 static int resolve(const char *host, int port, bool passive,
 		   struct sockaddr_storage *ss, socklen_t *sl)
 {
@@ -168,12 +159,48 @@ static int resolve(const char *host, int port, bool passive,
 	return 0;
 }
 
+/* Numeric text of @ss's address into @ip; 0 or -1. */
+static int sockaddr_ip(const struct sockaddr_storage *ss, char *ip,
+		       size_t iplen)
+{
+	const void *a =
+		ss->ss_family == AF_INET6
+			? (const void *)&((const struct sockaddr_in6 *)ss)
+				  ->sin6_addr
+			: (const void *)&((const struct sockaddr_in *)ss)
+				  ->sin_addr;
+
+	return inet_ntop(ss->ss_family, a, ip, (socklen_t)iplen) ? 0 : -1;
+}
+
+void rxp__rdv_route_ip(const char *host, char *ip, size_t iplen)
+{
+	struct sockaddr_storage ss, me;
+	socklen_t sl, ml = sizeof(me);
+	int fd = -1;
+
+	/* a connected UDP socket: the kernel picks the route, sends nothing */
+	if (!resolve(host, 9, false, &ss, &sl)) {
+		fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && !connect(fd, (struct sockaddr *)&ss, sl) &&
+		    !getsockname(fd, (struct sockaddr *)&me, &ml) &&
+		    !sockaddr_ip(&me, ip, iplen)) {
+			close(fd);
+			return;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	rxp_warn("rendezvous", "no route to %s: binding 127.0.0.1", host);
+	snprintf(ip, iplen, "127.0.0.1");
+}
+
 /* ---------------------------------------------------------------- client */
 
 int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
 		     struct rxp__rdv **out, char *local_ip, size_t iplen)
 {
-	int64_t deadline = deadline_of(timeout_ms);
+	int64_t deadline = rdv_deadline(timeout_ms);
 	struct sockaddr_storage ss, me;
 	socklen_t sl, ml = sizeof(me);
 	struct rxp__rdv *r;
@@ -206,12 +233,7 @@ int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getsockname(fd, (struct sockaddr *)&me, &ml) ||
-	    !inet_ntop(
-		    me.ss_family,
-		    me.ss_family == AF_INET6
-			    ? (void *)&((struct sockaddr_in6 *)&me)->sin6_addr
-			    : (void *)&((struct sockaddr_in *)&me)->sin_addr,
-		    local_ip, (socklen_t)iplen)) {
+	    sockaddr_ip(&me, local_ip, iplen)) {
 		close(fd);
 		return -RXP_E_RENDEZVOUS;
 	}
@@ -239,7 +261,7 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 		      const char *tp_addr, const char *tp_name,
 		      struct rxp__rdv_peer *peers, int64_t timeout_ms)
 {
-	int64_t deadline = deadline_of(timeout_ms);
+	int64_t deadline = rdv_deadline(timeout_ms);
 	struct hello h = {.magic = RDV_MAGIC,
 			  .version = RDV_VERSION,
 			  .rank = rank,
@@ -249,6 +271,9 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 	uint32_t len;
 	int ret;
 
+	if (r->store)
+		return rxp__rdv_store_exchange(r, rank, world, name, tp_addr,
+					       tp_name, peers, timeout_ms);
 	if (copy_str(h.name, sizeof(h.name), name) ||
 	    copy_str(h.addr, sizeof(h.addr), tp_addr) ||
 	    copy_str(h.tpname, sizeof(h.tpname), tp_name))
@@ -285,12 +310,14 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 
 int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms)
 {
-	int64_t deadline = deadline_of(timeout_ms);
+	int64_t deadline = rdv_deadline(timeout_ms);
 	uint8_t type;
 	void *body = NULL;
 	uint32_t len;
 	int ret;
 
+	if (r->store)
+		return rxp__rdv_store_barrier(r, timeout_ms);
 	ret = send_frame(r->fd, RDV_BARRIER, NULL, 0, deadline);
 	if (!ret)
 		ret = recv_frame(r->fd, &type, &body, &len, deadline);
@@ -310,7 +337,8 @@ void rxp__rdv_close(struct rxp__rdv *r)
 {
 	if (!r)
 		return;
-	close(r->fd);
+	if (r->fd >= 0)
+		close(r->fd);
 	rxp__free(r);
 }
 
@@ -342,7 +370,7 @@ static void srv_drop(struct srv_client *c)
 
 static void srv_broadcast_error(struct rxp__rdv_server *s, const char *msg)
 {
-	int64_t dl = deadline_of(1000);
+	int64_t dl = rdv_deadline(1000);
 
 	rxp_err("rendezvous", "%s", msg);
 	for (int i = 0; i < s->ncl; i++)
@@ -357,7 +385,7 @@ static void srv_table(struct rxp__rdv_server *s)
 	size_t ent = NAME_LEN + ADDR_LEN;
 	char msg[512];
 	char *tbl;
-	int64_t dl = deadline_of(5000);
+	int64_t dl = rdv_deadline(5000);
 
 	for (int i = 0; i < s->ncl; i++) {
 		struct hello *a = &s->cl[i].h;
@@ -410,7 +438,7 @@ fail:
 
 static void srv_barrier_check(struct rxp__rdv_server *s)
 {
-	int64_t dl = deadline_of(5000);
+	int64_t dl = rdv_deadline(5000);
 	int n = 0;
 
 	for (int i = 0; i < s->ncl; i++) {
@@ -440,7 +468,7 @@ static void srv_handle(struct rxp__rdv_server *s, struct srv_client *c)
 	uint8_t type;
 	void *body = NULL;
 	uint32_t len;
-	int ret = recv_frame(c->fd, &type, &body, &len, deadline_of(5000));
+	int ret = recv_frame(c->fd, &type, &body, &len, rdv_deadline(5000));
 
 	if (ret) {
 		srv_drop(c);

@@ -3,7 +3,9 @@
  * Rendezvous (rendezvous.c): how the workers of one world find each other
  * before the transport is used. Rank 0 serves it; every worker connects,
  * says who it is and where its transport listens, and gets the whole table
- * back. Below the agent: sees only util/. Not installed.
+ * back. Or, when the framework supplies a key-value store, every worker
+ * publishes and reads the table through it (rdv_store.c). Below the agent:
+ * sees only util/. Not installed.
  */
 #ifndef RXP_RENDEZVOUS_H
 #define RXP_RENDEZVOUS_H
@@ -18,6 +20,7 @@ struct rxp__rdv_peer {
 	int rank;
 };
 
+struct rxp_store_ops;
 struct rxp__rdv; /* rendezvous client + (rank 0) server */
 int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
 		     struct rxp__rdv **out, char *local_ip, size_t iplen);
@@ -27,6 +30,14 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 		      struct rxp__rdv_peer *peers, int64_t timeout_ms);
 int rxp__rdv_barrier(struct rxp__rdv *r, int64_t timeout_ms);
 void rxp__rdv_close(struct rxp__rdv *r);
+/* Rendezvous through a framework's key-value store (rdv_store.c): the
+ * same exchange and barrier as above, with no socket. -EINVAL if an op is
+ * missing. */
+int rxp__rdv_store_open(const struct rxp_store_ops *ops, void *ctx,
+			struct rxp__rdv **out);
+/* The local address that routes to @host (a connected UDP socket: no
+ * packet is sent), else "127.0.0.1". */
+void rxp__rdv_route_ip(const char *host, char *ip, size_t iplen);
 /* rank 0: serve rendezvous for @world workers on host:port */
 struct rxp__rdv_server;
 int rxp__rdv_serve(const char *host, int port, int world,

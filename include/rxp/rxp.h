@@ -296,9 +296,60 @@ typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
 #define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
 #define RXP_TIMEOUT_NONE 0	 /* never time out */
 
+/*
+ * A key-value store that the framework already has (torch's c10d Store, a
+ * launcher's). With attr.store set, rxp forms its world through it and
+ * opens no rendezvous port of its own: master_port is not used, nothing
+ * listens on or connects to it, so rxp runs beside a launcher or process
+ * group that owns MASTER_PORT (torchrun).
+ *
+ * Keys rxp uses (all under "rxp/"):
+ *   rxp/w/<rank>         set once by each worker at create: a versioned
+ *                        little-endian record of its name, transport
+ *                        address and transport name; every worker gets
+ *                        every other rank's record (waiting up to
+ *                        init_timeout_ms in all).
+ *   rxp/join/<n>         counter, add(1) by each worker entering its n-th
+ *                        rxp_agent_join() barrier (n = 0, 1, ...);
+ *   rxp/join/<n>/done    set by the worker whose add made the counter
+ *                        reach world_size; every worker waits for it.
+ * One world per store: two worlds (or two agents made one after the other
+ * in one process) on the same store would read each other's keys, so the
+ * framework gives each world its own store or key prefix, as torch does
+ * with PrefixStore.
+ *
+ * Threads: rxp calls the ops from the threads that call rxp_agent_create()
+ * and rxp_agent_join(); they may run concurrently, from any thread rxp
+ * runs (several agents, or join beside another agent's create), so they
+ * must be thread-safe. They may block (get up to its timeout).
+ *
+ * Errors: a record read from the store is untrusted input; a malformed one
+ * (magic, version, lengths, NUL termination, rank, world size), a
+ * duplicate worker name, a transport other than this worker's, or an op
+ * returning an error other than -ETIMEDOUT fails rxp_agent_create() with
+ * -RXP_E_RENDEZVOUS (and rxp_agent_join() likewise), with a log line
+ * naming the rank, the key and what was wrong. Ranks that never published
+ * within init_timeout_ms fail create with -ETIMEDOUT and a log line naming
+ * them ("ranks 2,3 never published"). Nothing is removed from the store.
+ * The ops table and @store_ctx must stay valid until rxp_agent_shutdown().
+ */
+struct rxp_store_ops {
+	/* Store @len bytes under @key, replacing any value. 0 or -errno. */
+	int (*set)(void *ctx, const char *key, const void *val, size_t len);
+	/* Wait up to @timeout_ms (> 0) for @key to exist, then copy up to @cap
+	 * bytes of its value into @buf and set *@len to the value's full size.
+	 * 0, -ETIMEDOUT, or -errno. */
+	int (*get)(void *ctx, const char *key, void *buf, size_t cap,
+		   size_t *len, int64_t timeout_ms);
+	/* Atomically add @delta to the integer counter @key (absent = 0) and
+	 * set *@out to the new value. 0 or -errno. */
+	int (*add)(void *ctx, const char *key, int64_t delta, int64_t *out);
+};
+
 struct rxp_agent_attr {
 	const char *name; /* worker name, unique, <= 127 bytes */
-	int rank;	  /* 0 .. world_size-1; rank 0 serves rendezvous */
+	int rank;	  /* 0 .. world_size-1; rank 0 serves rendezvous
+			     (unless .store is set) */
 	int world_size;
 	const char *master_addr; /* NULL: $MASTER_ADDR, else 127.0.0.1 */
 	int master_port;	 /* 0: $MASTER_PORT, else 29500 */
@@ -306,7 +357,8 @@ struct rxp_agent_attr {
 				    or "auto" */
 	const char *bind_addr;	 /* numeric IP for the data transport; NULL:
 				    $RXP_BIND_ADDR, else the local address
-				    that reaches master_addr */
+				    that reaches master_addr (else
+				    127.0.0.1) */
 	int64_t rpc_timeout_ms;	 /* default 60000; 0 = never */
 	int64_t init_timeout_ms; /* rendezvous; default 60000 */
 	int num_worker_threads;	 /* default 4 */
@@ -320,6 +372,9 @@ struct rxp_agent_attr {
 	 * for the same reason; NULL: none until rxp_agent_set_handler. */
 	rxp_msg_handler handler;
 	void *handler_user;
+	const struct rxp_store_ops *store; /* NULL: rxp's own rendezvous at
+					      master_addr:master_port */
+	void *store_ctx;		   /* passed to every store op */
 };
 
 /* Defaults as documented above. Threads: any. */
@@ -327,9 +382,12 @@ RXP_API void rxp_agent_attr_init(struct rxp_agent_attr *attr);
 
 /*
  * Create the agent, rendezvous with the other workers (blocks until all
- * world_size workers have joined or init_timeout_ms passes) and start the
- * polling thread and worker pool.
- * Return: 0 with *out set; -EINVAL bad attr; -RXP_E_RENDEZVOUS;
+ * world_size workers have joined or init_timeout_ms passes; 0 = no limit)
+ * and start the polling thread and worker pool. Rendezvous goes through
+ * attr.store when it is set (struct rxp_store_ops), else through rank 0's
+ * port at master_addr:master_port.
+ * Return: 0 with *out set; -EINVAL bad attr; -RXP_E_RENDEZVOUS; -ETIMEDOUT
+ * (workers missing at init_timeout_ms);
  * -RXP_E_NO_DEVICE (transport "verbs" forced without a device); -errno.
  * Threads: any.
  */
@@ -348,6 +406,8 @@ RXP_API void rxp_agent_shutdown(struct rxp_agent *a);
 /*
  * Barrier over all workers: returns once every worker has called join and
  * has no calls of its own in flight. Use before shutdown ("graceful").
+ * With attr.store the barrier runs through the store (rxp/join/<n> keys);
+ * a join that timed out there resumes the same round when called again.
  * Return 0, -ETIMEDOUT after @timeout_ms (0 = no limit), -RXP_E_RENDEZVOUS.
  */
 RXP_API int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms);
