@@ -78,7 +78,7 @@ ctest_in() { # dir, then ctest args
 	ctest --test-dir "$ROOT/$dir" --output-on-failure -j "$JOBS" "$@"
 }
 
-gcc_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++)
+gcc_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DRXP_TORCH=ON)
 ensure_gcc_build() { # verbs, perf and examples use the gcc build
 	[ -f "$ROOT/build/ci-gcc/build.ninja" ] && cmake --build "$ROOT/build/ci-gcc" -j "$JOBS" && return 0
 	configure_build build/ci-gcc "${gcc_args[@]}"
