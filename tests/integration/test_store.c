@@ -226,6 +226,14 @@ static void test_store_join_times_out_then_resumes(void **state)
 	run_all(w, 2, wk_join);
 	assert_int_equal(w[0].ret, 0);
 	assert_int_equal(w[1].ret, 0);
+	/* timeout 0: no limit, waited out in slices longer than one get */
+	w[0].join_timeout_ms = 0;
+	assert_int_equal(pthread_create(&w[0].t, NULL, wk_join, &w[0]), 0);
+	usleep(1500 * 1000);
+	wk_join(&w[1]);
+	pthread_join(w[0].t, NULL);
+	assert_int_equal(w[0].ret, 0);
+	assert_int_equal(w[1].ret, 0);
 	shutdown_all(w, 2);
 	tstore_free(s);
 }
