@@ -100,6 +100,11 @@ rxp_mutex_trylock(struct rxp_mutex *m)
 
 /* ------------------------------------------------------- lock classes */
 
+/* the classes' wrappers: outside the analysis (see above), and not all
+ * used by every file that declares a class */
+#define RXP_LOCK_FN_                                                           \
+	RXP_NO_THREAD_SAFETY_ANALYSIS __attribute__((unused)) static inline
+
 /* A token that names a class of locks; never defined, only named in
  * attributes (which do not evaluate it). */
 struct RXP_CAPABILITY("mutex") rxp_lock_class {
@@ -117,43 +122,38 @@ struct RXP_CAPABILITY("mutex") rxp_lock_class {
 #define RXP_LOCK_CLASS(cls)                                                    \
 	extern struct rxp_lock_class cls;                                      \
 	static inline void cls##_lock(struct rxp_mutex *m) RXP_ACQUIRE(cls);   \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_lock(           \
-		struct rxp_mutex *m)                                           \
+	RXP_LOCK_FN_ void cls##_lock(struct rxp_mutex *m)                      \
 	{                                                                      \
 		pthread_mutex_lock(&m->m);                                     \
 	}                                                                      \
 	static inline void cls##_unlock(struct rxp_mutex *m) RXP_RELEASE(cls); \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_unlock(         \
-		struct rxp_mutex *m)                                           \
+	RXP_LOCK_FN_ void cls##_unlock(struct rxp_mutex *m)                    \
 	{                                                                      \
 		pthread_mutex_unlock(&m->m);                                   \
 	}                                                                      \
 	static inline bool cls##_trylock(struct rxp_mutex *m)                  \
 		RXP_TRY_ACQUIRE(true, cls);                                    \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline bool cls##_trylock(        \
-		struct rxp_mutex *m)                                           \
+	RXP_LOCK_FN_ bool cls##_trylock(struct rxp_mutex *m)                   \
 	{                                                                      \
 		return pthread_mutex_trylock(&m->m) == 0;                      \
 	}                                                                      \
 	static inline int cls##_wait(pthread_cond_t *cv, struct rxp_mutex *m)  \
 		RXP_REQUIRES(cls);                                             \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline int cls##_wait(            \
-		pthread_cond_t *cv, struct rxp_mutex *m)                       \
+	RXP_LOCK_FN_ int cls##_wait(pthread_cond_t *cv, struct rxp_mutex *m)   \
 	{                                                                      \
 		return -pthread_cond_wait(cv, &m->m);                          \
 	}                                                                      \
 	static inline int cls##_timedwait(                                     \
 		pthread_cond_t *cv, struct rxp_mutex *m,                       \
 		const struct timespec *abs) RXP_REQUIRES(cls);                 \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline int cls##_timedwait(       \
-		pthread_cond_t *cv, struct rxp_mutex *m,                       \
-		const struct timespec *abs)                                    \
+	RXP_LOCK_FN_ int cls##_timedwait(pthread_cond_t *cv,                   \
+					 struct rxp_mutex *m,                  \
+					 const struct timespec *abs)           \
 	{                                                                      \
 		return -pthread_cond_timedwait(cv, &m->m, abs);                \
 	}                                                                      \
 	static inline void cls##_assert_held(void) RXP_ASSERT_HELD(cls);       \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_assert_held(    \
-		void)                                                          \
+	RXP_LOCK_FN_ void cls##_assert_held(void)                              \
 	{                                                                      \
 	}                                                                      \
 	struct rxp_lock_class
@@ -181,29 +181,25 @@ static inline void rxp_rwlock_destroy(struct rxp_rwlock *l)
 	extern struct rxp_lock_class cls;                                      \
 	static inline void cls##_rdlock(struct rxp_rwlock *l)                  \
 		RXP_ACQUIRE_SHARED(cls);                                       \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_rdlock(         \
-		struct rxp_rwlock *l)                                          \
+	RXP_LOCK_FN_ void cls##_rdlock(struct rxp_rwlock *l)                   \
 	{                                                                      \
 		pthread_rwlock_rdlock(&l->l);                                  \
 	}                                                                      \
 	static inline void cls##_rdunlock(struct rxp_rwlock *l)                \
 		RXP_RELEASE_SHARED(cls);                                       \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_rdunlock(       \
-		struct rxp_rwlock *l)                                          \
+	RXP_LOCK_FN_ void cls##_rdunlock(struct rxp_rwlock *l)                 \
 	{                                                                      \
 		pthread_rwlock_unlock(&l->l);                                  \
 	}                                                                      \
 	static inline void cls##_wrlock(struct rxp_rwlock *l)                  \
 		RXP_ACQUIRE(cls);                                              \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_wrlock(         \
-		struct rxp_rwlock *l)                                          \
+	RXP_LOCK_FN_ void cls##_wrlock(struct rxp_rwlock *l)                   \
 	{                                                                      \
 		pthread_rwlock_wrlock(&l->l);                                  \
 	}                                                                      \
 	static inline void cls##_wrunlock(struct rxp_rwlock *l)                \
 		RXP_RELEASE(cls);                                              \
-	RXP_NO_THREAD_SAFETY_ANALYSIS static inline void cls##_wrunlock(       \
-		struct rxp_rwlock *l)                                          \
+	RXP_LOCK_FN_ void cls##_wrunlock(struct rxp_rwlock *l)                 \
 	{                                                                      \
 		pthread_rwlock_unlock(&l->l);                                  \
 	}                                                                      \
