@@ -65,6 +65,7 @@ bool world_transport_usable(void)
 }
 
 const char *world_rank0_transport;
+int64_t world_rank0_rpc_timeout_ms;
 
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen)
@@ -84,6 +85,8 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 	attr->num_worker_threads = 4;
 	if (rank == 0 && world_rank0_transport)
 		attr->transport = world_rank0_transport;
+	if (rank == 0 && world_rank0_rpc_timeout_ms > 0)
+		attr->rpc_timeout_ms = world_rank0_rpc_timeout_ms;
 	attr->functions = fns;
 	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
 }
