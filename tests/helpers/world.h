@@ -37,7 +37,9 @@ bool world_transport_usable(void);
  * inside the rxe guest, which runs 15-20x slower), else 1. */
 int world_time_scale(void);
 
-/* A free TCP port on the loopback (racy by nature; tests use it at once). */
+/* A free TCP port on the loopback, this process's alone until it exits
+ * (an flock per port, below the ephemeral range: see world.c), so tests
+ * run in parallel never share one; -1 if none is left. */
 int world_free_port(void);
 
 /* If set, rank 0 (this process) uses this transport instead of
