@@ -106,9 +106,13 @@ static void test_pool_refuses_after_stop(void **state)
 	struct rxp__pool p;
 
 	assert_int_equal(rxp__pool_start(&p, 1), 0);
+	rxp__pool_lock(&p.mu);
 	p.stop = true; /* as rxp__pool_stop sets it, before joining */
+	rxp__pool_unlock(&p.mu);
 	assert_int_equal(rxp__pool_push(&p, task, NULL), -ECANCELED);
+	rxp__pool_lock(&p.mu);
 	p.stop = false;
+	rxp__pool_unlock(&p.mu);
 	rxp__pool_stop(&p);
 }
 
