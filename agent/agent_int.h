@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "feature.h"
 #include "rendezvous.h"
+#include "rxp_auth.h"
 #include "rxp_transport.h"
 #include "rxp_util.h"
 

@@ -510,11 +510,12 @@ static void on_send(void *ctx, void *cookie, int status)
 		 * whatever the socket or QP said (kept in the message) */
 		if (st == -ECANCELED && atomic_load(&a->stopping))
 			st = -ECANCELED;
-		else if (st != -RXP_E_TOO_BIG && st != -EINVAL)
+		else if (st != -RXP_E_TOO_BIG && st != -EINVAL &&
+			 st != -RXP_E_AUTH)
 			st = -RXP_E_PEER_LOST;
 		snprintf(msg, sizeof(msg), "%s: send to worker '%s' failed: %s",
-			 peer_lost(a, f), peer_name(a, f->dst),
-			 rxp_strerror(status));
+			 st == -RXP_E_AUTH ? "refused" : peer_lost(a, f),
+			 peer_name(a, f->dst), rxp_strerror(status));
 		fail_future(a, f, st, msg);
 		return;
 	}
@@ -538,8 +539,10 @@ static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
 						      : peer_lost(a, f),
 				 peer_name(a, peer), rxp_strerror(status));
 			fail_future(a, f,
-				    status == -ECANCELED ? -ECANCELED
-							 : -RXP_E_PEER_LOST,
+				    status == -ECANCELED ||
+						    status == -RXP_E_AUTH
+					    ? status
+					    : -RXP_E_PEER_LOST,
 				    msg);
 			n++;
 		}

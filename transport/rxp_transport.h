@@ -51,6 +51,7 @@
 
 struct rxp_tp;
 struct rxp_tp_ops;
+struct rxp_auth_key; /* transport/auth/rxp_auth.h */
 
 /* The part of every backend's connection the agent may read. Backends
  * embed it first (struct tcp_conn { struct rxp_conn base; ... }). */
@@ -68,6 +69,7 @@ struct rxp_tp {
 	const char *name; /* "tcp", "tcp-poll", "verbs" */
 	/* counters the backend maintains (single writer: polling thread) */
 	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	uint64_t auth_refused; /* connections refused by authentication */
 };
 
 struct rxp_msg_out {
@@ -113,6 +115,10 @@ struct rxp_tp_attr {
 	uint64_t max_storage;  /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
 	unsigned flags;	       /* RXP_TP_F_* */
 	const struct rxp_tp_cb *cb;
+	/* NULL or !key->on: no authentication. Else every connection proves
+	 * this job secret both ways before anything else (copied at open). */
+	const struct rxp_auth_key *key;
+	uint32_t world_size; /* sent and checked in the authenticated hello */
 	/* verbs only: NULL/-1 = choose automatically */
 	const char *dev_name;
 	int port_num;

@@ -321,6 +321,7 @@ static int f_progress(struct rxp_tp *tp)
 	f->base.bytes_received = f->inner->bytes_received;
 	f->base.msgs_sent = f->inner->msgs_sent;
 	f->base.msgs_received = f->inner->msgs_received;
+	f->base.auth_refused = f->inner->auth_refused;
 	return r;
 }
 
