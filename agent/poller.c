@@ -614,7 +614,20 @@ static void on_response(struct rxp_agent *a, struct rxp_conn *c,
 	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0}, *lens;
 	int ret;
 
-	if (!f || f->dst != c->peer_id || f->resp_done) {
+	if (f && f->conn_key != (uint64_t)(uintptr_t)c->agent_data) {
+		/* pending, but not from where its request went: a stranger
+		 * (or a confused peer) must not settle it */
+		if (!atomic_fetch_add(&a->forged_responses, 1))
+			rxp_warn("agent",
+				 "ignored a response for a pending call to "
+				 "'%s' that came on another connection (from "
+				 "'%s'); further ones are only counted "
+				 "(calls.forged_responses)",
+				 peer_name(a, f->dst),
+				 peer_name(a, c->peer_id));
+		return;
+	}
+	if (!f || f->resp_done) {
 		atomic_fetch_add(&a->late_responses, 1);
 		return;
 	}

@@ -378,7 +378,8 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * agent.thread_pool_size, agent.num_idle_threads) plus rxp's own
  * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
  * calls.responses_dropped (responses whose connection closed first),
- * transport.auth_refused
+ * calls.forged_responses (responses for a pending call that came on
+ * another connection than its request: ignored), transport.auth_refused
  * (connections refused by authentication),
  * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);

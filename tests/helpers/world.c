@@ -65,6 +65,8 @@ bool world_transport_usable(void)
 }
 
 const char *world_rank0_transport;
+const void *world_rank0_secret;
+size_t world_rank0_secret_len;
 
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen)
@@ -84,6 +86,10 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 	attr->num_worker_threads = 4;
 	if (rank == 0 && world_rank0_transport)
 		attr->transport = world_rank0_transport;
+	if (rank == 0 && world_rank0_secret) {
+		attr->secret = world_rank0_secret;
+		attr->secret_len = world_rank0_secret_len;
+	}
 	attr->functions = fns;
 	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
 }

@@ -14,6 +14,7 @@
 #define RXP_TEST_WORLD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include <rxp/rxp.h>
@@ -42,6 +43,9 @@ int world_free_port(void);
 /* If set, rank 0 (this process) uses this transport instead of
  * $RXP_TRANSPORT, e.g. "fault:tcp" for fault injection on one side. */
 extern const char *world_rank0_transport;
+/* If set, rank 0 uses this job secret (the others: $RXP_SECRET_FILE). */
+extern const void *world_rank0_secret;
+extern size_t world_rank0_secret_len;
 
 /* Fill @attr for @rank of @size on @port from the environment. */
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
