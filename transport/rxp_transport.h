@@ -69,7 +69,9 @@ struct rxp_tp {
 	const char *name; /* "tcp", "tcp-poll", "verbs" */
 	/* counters the backend maintains (single writer: polling thread) */
 	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
-	uint64_t auth_refused; /* connections refused by authentication */
+	/* connections refused by authentication; atomic: the agent's
+	 * metrics read it from any thread */
+	atomic_uint_fast64_t auth_refused;
 };
 
 struct rxp_msg_out {

@@ -274,7 +274,7 @@ static void test_no_secret_runs_nothing(void **state)
 	close(fd);
 	assert_int_equal(atomic_load(&count_calls), 0);
 	assert_int_equal(metric(w, "transport.auth_refused"), 1);
-	assert_int_equal(metric(w, "transport.msgs_received"), 0);
+	assert_int_equal(metric(w, "calls.served"), 0);
 	assert_int_equal(world_stop(w, true), 0);
 }
 

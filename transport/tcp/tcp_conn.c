@@ -249,7 +249,8 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 	    (err == -ECONNRESET || err == -RXP_E_PEER_LOST)) {
 		/* the acceptor closed on our proof instead of answering with
 		 * its own: a different secret, said so, not "peer lost" */
-		tp->base.auth_refused++;
+		atomic_fetch_add_explicit(&tp->base.auth_refused, 1,
+					  memory_order_relaxed);
 		rxp_warn(TCP_LOG,
 			 "%s: peer closed the connection on our proof: its "
 			 "job secret differs",

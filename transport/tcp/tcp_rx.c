@@ -142,17 +142,17 @@ static int auth_refuse(struct tcp_conn *c, int err, const char *why)
 {
 	struct tcp_tp *tp = c->tp;
 	int64_t now = rxp_now_ns();
+	uint64_t total = 1 + atomic_fetch_add_explicit(&tp->base.auth_refused,
+						       1, memory_order_relaxed);
 
-	tp->base.auth_refused++;
 	if (now >= tp->stats.auth_log_next) {
-		uint64_t n =
-			tp->base.auth_refused - tp->stats.auth_refused_logged;
+		uint64_t n = total - tp->stats.auth_refused_logged;
 
 		rxp_warn(TCP_LOG,
 			 "%s: connection refused: %s (%llu refused since the "
 			 "last such line)",
 			 c->peer_str, why, (unsigned long long)n);
-		tp->stats.auth_refused_logged = tp->base.auth_refused;
+		tp->stats.auth_refused_logged = total;
 		tp->stats.auth_log_next = now + 1000000000ll;
 	}
 	return err;
