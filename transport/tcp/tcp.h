@@ -392,6 +392,8 @@ void tcp_tx_fail_all(struct tcp_conn *c, int err);
 void tcp_tx_free(struct tcp_conn *c);
 
 /* tcp_rx.c */
+/* 0 (cannot fail: the frame parser's arrays are allocated only when
+ * the handshake is accepted) */
 int tcp_rx_init(struct tcp_rx *rx);
 void tcp_rx_fini(struct tcp_rx *rx);
 /* Consume @n received bytes (copying them to their destination).

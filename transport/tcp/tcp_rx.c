@@ -24,17 +24,24 @@
 
 int tcp_rx_init(struct tcp_rx *rx)
 {
+	memset(rx, 0, sizeof(*rx));
+	rx->state = RX_HS;
+	return 0;
+}
+
+/* The frame parser's arrays (16 KiB), only once the peer is accepted: a
+ * connection that never completes its handshake costs none of it. */
+static int rx_arm(struct tcp_rx *rx)
+{
 	size_t lens = 8 * (size_t)RXP_WIRE_MAX_STORAGES;
 	size_t bufs = sizeof(struct rxp_buf *) * (RXP_WIRE_MAX_STORAGES + 1);
 	uint8_t *mem = rxp__malloc(lens + bufs);
 
-	memset(rx, 0, sizeof(*rx));
 	if (!mem)
 		return -ENOMEM;
 	rx->lens = (uint64_t *)mem;
 	rx->lens_raw = mem;
 	rx->bufs = (struct rxp_buf **)(mem + lens);
-	rx->state = RX_HS;
 	return 0;
 }
 
@@ -161,6 +168,11 @@ static int auth_refuse(struct tcp_conn *c, int err, const char *why)
 /* The peer is who it says (or no one authenticates): open. */
 static int hs_done(struct tcp_conn *c, const struct tcp_hs *hs)
 {
+	if (rx_arm(&c->rx)) {
+		rxp_warn(TCP_LOG, "%s: no memory for the receive parser",
+			 c->peer_str);
+		return -ENOMEM;
+	}
 	c->peer_max_payload = hs->max_payload;
 	c->peer_max_storage = hs->max_storage;
 	c->peer_max_storages = hs->max_storages < RXP_WIRE_MAX_STORAGES
