@@ -326,7 +326,7 @@ struct tcp_tp {
 	const struct tcp_backend *be;
 	struct rxp_tp_cb cb;
 	uint32_t local_id;
-	uint32_t world_size;	 /* 0: not known (not checked) */
+	uint32_t world_size;	 /* authenticated hellos must carry this */
 	struct rxp_auth_key key; /* .on: authenticate every connection */
 	uint64_t max_payload, max_storage;
 	size_t zc_threshold;  /* SEND_ZC for storages >= this */
