@@ -116,7 +116,8 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 }
 
 static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
-			   const char *local_ip, char *addr, size_t addrlen)
+			   const struct rxp_auth_key *key, const char *local_ip,
+			   char *addr, size_t addrlen)
 {
 	const char *want =
 		at->transport ? at->transport : getenv("RXP_TRANSPORT");
@@ -127,7 +128,15 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 
 	if (!bind || !*bind)
 		bind = local_ip;
+	if (key->on && (!want || !*want || !strcmp(want, "auto"))) {
+		/* verbs does not authenticate yet (it refuses a secret) */
+		rxp_info("agent", "job secret set: using tcp (verbs does not "
+				  "authenticate yet)");
+		want = "tcp";
+	}
 	a->ops = rxp_tp_select(want, bind, &ret);
+	if (!a->ops)
+		return ret;
 	if (!a->ops)
 		return ret;
 	rxp__poller_callbacks(a);
@@ -136,6 +145,8 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	ta.cb = &a->cb;
 	ta.port_num = -1;
 	ta.gid_index = -1;
+	ta.key = key;
+	ta.world_size = (uint32_t)a->world;
 	ret = a->ops->open(&ta, &a->tp);
 	if (ret) {
 		rxp_err("agent", "cannot open transport %s on %s: %s",
@@ -225,6 +236,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 {
 	const char *maddr;
 	char local_ip[64], addr[128];
+	struct rxp_auth_key key;
 	struct rxp_agent *a;
 	int port, ret;
 
@@ -244,9 +256,15 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	if (!at->store && (port <= 0 || port > 65535))
 		return -EINVAL;
 
+	/* before anything waits on the network: a bad secret fails at once */
+	ret = rxp_auth_load(at->secret, at->secret_len, &key);
+	if (ret)
+		return ret;
 	a = rxp__calloc(1, sizeof(*a));
-	if (!a)
+	if (!a) {
+		rxp_auth_wipe(&key);
 		return -ENOMEM;
+	}
 	atomic_init(&a->refs, 1);
 	a->wake_fd = -1;
 	snprintf(a->name, sizeof(a->name), "%s", at->name);
@@ -283,7 +301,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = rendezvous_open(a, at, maddr, port, local_ip, sizeof(local_ip));
 	if (ret)
 		goto err_free;
-	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
+	ret = start_transport(a, at, &key, local_ip, addr, sizeof(addr));
+	rxp_auth_wipe(&key); /* the transport keeps its own copy */
 	if (ret)
 		goto err_rdv;
 	ret = exchange(a, addr, at->init_timeout_ms);
@@ -320,6 +339,7 @@ err_rdv:
 	rxp__rdv_close(a->rdv);
 	rxp__rdv_server_stop(a->rdv_server);
 err_free:
+	rxp_auth_wipe(&key);
 	agent_free(a);
 	return ret;
 }

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "feature.h"
 #include "rendezvous.h"
+#include "rxp_auth.h"
 #include "rxp_lock.h"
 #include "rxp_transport.h"
 #include "rxp_util.h"
@@ -188,7 +189,10 @@ struct rxp_call {
 
 /* ------------------------------------------------------------- slot map */
 /* u64 key -> pointer, keys = (generation << 32 | index). The agent's
- * tables are guarded by its progress lock. */
+ * tables are guarded by its progress lock. The generation is SipHash of a
+ * counter under a random per-table key, so a peer that sees some keys
+ * (call ids) cannot guess a pending one; the whole key is checked on
+ * lookup. */
 struct rxp__slot {
 	uint64_t key;
 	void *ptr;
@@ -197,7 +201,8 @@ struct rxp__slot {
 struct rxp__slots {
 	struct rxp__slot *v;
 	uint32_t cap, used, free_head;
-	uint32_t gen;
+	uint64_t ctr;
+	struct rxp_auth_prf prf;
 };
 int rxp__slots_init(struct rxp__slots *s, uint32_t cap);
 void rxp__slots_fini(struct rxp__slots *s);
@@ -344,7 +349,8 @@ struct rxp_agent {
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
-		late_responses, proto_errors, calls_served, responses_dropped;
+		late_responses, proto_errors, calls_served, responses_dropped,
+		forged_responses;
 };
 
 void rxp__agent_get(struct rxp_agent *a);

@@ -530,11 +530,12 @@ static void on_send(void *ctx, void *cookie, int status)
 		 * whatever the socket or QP said (kept in the message) */
 		if (st == -ECANCELED && atomic_load(&a->stopping))
 			st = -ECANCELED;
-		else if (st != -RXP_E_TOO_BIG && st != -EINVAL)
+		else if (st != -RXP_E_TOO_BIG && st != -EINVAL &&
+			 st != -RXP_E_AUTH)
 			st = -RXP_E_PEER_LOST;
 		snprintf(msg, sizeof(msg), "%s: send to worker '%s' failed: %s",
-			 peer_lost(a, f), peer_name(a, f->dst),
-			 rxp_strerror(status));
+			 st == -RXP_E_AUTH ? "refused" : peer_lost(a, f),
+			 peer_name(a, f->dst), rxp_strerror(status));
 		fail_future(a, f, st, msg);
 		return;
 	}
@@ -558,8 +559,10 @@ static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
 						      : peer_lost(a, f),
 				 peer_name(a, peer), rxp_strerror(status));
 			fail_future(a, f,
-				    status == -ECANCELED ? -ECANCELED
-							 : -RXP_E_PEER_LOST,
+				    status == -ECANCELED ||
+						    status == -RXP_E_AUTH
+					    ? status
+					    : -RXP_E_PEER_LOST,
 				    msg);
 			n++;
 		}
@@ -633,7 +636,20 @@ static void on_response(struct rxp_agent *a, struct rxp_conn *c,
 	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0}, *lens;
 	int ret;
 
-	if (!f || f->dst != c->peer_id || f->resp_done) {
+	if (f && f->conn_key != (uint64_t)(uintptr_t)c->agent_data) {
+		/* pending, but not from where its request went: a stranger
+		 * (or a confused peer) must not settle it */
+		if (!atomic_fetch_add(&a->forged_responses, 1))
+			rxp_warn("agent",
+				 "ignored a response for a pending call to "
+				 "'%s' that came on another connection (from "
+				 "'%s'); further ones are only counted "
+				 "(calls.forged_responses)",
+				 peer_name(a, f->dst),
+				 peer_name(a, c->peer_id));
+		return;
+	}
+	if (!f || f->resp_done) {
 		atomic_fetch_add(&a->late_responses, 1);
 		return;
 	}

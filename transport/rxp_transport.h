@@ -57,6 +57,7 @@
 
 struct rxp_tp;
 struct rxp_tp_ops;
+struct rxp_auth_key; /* transport/auth/rxp_auth.h */
 
 /* The part of every backend's connection the agent may read. Backends
  * embed it first (struct tcp_conn { struct rxp_conn base; ... }). */
@@ -75,6 +76,9 @@ struct rxp_tp {
 	/* counters the backend maintains (single writer: the progress lock's
 	 * holder) */
 	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	/* connections refused by authentication; atomic: the agent's
+	 * metrics read it from any thread */
+	atomic_uint_fast64_t auth_refused;
 };
 
 struct rxp_msg_out {
@@ -121,6 +125,10 @@ struct rxp_tp_attr {
 	uint64_t max_storage;  /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
 	unsigned flags;	       /* RXP_TP_F_* */
 	const struct rxp_tp_cb *cb;
+	/* NULL or !key->on: no authentication. Else every connection proves
+	 * this job secret both ways before anything else (copied at open). */
+	const struct rxp_auth_key *key;
+	uint32_t world_size; /* sent and checked in the authenticated hello */
 	/* verbs only: NULL/-1 = choose automatically */
 	const char *dev_name;
 	int port_num;

@@ -377,6 +377,20 @@ struct rxp_agent_attr {
 	const struct rxp_store_ops *store; /* NULL: rxp's own rendezvous at
 					      master_addr:master_port */
 	void *store_ctx;		   /* passed to every store op */
+	/* authentication */
+	/* The job secret every worker of the job shares (>= 16 bytes; use 32
+	 * random ones), read during rxp_agent_create only. NULL: the contents
+	 * of the file $RXP_SECRET_FILE if set (refused with -EPERM if group
+	 * or others may access it: chmod 600), else none. With a secret every
+	 * data connection proves it both ways (HMAC-SHA256 over fresh nonces
+	 * and both identities) before anything is read from it; a peer with
+	 * another secret or none is refused (-RXP_E_AUTH, metric
+	 * transport.auth_refused). This authenticates peers, it does not
+	 * encrypt or protect later traffic (README "Security"); the
+	 * rendezvous is not authenticated yet. verbs refuses a secret
+	 * (-EOPNOTSUPP) until it authenticates; "auto" then picks tcp. */
+	const void *secret;
+	size_t secret_len;
 };
 
 /* Defaults as documented above. Threads: any. */
@@ -444,6 +458,9 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * agent.thread_pool_size, agent.num_idle_threads) plus rxp's own
  * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
  * calls.responses_dropped (responses whose connection closed first),
+ * calls.forged_responses (responses for a pending call that came on
+ * another connection than its request: ignored), transport.auth_refused
+ * (connections refused by authentication),
  * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
  * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and

@@ -149,6 +149,8 @@ bool world_transport_usable(void)
 
 const char *world_rank0_transport;
 int64_t world_rank0_rpc_timeout_ms;
+const void *world_rank0_secret;
+size_t world_rank0_secret_len;
 
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen)
@@ -170,6 +172,10 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		attr->transport = world_rank0_transport;
 	if (rank == 0 && world_rank0_rpc_timeout_ms > 0)
 		attr->rpc_timeout_ms = world_rank0_rpc_timeout_ms;
+	if (rank == 0 && world_rank0_secret) {
+		attr->secret = world_rank0_secret;
+		attr->secret_len = world_rank0_secret_len;
+	}
 	attr->functions = fns;
 	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
 }

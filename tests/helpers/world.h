@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include <rxp/rxp.h>
@@ -47,6 +48,9 @@ int world_free_port(void);
 extern const char *world_rank0_transport;
 /* If > 0, rank 0's default call timeout (attr.rpc_timeout_ms). */
 extern int64_t world_rank0_rpc_timeout_ms;
+/* If set, rank 0 uses this job secret (the others: $RXP_SECRET_FILE). */
+extern const void *world_rank0_secret;
+extern size_t world_rank0_secret_len;
 
 /* Fill @attr for @rank of @size on @port from the environment. */
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,

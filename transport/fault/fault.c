@@ -322,6 +322,10 @@ static int f_progress(struct rxp_tp *tp)
 	f->base.bytes_received = f->inner->bytes_received;
 	f->base.msgs_sent = f->inner->msgs_sent;
 	f->base.msgs_received = f->inner->msgs_received;
+	atomic_store_explicit(&f->base.auth_refused,
+			      atomic_load_explicit(&f->inner->auth_refused,
+						   memory_order_relaxed),
+			      memory_order_relaxed);
 	return r;
 }
 

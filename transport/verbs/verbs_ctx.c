@@ -16,6 +16,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "rxp_auth.h"
 #include "verbs.h"
 
 /* ------------------------------------------------------------- timers */
@@ -294,6 +295,16 @@ static int verbs_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	rxp__log_init();
 	if (!attr || !attr->cb || !out)
 		return -EINVAL;
+	if (attr->key && attr->key->on) {
+		/* not yet: the proof would go in the CM private data (56 bytes
+		 * in a REQ's, 196 in a REP's) or a first message before any
+		 * buffer is trusted; until then refuse rather than run open */
+		rxp_err(VERBS_LOG,
+			"a job secret is set but the verbs transport "
+			"does not authenticate yet: refused (use "
+			"RXP_TRANSPORT=tcp)");
+		return -EOPNOTSUPP;
+	}
 	tp = rxp__calloc(1, sizeof(*tp));
 	if (!tp)
 		return -ENOMEM;
