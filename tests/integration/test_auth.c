@@ -403,14 +403,14 @@ static uint64_t pending_id(struct world *w)
 	uint64_t id = 0;
 
 	for (int i = 0; i < 200 && !id; i++) {
-		pthread_mutex_lock(&w->a->progress_mu);
+		rxp__progress_lock(&w->a->progress_mu);
 		for (uint32_t s = 0; s < w->a->pending.cap; s++) {
 			struct rxp_future *f = w->a->pending.v[s].ptr;
 
 			if (f && f->dst == 1 && f->type == RXP__MSG_CALL)
 				id = f->id;
 		}
-		pthread_mutex_unlock(&w->a->progress_mu);
+		rxp__progress_unlock(&w->a->progress_mu);
 		if (!id)
 			usleep(5000);
 	}
