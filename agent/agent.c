@@ -15,16 +15,23 @@
 
 /* --------------------------------------------------------- references */
 
+/* The last reference is gone: no other thread can reach @a, so the
+ * registry is freed without its lock (which is being destroyed). */
+RXP_NO_THREAD_SAFETY_ANALYSIS static void registry_free(struct rxp_agent *a)
+{
+	for (uint32_t i = 0; i < a->nfns; i++)
+		rxp__free(a->fns[i].name);
+	rxp__free(a->fns);
+}
+
 static void agent_free(struct rxp_agent *a)
 {
 	const struct rxp__feature *ft;
 
 	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
-	pthread_rwlock_destroy(&a->fn_lock);
-	pthread_mutex_destroy(&a->progress_mu);
-	for (uint32_t i = 0; i < a->nfns; i++)
-		rxp__free(a->fns[i].name);
-	rxp__free(a->fns);
+	registry_free(a);
+	rxp_rwlock_destroy(&a->fn_lock);
+	rxp_mutex_destroy(&a->progress_mu);
 	rxp__free(a->workers);
 	rxp__free(a);
 }
@@ -109,7 +116,8 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 }
 
 static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
-			   const char *local_ip, char *addr, size_t addrlen)
+			   const struct rxp_auth_key *key, const char *local_ip,
+			   char *addr, size_t addrlen)
 {
 	const char *want =
 		at->transport ? at->transport : getenv("RXP_TRANSPORT");
@@ -120,7 +128,15 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 
 	if (!bind || !*bind)
 		bind = local_ip;
+	if (key->on && (!want || !*want || !strcmp(want, "auto"))) {
+		/* verbs does not authenticate yet (it refuses a secret) */
+		rxp_info("agent", "job secret set: using tcp (verbs does not "
+				  "authenticate yet)");
+		want = "tcp";
+	}
 	a->ops = rxp_tp_select(want, bind, &ret);
+	if (!a->ops)
+		return ret;
 	if (!a->ops)
 		return ret;
 	rxp__poller_callbacks(a);
@@ -129,6 +145,8 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	ta.cb = &a->cb;
 	ta.port_num = -1;
 	ta.gid_index = -1;
+	ta.key = key;
+	ta.world_size = (uint32_t)a->world;
 	ret = a->ops->open(&ta, &a->tp);
 	if (ret) {
 		rxp_err("agent", "cannot open transport %s on %s: %s",
@@ -165,6 +183,27 @@ static int features_init(struct rxp_agent *a)
 	return 0;
 }
 
+/* The progress lock's tables, made before the polling thread starts (and
+ * freed if it never did): no other thread can take the lock yet. */
+static int tables_init(struct rxp_agent *a)
+{
+	int ret = rxp__slots_init(&a->pending, 1024);
+
+	if (ret)
+		return ret;
+	ret = rxp__slots_init(&a->conns, 64);
+	if (ret)
+		rxp__slots_fini(&a->pending);
+	return ret;
+}
+
+/* Create's error path, or shutdown with the lock held */
+static void tables_fini(struct rxp_agent *a)
+{
+	rxp__slots_fini(&a->conns);
+	rxp__slots_fini(&a->pending);
+}
+
 _Static_assert(sizeof(((struct rxp__worker *)0)->name) ==
 			       sizeof(((struct rxp__rdv_peer *)0)->name) &&
 		       sizeof(((struct rxp__worker *)0)->addr) ==
@@ -197,6 +236,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 {
 	const char *maddr;
 	char local_ip[64], addr[128];
+	struct rxp_auth_key key;
 	struct rxp_agent *a;
 	int port, ret;
 
@@ -216,9 +256,15 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	if (!at->store && (port <= 0 || port > 65535))
 		return -EINVAL;
 
+	/* before anything waits on the network: a bad secret fails at once */
+	ret = rxp_auth_load(at->secret, at->secret_len, &key);
+	if (ret)
+		return ret;
 	a = rxp__calloc(1, sizeof(*a));
-	if (!a)
+	if (!a) {
+		rxp_auth_wipe(&key);
 		return -ENOMEM;
+	}
 	atomic_init(&a->refs, 1);
 	a->wake_fd = -1;
 	snprintf(a->name, sizeof(a->name), "%s", at->name);
@@ -228,9 +274,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	a->init_timeout_ms = at->init_timeout_ms;
 	a->poll_us = at->poll_us >= 0 ? at->poll_us
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
-	pthread_rwlock_init(&a->fn_lock, NULL);
-	pthread_mutex_init(&a->join_mu, NULL);
-	pthread_mutex_init(&a->progress_mu, NULL);
+	rxp_rwlock_init(&a->fn_lock);
+	rxp_mutex_init(&a->join_mu);
+	rxp_mutex_init(&a->progress_mu);
 	a->handler = at->handler;
 	a->handler_user = at->handler_user;
 	ret = features_init(a);
@@ -257,18 +303,16 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = rendezvous_open(a, at, maddr, port, local_ip, sizeof(local_ip));
 	if (ret)
 		goto err_free;
-	ret = start_transport(a, at, local_ip, addr, sizeof(addr));
+	ret = start_transport(a, at, &key, local_ip, addr, sizeof(addr));
+	rxp_auth_wipe(&key); /* the transport keeps its own copy */
 	if (ret)
 		goto err_rdv;
 	ret = exchange(a, addr, at->init_timeout_ms);
 	if (ret)
 		goto err_tp;
-	ret = rxp__slots_init(&a->pending, 1024);
+	ret = tables_init(a);
 	if (ret)
 		goto err_tp;
-	ret = rxp__slots_init(&a->conns, 64);
-	if (ret)
-		goto err_pending;
 	a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (a->wake_fd < 0) {
 		ret = -errno;
@@ -290,15 +334,14 @@ err_pool:
 err_wake:
 	close(a->wake_fd);
 err_conns:
-	rxp__slots_fini(&a->conns);
-err_pending:
-	rxp__slots_fini(&a->pending);
+	tables_fini(a);
 err_tp:
 	a->ops->close(a->tp);
 err_rdv:
 	rxp__rdv_close(a->rdv);
 	rxp__rdv_server_stop(a->rdv_server);
 err_free:
+	rxp_auth_wipe(&key);
 	agent_free(a);
 	return ret;
 }
@@ -327,14 +370,17 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 	}
 	/* runs what is queued: calls complete into the closed gate */
 	rxp__pool_stop(&a->pool);
+	/* the poller is gone and the gate closed: no one else takes the
+	 * lock now, but the tables are its, so free them under it */
+	rxp__progress_lock(&a->progress_mu);
 	rxp__call_cache_flush(a);
 	rxp__heap_fini(&a->deadlines);
-	rxp__slots_fini(&a->pending);
-	rxp__slots_fini(&a->conns);
+	tables_fini(a);
+	rxp__progress_unlock(&a->progress_mu);
 	close(a->wake_fd);
 	rxp__rdv_close(a->rdv);
 	rxp__rdv_server_stop(a->rdv_server);
-	pthread_mutex_destroy(&a->join_mu);
+	rxp_mutex_destroy(&a->join_mu);
 	rxp__agent_put(a);
 }
 
@@ -353,10 +399,10 @@ int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 			return -ETIMEDOUT;
 		usleep(1000);
 	}
-	pthread_mutex_lock(&a->join_mu);
+	rxp_mutex_lock(&a->join_mu);
 	ret = rxp__rdv_barrier(
 		a->rdv, deadline ? (deadline - rxp_now_ns()) / 1000000 + 1 : 0);
-	pthread_mutex_unlock(&a->join_mu);
+	rxp_mutex_unlock(&a->join_mu);
 	return ret;
 }
 

@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Agent internals. See docs/DESIGN.md for the thread table; in short:
- *  - the polling thread owns the transport, the pending-call table, the
- *    deadline heap and the connection table (no locks: single owner);
- *  - user threads hand work to it through a lock-free submit stack and an
- *    eventfd that is written only when the poller sleeps;
- *  - worker threads run registered functions, handlers and then-callbacks.
+ * Agent internals. The threading contract is docs/DESIGN.md, "Threads":
+ * which threads exist, who holds which lock, where callbacks run. This
+ * header only marks, field by field, what each lock guards; clang's
+ * -Wthread-safety checks it (util/rxp_lock.h explains the lock classes).
  */
 #ifndef RXP_AGENT_INT_H
 #define RXP_AGENT_INT_H
@@ -19,6 +17,8 @@
 #include "codec.h"
 #include "feature.h"
 #include "rendezvous.h"
+#include "rxp_auth.h"
+#include "rxp_lock.h"
 #include "rxp_transport.h"
 #include "rxp_util.h"
 
@@ -45,6 +45,20 @@ enum rxp__api { RXP__API_ASYNC, RXP__API_SYNC, RXP__API_REMOTE };
 /* ------------------------------------------------------------- futures */
 
 enum rxp__fut_kind { RXP__FUT_CALL, RXP__FUT_MSG, RXP__FUT_CTRL };
+
+/*
+ * Lock classes (util/rxp_lock.h), one per kind of lock:
+ *  rxp__progress  an agent's progress_mu: held by whichever thread drives
+ *                 progress (the polling thread, or a submitter in kick());
+ *                 the transport's callbacks run under it
+ *  rxp__registry  an agent's fn_lock (rwlock): functions, handler, hooks
+ *  rxp__future_cb a future's cb_mu: its then-callbacks
+ *  rxp__pool      the worker pool's mu: its task ring
+ */
+RXP_LOCK_CLASS(rxp__progress);
+RXP_RWLOCK_CLASS(rxp__registry);
+RXP_LOCK_CLASS(rxp__future_cb);
+RXP_LOCK_CLASS(rxp__pool);
 
 struct rxp__cb {
 	rxp_future_cb fn;
@@ -85,12 +99,14 @@ struct rxp_future {
 	void *ctrl_ptr;
 	size_t ctrl_len;
 
-	/* poller-owned while pending */
-	uint64_t id;
-	uint64_t conn_key;
-	int64_t deadline_ns;
-	bool send_done, resp_done;
-	bool backlogged; /* on the agent's backlog (transport queue full) */
+	/* the progress lock's while pending (zeroed at creation) */
+	uint64_t id RXP_GUARDED_BY(rxp__progress);
+	uint64_t conn_key RXP_GUARDED_BY(rxp__progress);
+	int64_t deadline_ns RXP_GUARDED_BY(rxp__progress);
+	bool send_done RXP_GUARDED_BY(rxp__progress);
+	bool resp_done RXP_GUARDED_BY(rxp__progress);
+	/* on the agent's backlog (transport queue full) */
+	bool backlogged RXP_GUARDED_BY(rxp__progress);
 
 	/* result */
 	struct rxp_buf *resp_payload;
@@ -102,10 +118,11 @@ struct rxp_future {
 	const char *errconst; /* static message, or NULL */
 	struct rxp_arena arena;
 
-	pthread_mutex_t cb_mu;
-	struct rxp__cb cbs[RXP_FUTURE_MAX_CALLBACKS];
-	unsigned ncbs;
-	bool cbs_fired;
+	struct rxp_mutex cb_mu; /* class rxp__future_cb: the three below */
+	struct rxp__cb
+		cbs[RXP_FUTURE_MAX_CALLBACKS] RXP_GUARDED_BY(rxp__future_cb);
+	unsigned ncbs RXP_GUARDED_BY(rxp__future_cb);
+	bool cbs_fired RXP_GUARDED_BY(rxp__future_cb);
 
 	union {
 		char payload_inline[RXP__INLINE_PAYLOAD];
@@ -171,7 +188,11 @@ struct rxp_call {
 };
 
 /* ------------------------------------------------------------- slot map */
-/* u64 key -> pointer, keys = (generation << 32 | index). Poller only. */
+/* u64 key -> pointer, keys = (generation << 32 | index). The agent's
+ * tables are guarded by its progress lock. The generation is SipHash of a
+ * counter under a random per-table key, so a peer that sees some keys
+ * (call ids) cannot guess a pending one; the whole key is checked on
+ * lookup. */
 struct rxp__slot {
 	uint64_t key;
 	void *ptr;
@@ -180,7 +201,8 @@ struct rxp__slot {
 struct rxp__slots {
 	struct rxp__slot *v;
 	uint32_t cap, used, free_head;
-	uint32_t gen;
+	uint64_t ctr;
+	struct rxp_auth_prf prf;
 };
 int rxp__slots_init(struct rxp__slots *s, uint32_t cap);
 void rxp__slots_fini(struct rxp__slots *s);
@@ -213,11 +235,15 @@ struct rxp__task {
 	void *arg;
 };
 struct rxp__pool {
-	pthread_mutex_t mu;
+	struct rxp_mutex mu; /* class rxp__pool: the task ring and stop */
 	pthread_cond_t cv;
-	struct rxp__task *q;
-	uint32_t head, count, cap;
-	bool stop;
+	struct rxp__task *q RXP_GUARDED_BY(rxp__pool);
+	uint32_t head RXP_GUARDED_BY(rxp__pool);
+	uint32_t count RXP_GUARDED_BY(rxp__pool);
+	uint32_t cap RXP_GUARDED_BY(rxp__pool);
+	bool stop RXP_GUARDED_BY(rxp__pool);
+	/* set by pool_start, read by pool_stop: the thread that owns the
+	 * agent's life */
 	int nthreads;
 	pthread_t *threads;
 	atomic_int idle;
@@ -235,7 +261,8 @@ struct rxp__worker {
 	char name[128];
 	char addr[128]; /* transport address */
 	int rank;
-	/* poller-owned */
+	/* guarded by the agent's progress lock (C cannot say so here: the
+	 * lock is in struct rxp_agent) */
 	struct rxp_conn *conn; /* outgoing */
 	uint64_t conn_key;
 	/* metrics */
@@ -270,38 +297,48 @@ struct rxp_agent {
 	_Atomic(struct rxp_future *) sub_futs;
 	_Atomic(struct rxp_call *) sub_calls;
 	atomic_bool sleeping; /* the polling thread sleeps: lock is free */
-	pthread_mutex_t progress_mu; /* held by the leader (see poller.c) */
-	int64_t sleep_until_ns;	     /* when the sleeping poller wakes */
+	/* class rxp__progress, held by the leader (see poller.c); it guards
+	 * the fields marked so, and each worker's conn and conn_key */
+	struct rxp_mutex progress_mu;
+	/* when the sleeping poller wakes */
+	int64_t sleep_until_ns RXP_GUARDED_BY(rxp__progress);
 	atomic_bool stopping;
 	atomic_bool stopped;   /* new work refused */
 	atomic_int submitters; /* threads inside the submit gate */
 	int wake_fd;
 	int64_t init_timeout_ms;
-	pthread_mutex_t join_mu;
+	struct rxp_mutex join_mu; /* one rxp_agent_join barrier at a time */
 
 	pthread_t poller;
 	bool poller_started;
 
-	/* poller-owned */
-	struct rxp_future *backlog_head, *backlog_tail; /* send -EAGAIN */
-	struct rxp_call *rbacklog_head, *rbacklog_tail;
-	struct rxp__slots pending; /* id -> future */
-	struct rxp__slots conns;   /* conn key -> struct rxp_conn */
-	struct rxp__heap deadlines;
+	/* send -EAGAIN: requests and responses wait here */
+	struct rxp_future *backlog_head RXP_GUARDED_BY(rxp__progress);
+	struct rxp_future *backlog_tail RXP_GUARDED_BY(rxp__progress);
+	struct rxp_call *rbacklog_head RXP_GUARDED_BY(rxp__progress);
+	struct rxp_call *rbacklog_tail RXP_GUARDED_BY(rxp__progress);
+	/* id -> future */
+	struct rxp__slots pending RXP_GUARDED_BY(rxp__progress);
+	/* conn key -> struct rxp_conn */
+	struct rxp__slots conns RXP_GUARDED_BY(rxp__progress);
+	struct rxp__heap deadlines RXP_GUARDED_BY(rxp__progress);
 
 	struct rxp__pool pool;
-	struct rxp_call *call_cache; /* poller-owned free list */
-	uint32_t ncall_cache;
+	/* free list of incoming calls */
+	struct rxp_call *call_cache RXP_GUARDED_BY(rxp__progress);
+	uint32_t ncall_cache RXP_GUARDED_BY(rxp__progress);
 
-	pthread_rwlock_t fn_lock;
-	struct rxp__fn_entry *fns;
-	uint32_t nfns, cap_fns;
-	rxp_msg_handler handler;
-	void *handler_user;
+	/* class rxp__registry: the functions, the handler, the hooks */
+	struct rxp_rwlock fn_lock;
+	struct rxp__fn_entry *fns RXP_GUARDED_BY(rxp__registry);
+	uint32_t nfns RXP_GUARDED_BY(rxp__registry);
+	uint32_t cap_fns RXP_GUARDED_BY(rxp__registry);
+	rxp_msg_handler handler RXP_GUARDED_BY(rxp__registry);
+	void *handler_user RXP_GUARDED_BY(rxp__registry);
 
 	/* autograd hooks (read on worker threads; set before calls) */
-	struct rxp_autograd_hooks ag_hooks;
-	bool has_ag_hooks;
+	struct rxp_autograd_hooks ag_hooks RXP_GUARDED_BY(rxp__registry);
+	bool has_ag_hooks RXP_GUARDED_BY(rxp__registry);
 
 	/* features (feature.h): state by slot, owner of each internal type */
 	void *feat[RXP__NSLOTS];
@@ -312,7 +349,8 @@ struct rxp_agent {
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
-		late_responses, proto_errors, calls_served, responses_dropped;
+		late_responses, proto_errors, calls_served, responses_dropped,
+		forged_responses;
 };
 
 void rxp__agent_get(struct rxp_agent *a);
@@ -323,16 +361,21 @@ void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c);
 /* true if this thread holds @a's progress lock (the polling thread while
  * awake, or a submitter sending directly for a moment) */
 bool rxp__on_poller(const struct rxp_agent *a);
+/* For a path where this thread holds @a's progress lock but the analysis
+ * cannot see it (a transport callback; after rxp__on_poller() said so):
+ * tells it so, and checks it in debug builds. */
+void rxp__progress_held(const struct rxp_agent *a)
+	RXP_ASSERT_HELD(rxp__progress);
 
 /* poller.c: the polling thread's body, and the transport callbacks */
 void *rxp__poller_main(void *arg);
 void rxp__poller_callbacks(struct rxp_agent *a);
 int rxp__worker_id(const struct rxp_agent *a, const char *name);
-/* incoming calls (rpc.c): allocated on the poller (from its cache),
- * refs = 2 (dispatch + completion path) */
-struct rxp_call *rxp__call_new(struct rxp_agent *a);
+/* incoming calls (call.c): allocated under the progress lock (from its
+ * cache), refs = 2 (dispatch + completion path); put on any thread */
+struct rxp_call *rxp__call_new(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
 void rxp__call_put(struct rxp_call *c);
-void rxp__call_cache_flush(struct rxp_agent *a);
+void rxp__call_cache_flush(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
 /* run an incoming request on the worker pool (rpc.c) */
 void rxp__dispatch(void *arg);
 /* finish a call with an error response */

@@ -40,6 +40,18 @@ struct rxp_call *rxp__call_new(struct rxp_agent *a)
 	return c;
 }
 
+/* Keep @c for reuse if the cache has room; false if not. */
+static bool cache_put(struct rxp_agent *a, struct rxp_call *c)
+{
+	rxp__progress_held(a); /* rxp__on_poller() said so */
+	if (a->ncall_cache >= CALL_CACHE_MAX)
+		return false;
+	c->next = a->call_cache;
+	a->call_cache = c;
+	a->ncall_cache++;
+	return true;
+}
+
 void rxp__call_put(struct rxp_call *c)
 {
 	const struct rxp__feature *ft;
@@ -65,13 +77,10 @@ void rxp__call_put(struct rxp_call *c)
 	else if (c->resp != c->resp_inline)
 		rxp__free(c->resp);
 	rxp_arena_fini(&c->arena);
-	if (rxp__on_poller(a) && a->ncall_cache < CALL_CACHE_MAX) {
-		c->next = a->call_cache;
-		a->call_cache = c;
-		a->ncall_cache++;
-	} else {
+	if (rxp__on_poller(a) && cache_put(a, c))
+		;
+	else
 		rxp__free(c);
-	}
 	rxp__agent_put(a);
 }
 

@@ -63,7 +63,7 @@ struct rxp_future *rxp__future_new(struct rxp_agent *a, enum rxp__fut_kind k)
 	atomic_init(&f->waiters, 0);
 	f->rst = f->rst_inline;
 	f->st = f->st_inline;
-	pthread_mutex_init(&f->cb_mu, NULL);
+	rxp_mutex_init(&f->cb_mu);
 	rxp_arena_init(&f->arena, f->arena_mem, sizeof(f->arena_mem));
 	return f;
 }
@@ -86,7 +86,7 @@ static void future_free(struct rxp_future *f)
 			ft->future_free(f);
 	}
 	rxp_arena_fini(&f->arena);
-	pthread_mutex_destroy(&f->cb_mu);
+	rxp_mutex_destroy(&f->cb_mu);
 
 	pthread_once(&fcache_once, fcache_key_init);
 	if (fcache.n < FCACHE_MAX) {
@@ -124,10 +124,17 @@ void rxp__future_set_error(struct rxp_future *f, const char *msg)
 static void run_callbacks(void *arg)
 {
 	struct rxp_future *f = arg;
+	struct rxp__cb cbs[RXP_FUTURE_MAX_CALLBACKS];
+	unsigned n;
 
-	/* cbs[] is immutable once cbs_fired is set */
-	for (unsigned i = 0; i < f->ncbs; i++)
-		f->cbs[i].fn(f, f->cbs[i].user);
+	/* cbs[] no longer changes once cbs_fired is set; copy it under the
+	 * lock all the same (a few words) rather than read it unguarded */
+	rxp__future_cb_lock(&f->cb_mu);
+	n = f->ncbs;
+	memcpy(cbs, f->cbs, n * sizeof(cbs[0]));
+	rxp__future_cb_unlock(&f->cb_mu);
+	for (unsigned i = 0; i < n; i++)
+		cbs[i].fn(f, cbs[i].user);
 	rxp__future_put(f);
 }
 
@@ -137,11 +144,11 @@ void rxp__future_fulfil(struct rxp_future *f, int status)
 	unsigned ncbs;
 
 	f->status = status;
-	pthread_mutex_lock(&f->cb_mu);
+	rxp__future_cb_lock(&f->cb_mu);
 	atomic_store_explicit(&f->state, 1, memory_order_release);
 	f->cbs_fired = true;
 	ncbs = f->ncbs;
-	pthread_mutex_unlock(&f->cb_mu);
+	rxp__future_cb_unlock(&f->cb_mu);
 	if (atomic_load(&f->waiters))
 		syscall(SYS_futex, &f->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
 			NULL, 0);
@@ -213,18 +220,18 @@ int rxp_future_then(struct rxp_future *f, rxp_future_cb cb, void *user)
 {
 	if (!f || !cb)
 		return -EINVAL;
-	pthread_mutex_lock(&f->cb_mu);
+	rxp__future_cb_lock(&f->cb_mu);
 	if (f->cbs_fired) {
-		pthread_mutex_unlock(&f->cb_mu);
+		rxp__future_cb_unlock(&f->cb_mu);
 		cb(f, user);
 		return 0;
 	}
 	if (f->ncbs == RXP_FUTURE_MAX_CALLBACKS) {
-		pthread_mutex_unlock(&f->cb_mu);
+		rxp__future_cb_unlock(&f->cb_mu);
 		return -EBUSY;
 	}
 	f->cbs[f->ncbs++] = (struct rxp__cb){.fn = cb, .user = user};
-	pthread_mutex_unlock(&f->cb_mu);
+	rxp__future_cb_unlock(&f->cb_mu);
 	return 0;
 }
 

@@ -23,6 +23,9 @@ M(late, atomic_load(&a->late_responses))
 M(proto, atomic_load(&a->proto_errors))
 M(served, atomic_load(&a->calls_served))
 M(resp_dropped, atomic_load(&a->responses_dropped))
+M(forged, atomic_load(&a->forged_responses))
+M(auth_refused,
+  a->tp ? atomic_load_explicit(&a->tp->auth_refused, memory_order_relaxed) : 0)
 M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
 M(bytes_recv, a->tp ? a->tp->bytes_received : 0)
 M(msgs_sent, a->tp ? a->tp->msgs_sent : 0)
@@ -41,11 +44,13 @@ static const struct rxp__metric metrics[] = {
 	{"calls.late_responses", m_late},
 	{"calls.served", m_served},
 	{"calls.responses_dropped", m_resp_dropped},
+	{"calls.forged_responses", m_forged},
 	{"errors.protocol", m_proto},
 	{"transport.bytes_sent", m_bytes_sent},
 	{"transport.bytes_received", m_bytes_recv},
 	{"transport.msgs_sent", m_msgs_sent},
 	{"transport.msgs_received", m_msgs_recv},
+	{"transport.auth_refused", m_auth_refused},
 };
 
 static const char *const peer_keys[] = {"calls", "bytes_sent", "bytes_received",

@@ -4,9 +4,13 @@
  * transport, turns its callbacks into future completions and worker-pool
  * tasks, expires deadlines, and sleeps on the transport's fd when idle.
  *
- * Threads: everything here runs on the polling thread, except the submit
- * functions (any thread) which only push onto lock-free stacks.
+ * Threads (docs/DESIGN.md, "Threads"): everything here runs with the
+ * agent's progress lock held, by the polling thread or by a submitter that
+ * found the poller asleep and leads for a moment (kick); the transport's
+ * callbacks below run on whichever thread that is. The submit functions
+ * run on any thread and push onto lock-free stacks.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <poll.h>
@@ -38,7 +42,8 @@ static void wake(struct rxp_agent *a)
 		rxp_warn("agent", "wake: %s", strerror(errno));
 }
 
-static int drain_submissions(struct rxp_agent *a, bool cancel);
+static int drain_submissions(struct rxp_agent *a, bool cancel)
+	RXP_REQUIRES(rxp__progress);
 static bool work_queued(struct rxp_agent *a);
 
 /*
@@ -47,7 +52,7 @@ static bool work_queued(struct rxp_agent *a);
  * and wake the poller if work arrived meanwhile or if a deadline now comes
  * before the time it sleeps until.
  */
-static void leave_lead(struct rxp_agent *a)
+static void leave_lead(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__dl d;
 
@@ -70,7 +75,7 @@ static void kick(struct rxp_agent *a)
 {
 	if (!atomic_load(&a->sleeping))
 		return; /* the poller is awake and will see the push */
-	if (current_leader == a || pthread_mutex_trylock(&a->progress_mu)) {
+	if (current_leader == a || !rxp__progress_trylock(&a->progress_mu)) {
 		wake(a);
 		return;
 	}
@@ -80,7 +85,7 @@ static void kick(struct rxp_agent *a)
 		a->ops->progress(a->tp);
 		leave_lead(a);
 	}
-	pthread_mutex_unlock(&a->progress_mu);
+	rxp__progress_unlock(&a->progress_mu);
 }
 
 /* Gate: new work is refused once stopped; shutdown waits for threads
@@ -146,6 +151,7 @@ static const char *peer_lost(const struct rxp_agent *a,
 /* Outcome known (response, error, timeout) and the transport is done with
  * the request's memory: fulfil. */
 static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
 {
 	if (!f->send_done || !f->resp_done)
 		return;
@@ -163,10 +169,11 @@ static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
 	rxp__future_fulfil(f, f->status);
 }
 
-static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f);
+static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress);
 
 static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
-			const char *msg)
+			const char *msg) RXP_REQUIRES(rxp__progress)
 {
 	if (f->resp_done)
 		return;
@@ -185,6 +192,7 @@ static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
  * slot and deadline already in place, and go out as the transport drains.
  * Anything submitted while the backlog is not empty queues behind it. */
 static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
 {
 	f->next = NULL;
 	f->backlogged = true;
@@ -196,6 +204,7 @@ static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
 }
 
 static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_future **pp, *prev = NULL;
 
@@ -212,6 +221,7 @@ static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
 
 /* 0 sent, -EAGAIN not now, other -errno failed */
 static int transmit(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__worker *w = &a->workers[f->dst];
 	struct rxp_msg_out m = {.type = f->type,
@@ -237,6 +247,7 @@ static int transmit(struct rxp_agent *a, struct rxp_future *f)
 }
 
 static void send_failed(struct rxp_agent *a, struct rxp_future *f, int ret)
+	RXP_REQUIRES(rxp__progress)
 {
 	char msg[256];
 
@@ -247,7 +258,7 @@ static void send_failed(struct rxp_agent *a, struct rxp_future *f, int ret)
 }
 
 /* Send what waits on the backlog; stop at the first -EAGAIN. */
-static int backlog_retry(struct rxp_agent *a)
+static int backlog_retry(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
 	int n = 0;
 
@@ -271,6 +282,7 @@ static int backlog_retry(struct rxp_agent *a)
 }
 
 static void send_request(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__worker *w = &a->workers[f->dst];
 	int ret;
@@ -315,6 +327,7 @@ err:
 /* The response cannot be delivered (its connection is gone): count it and
  * let go of the call. */
 static void drop_response(struct rxp_agent *a, struct rxp_call *c, int why)
+	RXP_REQUIRES(rxp__progress)
 {
 	atomic_fetch_add(&a->responses_dropped, 1);
 	rxp_dbg("agent", "response to '%s' dropped: %s",
@@ -324,6 +337,7 @@ static void drop_response(struct rxp_agent *a, struct rxp_call *c, int why)
 
 /* 0 sent or dropped (connection gone), -EAGAIN not now */
 static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_conn *conn = rxp__slots_get(&a->conns, c->conn_key);
 	struct rxp_iov piov = {.base = c->resp, .len = c->resp_len};
@@ -351,7 +365,7 @@ static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
  * when the connection is gone), so the link to the next one is read
  * first: a call's ->next must not be touched once it left our hands.
  */
-static int response_retry(struct rxp_agent *a)
+static int response_retry(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
 	int n = 0;
 
@@ -372,6 +386,7 @@ static int response_retry(struct rxp_agent *a)
 /* A connection closed: the responses still waiting for it can never go
  * out; free them now instead of when the backlog reaches them. */
 static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_call **pp = &a->rbacklog_head, *prev = NULL;
 
@@ -391,6 +406,7 @@ static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
 }
 
 static void send_response(struct rxp_agent *a, struct rxp_call *c)
+	RXP_REQUIRES(rxp__progress)
 {
 	if (!a->rbacklog_head && !transmit_response(a, c))
 		return;
@@ -416,6 +432,7 @@ static void send_response(struct rxp_agent *a, struct rxp_call *c)
 	} while (0)
 
 static int drain_submissions(struct rxp_agent *a, bool cancel)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_future *f = atomic_exchange(&a->sub_futs, NULL);
 	struct rxp_call *c = atomic_exchange(&a->sub_calls, NULL);
@@ -463,6 +480,7 @@ static int drain_submissions(struct rxp_agent *a, bool cancel)
 }
 
 static int check_deadlines(struct rxp_agent *a, int64_t now)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__dl d;
 	char msg[256];
@@ -492,6 +510,8 @@ static void on_send(void *ctx, void *cookie, int status)
 {
 	struct rxp_agent *a = ctx;
 
+	rxp__progress_held(a); /* the transport calls back under it */
+
 	if ((uintptr_t)cookie & CALL_TAG) {
 		struct rxp_call *c = (struct rxp_call *)((uintptr_t)cookie &
 							 ~(uintptr_t)CALL_TAG);
@@ -510,11 +530,12 @@ static void on_send(void *ctx, void *cookie, int status)
 		 * whatever the socket or QP said (kept in the message) */
 		if (st == -ECANCELED && atomic_load(&a->stopping))
 			st = -ECANCELED;
-		else if (st != -RXP_E_TOO_BIG && st != -EINVAL)
+		else if (st != -RXP_E_TOO_BIG && st != -EINVAL &&
+			 st != -RXP_E_AUTH)
 			st = -RXP_E_PEER_LOST;
 		snprintf(msg, sizeof(msg), "%s: send to worker '%s' failed: %s",
-			 peer_lost(a, f), peer_name(a, f->dst),
-			 rxp_strerror(status));
+			 st == -RXP_E_AUTH ? "refused" : peer_lost(a, f),
+			 peer_name(a, f->dst), rxp_strerror(status));
 		fail_future(a, f, st, msg);
 		return;
 	}
@@ -523,7 +544,7 @@ static void on_send(void *ctx, void *cookie, int status)
 
 /* Fail every call waiting on connection @key; returns how many. */
 static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
-			   uint32_t peer)
+			   uint32_t peer) RXP_REQUIRES(rxp__progress)
 {
 	char msg[256];
 	int n = 0;
@@ -538,8 +559,10 @@ static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
 						      : peer_lost(a, f),
 				 peer_name(a, peer), rxp_strerror(status));
 			fail_future(a, f,
-				    status == -ECANCELED ? -ECANCELED
-							 : -RXP_E_PEER_LOST,
+				    status == -ECANCELED ||
+						    status == -RXP_E_AUTH
+					    ? status
+					    : -RXP_E_PEER_LOST,
 				    msg);
 			n++;
 		}
@@ -552,6 +575,8 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 	struct rxp_agent *a = ctx;
 	uint64_t key = (uint64_t)(uintptr_t)c->agent_data;
 	int n;
+
+	rxp__progress_held(a); /* the transport calls back under it */
 
 	if (status == 0) {
 		if (c->outgoing)
@@ -605,13 +630,26 @@ static int take_storages(struct rxp_buf ***arr, struct rxp_buf **inl,
 }
 
 static void on_response(struct rxp_agent *a, struct rxp_conn *c,
-			const struct rxp_msg_in *m)
+			const struct rxp_msg_in *m) RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_future *f = rxp__slots_get(&a->pending, m->id);
 	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0}, *lens;
 	int ret;
 
-	if (!f || f->dst != c->peer_id || f->resp_done) {
+	if (f && f->conn_key != (uint64_t)(uintptr_t)c->agent_data) {
+		/* pending, but not from where its request went: a stranger
+		 * (or a confused peer) must not settle it */
+		if (!atomic_fetch_add(&a->forged_responses, 1))
+			rxp_warn("agent",
+				 "ignored a response for a pending call to "
+				 "'%s' that came on another connection (from "
+				 "'%s'); further ones are only counted "
+				 "(calls.forged_responses)",
+				 peer_name(a, f->dst),
+				 peer_name(a, c->peer_id));
+		return;
+	}
+	if (!f || f->resp_done) {
 		atomic_fetch_add(&a->late_responses, 1);
 		return;
 	}
@@ -659,7 +697,7 @@ out:
 }
 
 static void on_request(struct rxp_agent *a, struct rxp_conn *c,
-		       const struct rxp_msg_in *m)
+		       const struct rxp_msg_in *m) RXP_REQUIRES(rxp__progress)
 {
 	struct rxp_call *call = rxp__call_new(a);
 
@@ -699,6 +737,7 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 	struct rxp_agent *a = ctx;
 	uint64_t bytes = m->payload->len;
 
+	rxp__progress_held(a); /* the transport calls back under it */
 	for (uint32_t i = 0; i < m->nstorages; i++)
 		bytes += m->storages[i]->len;
 	if (c->peer_id < (uint32_t)a->world)
@@ -720,6 +759,7 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 /* ------------------------------------------------------------ poller */
 
 static int next_timeout_ms(struct rxp_agent *a, int64_t now)
+	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__dl d;
 	int64_t ms;
@@ -746,6 +786,7 @@ static bool work_queued(struct rxp_agent *a)
  * takes the lock back (waiting for such a submitter to finish).
  */
 static void poller_sleep(struct rxp_agent *a, int64_t now)
+	RXP_REQUIRES(rxp__progress)
 {
 	bool woken = false;
 	int tmo;
@@ -762,7 +803,7 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 		tmo = 1;
 	a->sleep_until_ns = tmo < 0 ? INT64_MAX : now + (int64_t)tmo * 1000000;
 	current_leader = NULL;
-	pthread_mutex_unlock(&a->progress_mu);
+	rxp__progress_unlock(&a->progress_mu);
 	{
 		struct pollfd p[2] = {
 			{.fd = a->ops->wait_fd(a->tp), .events = POLLIN},
@@ -773,7 +814,7 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 		 * hands back (leave_lead) */
 		woken = poll(p, 2, tmo) > 0 && (p[1].revents & POLLIN);
 	}
-	pthread_mutex_lock(&a->progress_mu);
+	rxp__progress_lock(&a->progress_mu);
 	current_leader = a;
 	atomic_store(&a->sleeping, false);
 	if (woken) {
@@ -784,7 +825,7 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 	}
 }
 
-static void poller_shutdown(struct rxp_agent *a)
+static void poller_shutdown(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
 	while (a->rbacklog_head) {
 		struct rxp_call *c = a->rbacklog_head;
@@ -816,7 +857,7 @@ void *rxp__poller_main(void *arg)
 	int64_t spin_ns = (int64_t)a->poll_us * 1000;
 	int64_t idle_since = rxp_now_ns();
 
-	pthread_mutex_lock(&a->progress_mu);
+	rxp__progress_lock(&a->progress_mu);
 	current_leader = a;
 	while (!atomic_load(&a->stopping)) {
 		int64_t now;
@@ -842,13 +883,20 @@ void *rxp__poller_main(void *arg)
 	atomic_store(&a->stopped, true);
 	poller_shutdown(a);
 	current_leader = NULL;
-	pthread_mutex_unlock(&a->progress_mu);
+	rxp__progress_unlock(&a->progress_mu);
 	return NULL;
 }
 
 bool rxp__on_poller(const struct rxp_agent *a)
 {
 	return current_leader == a;
+}
+
+void rxp__progress_held(const struct rxp_agent *a)
+{
+	assert(current_leader == a);
+	(void)a;
+	rxp__progress_assert_held();
 }
 
 void rxp__poller_callbacks(struct rxp_agent *a)

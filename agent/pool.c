@@ -22,13 +22,13 @@ static void *worker_main(void *arg)
 	struct rxp__pool *p = arg;
 
 	current_pool = p;
-	pthread_mutex_lock(&p->mu);
+	rxp__pool_lock(&p->mu);
 	for (;;) {
 		struct rxp__task t;
 
 		while (!p->count && !p->stop) {
 			atomic_fetch_add(&p->idle, 1);
-			pthread_cond_wait(&p->cv, &p->mu);
+			rxp__pool_wait(&p->cv, &p->mu);
 			atomic_fetch_sub(&p->idle, 1);
 		}
 		if (!p->count && p->stop)
@@ -36,12 +36,28 @@ static void *worker_main(void *arg)
 		t = p->q[p->head];
 		p->head = (p->head + 1) % p->cap;
 		p->count--;
-		pthread_mutex_unlock(&p->mu);
+		rxp__pool_unlock(&p->mu);
 		t.fn(t.arg);
-		pthread_mutex_lock(&p->mu);
+		rxp__pool_lock(&p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
+	rxp__pool_unlock(&p->mu);
 	return NULL;
+}
+
+/* Before the threads start: the ring is this thread's alone. */
+RXP_NO_THREAD_SAFETY_ANALYSIS static int ring_init(struct rxp__pool *p)
+{
+	p->cap = 1024;
+	p->q = rxp__calloc(p->cap, sizeof(*p->q));
+	return p->q ? 0 : -ENOMEM;
+}
+
+/* After the threads are joined (or never started), or before: the ring is
+ * this thread's alone; NULL once freed. */
+RXP_NO_THREAD_SAFETY_ANALYSIS static struct rxp__task **
+ring(struct rxp__pool *p)
+{
+	return &p->q;
 }
 
 int rxp__pool_start(struct rxp__pool *p, int nthreads)
@@ -49,14 +65,13 @@ int rxp__pool_start(struct rxp__pool *p, int nthreads)
 	int ret;
 
 	memset(p, 0, sizeof(*p));
-	p->cap = 1024;
-	p->q = rxp__calloc(p->cap, sizeof(*p->q));
+	ret = ring_init(p);
 	p->threads = rxp__calloc((size_t)nthreads, sizeof(*p->threads));
-	if (!p->q || !p->threads) {
+	if (ret || !p->threads) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	pthread_mutex_init(&p->mu, NULL);
+	rxp_mutex_init(&p->mu);
 	pthread_cond_init(&p->cv, NULL);
 	for (p->nthreads = 0; p->nthreads < nthreads; p->nthreads++) {
 		ret = -pthread_create(&p->threads[p->nthreads], NULL,
@@ -70,12 +85,12 @@ err_stop:
 	rxp__pool_stop(p);
 	return ret;
 err_free:
-	rxp__free(p->q);
+	rxp__free(*ring(p));
 	rxp__free(p->threads);
 	return ret;
 }
 
-static int pool_grow(struct rxp__pool *p)
+static int pool_grow(struct rxp__pool *p) RXP_REQUIRES(rxp__pool)
 {
 	uint32_t ncap = p->cap * 2;
 	struct rxp__task *nq = rxp__malloc(ncap * sizeof(*nq));
@@ -95,7 +110,7 @@ int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&p->mu);
+	rxp__pool_lock(&p->mu);
 	if (p->stop) {
 		ret = -ECANCELED;
 	} else if (p->count == p->cap && (ret = pool_grow(p))) {
@@ -107,24 +122,24 @@ int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg)
 		if (atomic_load(&p->idle))
 			pthread_cond_signal(&p->cv);
 	}
-	pthread_mutex_unlock(&p->mu);
+	rxp__pool_unlock(&p->mu);
 	return ret;
 }
 
 void rxp__pool_stop(struct rxp__pool *p)
 {
-	if (!p->q)
+	if (!*ring(p))
 		return;
-	pthread_mutex_lock(&p->mu);
+	rxp__pool_lock(&p->mu);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	rxp__pool_unlock(&p->mu);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	pthread_mutex_destroy(&p->mu);
+	rxp_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
-	rxp__free(p->q);
+	rxp__free(*ring(p));
 	rxp__free(p->threads);
-	p->q = NULL;
+	*ring(p) = NULL;
 	p->threads = NULL;
 }

@@ -179,10 +179,10 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 	if (meta.has_autograd) {
 		struct rxp_autograd_hooks h = {0};
 
-		pthread_rwlock_rdlock(&a->fn_lock);
+		rxp__registry_rdlock(&a->fn_lock);
 		if (a->has_ag_hooks)
 			h = a->ag_hooks;
-		pthread_rwlock_unlock(&a->fn_lock);
+		rxp__registry_rdunlock(&a->fn_lock);
 		if (h.on_send)
 			h.on_send(h.user, opts->autograd, dst, qualname);
 	}

@@ -21,7 +21,7 @@ int rxp_agent_register(struct rxp_agent *a, const char *qualname, rxp_fn fn,
 	if (!a || !qualname || !*qualname || !fn || (flags & ~RXP_FN_ASYNC) ||
 	    strlen(qualname) > RXP_CODEC_MAX_NAME)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&a->fn_lock);
+	rxp__registry_wrlock(&a->fn_lock);
 	for (uint32_t i = 0; i < a->nfns; i++)
 		if (!strcmp(a->fns[i].name, qualname)) {
 			ret = -EEXIST;
@@ -49,7 +49,7 @@ int rxp_agent_register(struct rxp_agent *a, const char *qualname, rxp_fn fn,
 	a->fns[a->nfns].user = user;
 	a->nfns++;
 out:
-	pthread_rwlock_unlock(&a->fn_lock);
+	rxp__registry_wrunlock(&a->fn_lock);
 	return ret;
 }
 
@@ -58,14 +58,14 @@ static bool find_fn(struct rxp_agent *a, const char *name,
 {
 	bool found = false;
 
-	pthread_rwlock_rdlock(&a->fn_lock);
+	rxp__registry_rdlock(&a->fn_lock);
 	for (uint32_t i = 0; i < a->nfns; i++)
 		if (!strcmp(a->fns[i].name, name)) {
 			*out = a->fns[i];
 			found = true;
 			break;
 		}
-	pthread_rwlock_unlock(&a->fn_lock);
+	rxp__registry_rdunlock(&a->fn_lock);
 	return found;
 }
 
@@ -73,10 +73,10 @@ int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h, void *user)
 {
 	if (!a)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&a->fn_lock);
+	rxp__registry_wrlock(&a->fn_lock);
 	a->handler = h;
 	a->handler_user = user;
-	pthread_rwlock_unlock(&a->fn_lock);
+	rxp__registry_wrunlock(&a->fn_lock);
 	return 0;
 }
 
@@ -138,10 +138,10 @@ static void serve_script_call(struct rxp_call *c)
 		struct rxp_autograd_hooks h = {0};
 		struct rxp_autograd_meta m;
 
-		pthread_rwlock_rdlock(&a->fn_lock);
+		rxp__registry_rdlock(&a->fn_lock);
 		if (a->has_ag_hooks)
 			h = a->ag_hooks;
-		pthread_rwlock_unlock(&a->fn_lock);
+		rxp__registry_rdunlock(&a->fn_lock);
 		rxp_call_autograd(c, &m);
 		if (h.on_recv)
 			h.on_recv(h.user, &m, (int)c->caller, c->dc.name);
@@ -175,10 +175,10 @@ void rxp__dispatch(void *arg)
 		rxp_msg_handler h;
 		void *user;
 
-		pthread_rwlock_rdlock(&a->fn_lock);
+		rxp__registry_rdlock(&a->fn_lock);
 		h = a->handler;
 		user = a->handler_user;
-		pthread_rwlock_unlock(&a->fn_lock);
+		rxp__registry_rdunlock(&a->fn_lock);
 		if (h)
 			h((struct rxp_request *)c, user);
 		else
@@ -195,10 +195,10 @@ int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
 {
 	if (!a)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&a->fn_lock);
+	rxp__registry_wrlock(&a->fn_lock);
 	a->has_ag_hooks = h != NULL;
 	if (h)
 		a->ag_hooks = *h;
-	pthread_rwlock_unlock(&a->fn_lock);
+	rxp__registry_wrunlock(&a->fn_lock);
 	return 0;
 }

@@ -21,7 +21,7 @@ int rxp__slots_init(struct rxp__slots *s, uint32_t cap)
 	for (uint32_t i = 0; i < cap; i++)
 		s->v[i].next_free = i + 1 < cap ? i + 1 : SLOT_NONE;
 	s->free_head = 0;
-	s->gen = 1;
+	rxp_auth_prf_init(&s->prf);
 	return 0;
 }
 
@@ -54,15 +54,16 @@ static int slots_grow(struct rxp__slots *s)
 
 int rxp__slots_add(struct rxp__slots *s, void *ptr, uint64_t *key)
 {
-	uint32_t i;
+	uint32_t i, gen;
 
 	if (s->free_head == SLOT_NONE && slots_grow(s))
 		return -ENOMEM;
 	i = s->free_head;
 	s->free_head = s->v[i].next_free;
-	if (++s->gen == 0)
-		s->gen = 1;
-	s->v[i].key = (uint64_t)s->gen << 32 | i;
+	do /* generation 0 would make key 0 ("none") possible */
+		gen = (uint32_t)rxp_auth_prf(&s->prf, s->ctr++);
+	while (!gen);
+	s->v[i].key = (uint64_t)gen << 32 | i;
 	s->v[i].ptr = ptr;
 	s->used++;
 	*key = s->v[i].key;

@@ -9,7 +9,7 @@ VM_PKGS=(qemu-system-x86 busybox-static kmod binutils cpio xz-utils iproute2
 	 rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest)
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config gcc g++ clang-14
 	    libclang-rt-14-dev liburing-dev libcmocka-dev libibverbs-dev
-	    librdmacm-dev libbenchmark-dev python3 git util-linux
+	    librdmacm-dev libsodium-dev libbenchmark-dev python3 git util-linux
 	    python3-dev python3-torch libtorch-dev pybind11-dev)
 
 want=("${VM_PKGS[@]}")

@@ -9,10 +9,16 @@
  * copying storages through the payload, and delivers received messages with
  * their payload and storages in refcounted receive buffers (struct rxp_buf).
  *
- * Threads: every op is called from ONE thread at a time (the agent's
- * polling thread after start-up; the creating thread before). Callbacks run
- * inside progress() (and inside disconnect()/close()) on that thread.
- * Exception: rxp_buf references may be dropped from any thread.
+ * Threads (the contract is docs/DESIGN.md, "Threads"): after start-up
+ * every op is called by whichever thread holds the agent's progress lock:
+ * the polling thread, or a thread that submitted work while the poller
+ * slept and drives progress itself for a moment. So ops are called one at
+ * a time, but not always from the same thread: a backend keeps no
+ * per-thread state. Before the polling thread starts (open, address) and
+ * in the agent's error paths, the creating thread calls them. Callbacks
+ * run inside progress() (and inside disconnect()/close()) on the calling
+ * thread, with the progress lock held. Exception: rxp_buf references may
+ * be dropped from any thread, without the lock.
  *
  * Ownership:
  *  - struct rxp_msg_out and its iov arrays are read only during send().
@@ -51,6 +57,7 @@
 
 struct rxp_tp;
 struct rxp_tp_ops;
+struct rxp_auth_key; /* transport/auth/rxp_auth.h */
 
 /* The part of every backend's connection the agent may read. Backends
  * embed it first (struct tcp_conn { struct rxp_conn base; ... }). */
@@ -66,8 +73,12 @@ struct rxp_conn {
 struct rxp_tp {
 	const struct rxp_tp_ops *ops;
 	const char *name; /* "tcp", "tcp-poll", "verbs" */
-	/* counters the backend maintains (single writer: polling thread) */
+	/* counters the backend maintains (single writer: the progress lock's
+	 * holder) */
 	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	/* connections refused by authentication; atomic: the agent's
+	 * metrics read it from any thread */
+	atomic_uint_fast64_t auth_refused;
 };
 
 struct rxp_msg_out {
@@ -89,9 +100,10 @@ struct rxp_msg_in {
 	struct rxp_buf *const *storages; /* valid during the callback */
 };
 
-/* Callbacks into the agent. Called on the polling thread, from progress(),
- * disconnect() or close(). They must not call back into the transport
- * except send() and disconnect() (on other connections or this one). */
+/* Callbacks into the agent. Called from progress(), disconnect() or
+ * close(), on the thread that called those (it holds the progress lock). They
+ * must not call back into the transport except send() and disconnect() (on
+ * other connections or this one). */
 struct rxp_tp_cb {
 	void *ctx;
 	/* status 0: connection established (outgoing) or accepted (incoming,
@@ -113,6 +125,10 @@ struct rxp_tp_attr {
 	uint64_t max_storage;  /* 0 = RXP_WIRE_DEFAULT_MAX_STORAGE */
 	unsigned flags;	       /* RXP_TP_F_* */
 	const struct rxp_tp_cb *cb;
+	/* NULL or !key->on: no authentication. Else every connection proves
+	 * this job secret both ways before anything else (copied at open). */
+	const struct rxp_auth_key *key;
+	uint32_t world_size; /* sent and checked in the authenticated hello */
 	/* verbs only: NULL/-1 = choose automatically */
 	const char *dev_name;
 	int port_num;

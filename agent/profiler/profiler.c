@@ -23,10 +23,14 @@
 #include "agent_int.h"
 #include "profiler.h"
 
+/* an agent's profiler mu: its events */
+RXP_LOCK_CLASS(prof_mu);
+
 struct rxp__prof {
-	pthread_mutex_t mu;
-	struct rxp_prof_event *ev;
-	size_t n, cap;
+	struct rxp_mutex mu; /* class prof_mu */
+	struct rxp_prof_event *ev RXP_GUARDED_BY(prof_mu);
+	size_t n RXP_GUARDED_BY(prof_mu);
+	size_t cap RXP_GUARDED_BY(prof_mu);
 };
 
 #define PROF_MAX_EVENTS (1u << 20)
@@ -70,7 +74,7 @@ int rxp_profiler_enable(struct rxp_agent *a, bool on)
 
 		if (!p)
 			return -ENOMEM;
-		pthread_mutex_init(&p->mu, NULL);
+		rxp_mutex_init(&p->mu);
 		/* published once; never replaced while the agent lives */
 		a->feat[RXP__SLOT_PROF] = p;
 	}
@@ -80,6 +84,7 @@ int rxp_profiler_enable(struct rxp_agent *a, bool on)
 }
 
 static struct rxp_prof_event *prof_slot(struct rxp__prof *p)
+	RXP_REQUIRES(prof_mu)
 {
 	if (p->n == p->cap) {
 		size_t ncap = p->cap ? p->cap * 2 : 256;
@@ -109,7 +114,7 @@ static void prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 	if (!p || !PF(f)->on)
 		return;
 	callee = f->dst < (uint32_t)a->world ? a->workers[f->dst].name : "?";
-	pthread_mutex_lock(&p->mu);
+	prof_mu_lock(&p->mu);
 	e = prof_slot(p);
 	if (!e)
 		goto out;
@@ -158,7 +163,7 @@ static void prof_record_call(struct rxp_agent *a, struct rxp_future *f)
 		}
 	}
 out:
-	pthread_mutex_unlock(&p->mu);
+	prof_mu_unlock(&p->mu);
 }
 
 int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
@@ -172,11 +177,11 @@ int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
 	p = prof_of(a);
 	if (!p)
 		return 0;
-	pthread_mutex_lock(&p->mu);
+	prof_mu_lock(&p->mu);
 	n = p->n;
 	if (n && max)
 		memcpy(out, p->ev, (n < max ? n : max) * sizeof(*out));
-	pthread_mutex_unlock(&p->mu);
+	prof_mu_unlock(&p->mu);
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
@@ -184,9 +189,9 @@ void rxp_profiler_clear(struct rxp_agent *a)
 {
 	if (!a || !prof_of(a))
 		return;
-	pthread_mutex_lock(&prof_of(a)->mu);
+	prof_mu_lock(&prof_of(a)->mu);
 	prof_of(a)->n = 0;
-	pthread_mutex_unlock(&prof_of(a)->mu);
+	prof_mu_unlock(&prof_of(a)->mu);
 }
 
 static void json_str(FILE *fp, const char *s)
@@ -229,7 +234,7 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 		fprintf(fp, "}}");
 	}
 	if (p) {
-		pthread_mutex_lock(&p->mu);
+		prof_mu_lock(&p->mu);
 		for (size_t i = 0; i < p->n; i++)
 			if (p->ev[i].start_ns < t0)
 				t0 = p->ev[i].start_ns;
@@ -253,7 +258,7 @@ int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path)
 			json_str(fp, e->transport);
 			fprintf(fp, "}}");
 		}
-		pthread_mutex_unlock(&p->mu);
+		prof_mu_unlock(&p->mu);
 	}
 	fprintf(fp, "\n]}\n");
 	if (ferror(fp))
@@ -267,8 +272,11 @@ static void prof_fini(struct rxp_agent *a)
 {
 	if (!prof_of(a))
 		return;
-	pthread_mutex_destroy(&prof_of(a)->mu);
+	/* the agent is going: uncontended, taken to free what it guards */
+	prof_mu_lock(&prof_of(a)->mu);
 	rxp__free(prof_of(a)->ev);
+	prof_mu_unlock(&prof_of(a)->mu);
+	rxp_mutex_destroy(&prof_of(a)->mu);
 	rxp__free(prof_of(a));
 	a->feat[RXP__SLOT_PROF] = NULL;
 }

@@ -29,6 +29,7 @@
 
 struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
 				   const struct rxp_rref_id *id)
+	RXP_REQUIRES(rxp__rref_table)
 {
 	struct rxp__owner *o = rr->buckets[id_hash(id)];
 
@@ -39,6 +40,7 @@ struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
 
 static struct rxp__owner *owner_get(struct rxp__rrefs *rr,
 				    const struct rxp_rref_id *id)
+	RXP_REQUIRES(rxp__rref_table)
 {
 	struct rxp__owner *o = rxp__owner_find(rr, id);
 	uint32_t b;
@@ -57,7 +59,7 @@ static struct rxp__owner *owner_get(struct rxp__rrefs *rr,
 }
 
 static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
-		    uint32_t holder)
+		    uint32_t holder) RXP_REQUIRES(rxp__rref_table)
 {
 	for (uint32_t i = 0; i < o->nforks; i++)
 		if (id_eq(&o->forks[i].fork, f))
@@ -81,6 +83,7 @@ static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
  * outside the lock). */
 static struct rxp__owner *owner_maybe_unlink(struct rxp__rrefs *rr,
 					     struct rxp__owner *o)
+	RXP_REQUIRES(rxp__rref_table)
 {
 	struct rxp__owner **pp;
 
@@ -95,7 +98,9 @@ static struct rxp__owner *owner_maybe_unlink(struct rxp__rrefs *rr,
 	return NULL;
 }
 
-static void owner_free(struct rxp__owner *o)
+/* @o is unlinked (owner_maybe_unlink) or never was linked: no other
+ * thread can reach it, so it is freed without the table's lock. */
+RXP_NO_THREAD_SAFETY_ANALYSIS static void owner_free(struct rxp__owner *o)
 {
 	if (!o)
 		return;
@@ -110,6 +115,7 @@ static void owner_free(struct rxp__owner *o)
 
 /* Answer one fetch from a ready entry (rr->mu held: only pushes). */
 static void fetch_answer(struct rxp__owner *o, struct rxp_call *c)
+	RXP_REQUIRES(rxp__rref_table)
 {
 	if (o->err)
 		rxp__call_fail_code(c, o->err, o->errmsg ? o->errmsg : "");
@@ -127,7 +133,7 @@ bool rxp__rref_owner_complete(struct rxp_call *c)
 
 	if (!o)
 		return false;
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	if (c->resp_flags & RXP__RESP_ERROR) {
 		struct rxp_arena ar;
 		char mem[256];
@@ -166,7 +172,7 @@ bool rxp__rref_owner_complete(struct rxp_call *c)
 		w = next;
 	}
 	dead = owner_maybe_unlink(rr, o);
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	owner_free(dead);
 	return true;
 }
@@ -183,7 +189,7 @@ struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
 	r->a = a;
 	atomic_init(&r->refs, 1);
 	r->d = *d;
-	pthread_mutex_init(&r->mu, NULL);
+	rxp_mutex_init(&r->mu);
 	pthread_cond_init(&r->cv, NULL);
 	rxp__agent_get(a);
 	return r;
@@ -191,7 +197,7 @@ struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
 
 void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg)
 {
-	pthread_mutex_lock(&r->mu);
+	rxp__rref_handle_lock(&r->mu);
 	if (r->state == 0) {
 		r->state = status ? status : 1;
 		if (status)
@@ -199,7 +205,17 @@ void rxp__handle_settle(struct rxp_rref *r, int status, const char *msg)
 				 msg ? msg : rxp_strerror(status));
 	}
 	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	rxp__rref_handle_unlock(&r->mu);
+}
+
+static int handle_state(struct rxp_rref *r)
+{
+	int st;
+
+	rxp__rref_handle_lock(&r->mu);
+	st = r->state;
+	rxp__rref_handle_unlock(&r->mu);
+	return st;
 }
 
 static void handle_free(struct rxp_rref *r)
@@ -210,20 +226,20 @@ static void handle_free(struct rxp_rref *r)
 	if (r->on_owner) {
 		struct rxp__owner *o, *dead = NULL;
 
-		pthread_mutex_lock(&rr->mu);
+		rxp__rref_table_lock(&rr->mu);
 		o = rxp__owner_find(rr, &r->d.rref);
 		if (o && o->local_refs) {
 			o->local_refs--;
 			dead = owner_maybe_unlink(rr, o);
 		}
-		pthread_mutex_unlock(&rr->mu);
+		rxp__rref_table_unlock(&rr->mu);
 		owner_free(dead);
-	} else if (r->state >= 0 || r->create) {
+	} else if (handle_state(r) >= 0 || r->create) {
 		/* the owner may know this fork: tell it we are done */
 		rxp__reaper_enqueue(a, &r->d);
 	}
 	rxp__future_put(r->create);
-	pthread_mutex_destroy(&r->mu);
+	rxp_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	rxp__free(r);
 	rxp__agent_put(a);
@@ -255,14 +271,14 @@ int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&r->mu);
+	rxp__rref_handle_lock(&r->mu);
 	while (r->state == 0 && !ret)
 		ret = timeout_ms > 0
-			      ? -pthread_cond_timedwait(&r->cv, &r->mu, &ts)
-			      : -pthread_cond_wait(&r->cv, &r->mu);
+			      ? rxp__rref_handle_timedwait(&r->cv, &r->mu, &ts)
+			      : rxp__rref_handle_wait(&r->cv, &r->mu);
 	if (r->state != 0)
 		ret = r->state > 0 ? 0 : r->state;
-	pthread_mutex_unlock(&r->mu);
+	rxp__rref_handle_unlock(&r->mu);
 	return ret;
 }
 
@@ -310,7 +326,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 		return;
 	}
 	c->decoded = true;
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	o = owner_get(rr, &c->dc.meta.rref_id);
 	if (!o) {
 		ret = -ENOMEM;
@@ -323,7 +339,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 			rrc(c)->owner = o;
 		}
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	if (ret) {
 		rxp__call_fail_code(c, ret, "cannot create the RRef");
 		return;
@@ -348,7 +364,7 @@ static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed RRef id");
 		return;
 	}
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	o = rxp__owner_find(rr, &id);
 	if (o && o->ready) {
 		fetch_answer(o, c);
@@ -356,7 +372,7 @@ static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)
 		rrc(c)->wnext = o->waiters;
 		o->waiters = c;
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	if (!o) {
 		snprintf(msg, sizeof(msg),
 			 "unknown RRef {%u, %llu} on worker '%s'", id.creator,
@@ -386,7 +402,7 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 			"refused: this worker does not own that RRef");
 		return;
 	}
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	if (add) {
 		/* a fork may arrive before the creator's remote(): keep a
 		 * placeholder that the remote() fills */
@@ -407,7 +423,7 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 		}
 		/* unknown RRef or fork: already deleted; idempotent */
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	owner_free(dead);
 	if (ret == -RXP_E_REFUSED)
 		rxp__call_fail_code(c, ret,
@@ -477,7 +493,7 @@ int rxp__rrefs_init(struct rxp_agent *a)
 
 	if (!rr)
 		return -ENOMEM;
-	pthread_mutex_init(&rr->mu, NULL);
+	rxp_mutex_init(&rr->mu);
 	pthread_cond_init(&rr->cv, NULL);
 	a->feat[RXP__SLOT_RREF] = rr;
 	return 0;
@@ -489,6 +505,8 @@ void rxp__rrefs_fini(struct rxp_agent *a)
 
 	if (!rr)
 		return;
+	/* the agent is going: uncontended, taken for what it guards */
+	rxp__rref_table_lock(&rr->mu);
 	if (rr->nowners || rr->nchildren || rr->ndels)
 		rxp_dbg("rref",
 			"at shutdown: %u owned, %u pending children, "
@@ -507,7 +525,8 @@ void rxp__rrefs_fini(struct rxp_agent *a)
 		rr->dels = d->next;
 		rxp__free(d);
 	}
-	pthread_mutex_destroy(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
+	rxp_mutex_destroy(&rr->mu);
 	pthread_cond_destroy(&rr->cv);
 	rxp__free(rr);
 	a->feat[RXP__SLOT_RREF] = NULL;
@@ -519,7 +538,7 @@ void rxp__rref_fail_waiters(struct rxp_agent *a)
 	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp_call *all = NULL;
 
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	for (uint32_t b = 0; b < OWNER_BUCKETS; b++)
 		for (struct rxp__owner *o = rr->buckets[b]; o; o = o->hnext)
 			while (o->waiters) {
@@ -529,7 +548,7 @@ void rxp__rref_fail_waiters(struct rxp_agent *a)
 				rrc(w)->wnext = all;
 				all = w;
 			}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	while (all) {
 		struct rxp_call *w = all;
 
@@ -545,7 +564,7 @@ int64_t rxp__rref_metric(struct rxp_agent *a, int which)
 
 	if (!rr)
 		return 0;
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	switch (which) {
 	case 0:
 		v = rr->nowners;
@@ -563,7 +582,7 @@ int64_t rxp__rref_metric(struct rxp_agent *a, int which)
 		v = rr->ndels + rr->inflight;
 		break;
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	return v;
 }
 

@@ -7,6 +7,17 @@
 #include "agent_int.h"
 #include "rref.h"
 
+/*
+ * Locks (lock classes, util/rxp_lock.h; docs/DESIGN.md "Threads"):
+ *  rxp__rref_table   an agent's rr->mu: the owner table and its entries,
+ *                    the pending children, the reaper's queue
+ *  rxp__rref_handle  a handle's mu: its state and error text
+ * Both are taken after the progress lock (control messages are handled
+ * under it), never the other way round.
+ */
+RXP_LOCK_CLASS(rxp__rref_table);
+RXP_LOCK_CLASS(rxp__rref_handle);
+
 /* The RRef feature's state in an agent (a->feat[RXP__SLOT_RREF]). */
 struct rxp__rrefs;
 static inline struct rxp__rrefs *rr_of(const struct rxp_agent *a)
@@ -38,19 +49,24 @@ struct rxp__fork {
 	uint32_t holder;
 };
 
+/* An owner table entry: all of it guarded by the table's lock */
 struct rxp__owner {
-	struct rxp__owner *hnext;
-	struct rxp_rref_id id;
-	bool ready, running, have_remote;
-	int err;
-	char *errmsg;
-	struct rxp_buf *value; /* encoded value response */
-	struct rxp_buf **st;
-	uint32_t nst;
-	struct rxp__fork *forks;
-	uint32_t nforks, capforks;
-	uint32_t local_refs;
-	struct rxp_call *waiters;
+	struct rxp__owner *hnext RXP_GUARDED_BY(rxp__rref_table);
+	struct rxp_rref_id id RXP_GUARDED_BY(rxp__rref_table);
+	bool ready RXP_GUARDED_BY(rxp__rref_table);
+	bool running RXP_GUARDED_BY(rxp__rref_table);
+	bool have_remote RXP_GUARDED_BY(rxp__rref_table);
+	int err RXP_GUARDED_BY(rxp__rref_table);
+	char *errmsg RXP_GUARDED_BY(rxp__rref_table);
+	struct rxp_buf *value
+		RXP_GUARDED_BY(rxp__rref_table); /* encoded value response */
+	struct rxp_buf **st RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t nst RXP_GUARDED_BY(rxp__rref_table);
+	struct rxp__fork *forks RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t nforks RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t capforks RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t local_refs RXP_GUARDED_BY(rxp__rref_table);
+	struct rxp_call *waiters RXP_GUARDED_BY(rxp__rref_table);
 };
 
 struct rxp__child {
@@ -68,19 +84,23 @@ struct rxp__del {
 };
 
 struct rxp__rrefs {
-	pthread_mutex_t mu;
-	struct rxp__owner *buckets[OWNER_BUCKETS];
-	uint32_t nowners;
-	struct rxp__child *children;
-	uint32_t nchildren;
+	struct rxp_mutex mu; /* class rxp__rref_table */
+	struct rxp__owner *
+		buckets[OWNER_BUCKETS] RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t nowners RXP_GUARDED_BY(rxp__rref_table);
+	struct rxp__child *children RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t nchildren RXP_GUARDED_BY(rxp__rref_table);
 	atomic_uint_fast64_t counter;
-	/* reaper */
+	/* reaper (started and joined by the thread that owns the agent) */
 	pthread_t reaper;
-	bool reaper_started, stop;
+	bool reaper_started;
+	bool stop RXP_GUARDED_BY(rxp__rref_table);
 	pthread_cond_t cv;
-	struct rxp__del *dels;
-	uint32_t ndels, inflight;
-	uint64_t deletes_done, deletes_given_up;
+	struct rxp__del *dels RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t ndels RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t inflight RXP_GUARDED_BY(rxp__rref_table);
+	uint64_t deletes_done RXP_GUARDED_BY(rxp__rref_table);
+	uint64_t deletes_given_up RXP_GUARDED_BY(rxp__rref_table);
 };
 
 struct rxp_rref {
@@ -88,10 +108,11 @@ struct rxp_rref {
 	atomic_uint refs;
 	struct rxp_rref_desc d;
 	bool on_owner;
-	pthread_mutex_t mu;
+	struct rxp_mutex mu; /* class rxp__rref_handle */
 	pthread_cond_t cv;
-	int state; /* 0 pending, 1 confirmed, < 0 error */
-	char errmsg[256];
+	/* 0 pending, 1 confirmed, < 0 error */
+	int state RXP_GUARDED_BY(rxp__rref_handle);
+	char errmsg[256] RXP_GUARDED_BY(rxp__rref_handle);
 	struct rxp_future *create; /* remote(): the creating call */
 };
 
@@ -146,7 +167,8 @@ static inline struct rxp_rref_id new_id(struct rxp_agent *a)
 
 /* rref.c */
 struct rxp__owner *rxp__owner_find(struct rxp__rrefs *rr,
-				   const struct rxp_rref_id *id);
+				   const struct rxp_rref_id *id)
+	RXP_REQUIRES(rxp__rref_table);
 struct rxp_rref *rxp__handle_new(struct rxp_agent *a,
 				 const struct rxp_rref_desc *d);
 struct rxp_rref *rxp__handle_get(struct rxp_rref *r);

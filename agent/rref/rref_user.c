@@ -47,7 +47,8 @@ int rxp_remote(struct rxp_agent *a, const char *dst, const char *qualname,
 	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages, nstorages,
 			      opts, RXP__API_REMOTE, &d, &f);
 	if (ret) {
-		r->state = ret; /* nothing was sent: no delete either */
+		/* nothing was sent: no delete either */
+		rxp__handle_settle(r, ret, NULL);
 		rxp_rref_release(r);
 		return ret;
 	}
@@ -80,10 +81,10 @@ int rxp_rref_to_here(struct rxp_rref *r, int64_t timeout_ms,
 
 	if (!r || !out || timeout_ms < RXP_TIMEOUT_DEFAULT)
 		return -EINVAL;
-	pthread_mutex_lock(&r->mu);
+	rxp__rref_handle_lock(&r->mu);
 	state = r->state;
 	snprintf(msg, sizeof(msg), "%s", r->errmsg);
-	pthread_mutex_unlock(&r->mu);
+	rxp__rref_handle_unlock(&r->mu);
 	if (state < 0) {
 		/* creation failed or timed out: that is the answer */
 		*out = failed_future(r->a, state, msg);
@@ -125,11 +126,11 @@ static int hold_child(struct rxp_agent *a, struct rxp_rref *ref,
 		return -ENOMEM;
 	ch->fork = *fork;
 	ch->ref = rxp__handle_get(ref);
-	pthread_mutex_lock(&rr_of(a)->mu);
+	rxp__rref_table_lock(&rr_of(a)->mu);
 	ch->next = rr_of(a)->children;
 	rr_of(a)->children = ch;
 	rr_of(a)->nchildren++;
-	pthread_mutex_unlock(&rr_of(a)->mu);
+	rxp__rref_table_unlock(&rr_of(a)->mu);
 	return 0;
 }
 
@@ -242,7 +243,7 @@ void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork)
 {
 	struct rxp__child **pp, *ch = NULL;
 
-	pthread_mutex_lock(&rr_of(a)->mu);
+	rxp__rref_table_lock(&rr_of(a)->mu);
 	for (pp = &rr_of(a)->children; *pp; pp = &(*pp)->next)
 		if (id_eq(&(*pp)->fork, fork)) {
 			ch = *pp;
@@ -250,7 +251,7 @@ void rxp__rref_unhold(struct rxp_agent *a, const struct rxp_rref_id *fork)
 			rr_of(a)->nchildren--;
 			break;
 		}
-	pthread_mutex_unlock(&rr_of(a)->mu);
+	rxp__rref_table_unlock(&rr_of(a)->mu);
 	if (ch) {
 		rxp_rref_release(ch->ref);
 		rxp__free(ch);
@@ -322,11 +323,11 @@ static int adopt_one(struct rxp_call *c, const struct rxp_rref_desc *d)
 		/* our own RRef came back: a local reference, no fork */
 		struct rxp__owner *o;
 
-		pthread_mutex_lock(&rr_of(a)->mu);
+		rxp__rref_table_lock(&rr_of(a)->mu);
 		o = rxp__owner_find(rr_of(a), &d->rref);
 		if (o)
 			o->local_refs++;
-		pthread_mutex_unlock(&rr_of(a)->mu);
+		rxp__rref_table_unlock(&rr_of(a)->mu);
 		r->on_owner = o != NULL;
 		rxp__handle_settle(r, o ? 0 : -RXP_E_UNKNOWN_RREF,
 				   o ? NULL : "unknown RRef");
@@ -339,7 +340,9 @@ static int adopt_one(struct rxp_call *c, const struct rxp_rref_desc *d)
 				 &f);
 	if (ret) {
 		rxp__handle_settle(r, ret, "could not tell the owner");
+		rxp__rref_handle_lock(&r->mu);
 		r->state = ret;
+		rxp__rref_handle_unlock(&r->mu);
 		return 0;
 	}
 	rxp_future_then(f, on_forked, rxp__handle_get(r));
@@ -441,7 +444,7 @@ static void delete_sent(struct rxp_future *f, void *user)
 	struct rxp__rrefs *rr = rr_of(d->a);
 	int st = f ? rxp_future_status(f) : -RXP_E_PEER_LOST;
 
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	rr->inflight--;
 	if (!st) {
 		rr->deletes_done++;
@@ -466,7 +469,7 @@ static void delete_sent(struct rxp_future *f, void *user)
 			d->d.fork.creator, (unsigned long long)d->d.fork.local,
 			d->d.owner, f ? rxp_future_error(f) : rxp_strerror(st));
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	rxp__free(d);
 }
 
@@ -475,7 +478,7 @@ static void *reaper_main(void *arg)
 	struct rxp_agent *a = arg;
 	struct rxp__rrefs *rr = rr_of(a);
 
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	while (!rr->stop) {
 		struct rxp__del **pp, **first = NULL, *d;
 		int64_t now = rxp_now_ns();
@@ -484,7 +487,7 @@ static void *reaper_main(void *arg)
 			if (!first || (*pp)->due_ns < (*first)->due_ns)
 				first = pp;
 		if (!first) {
-			pthread_cond_wait(&rr->cv, &rr->mu);
+			rxp__rref_table_wait(&rr->cv, &rr->mu);
 			continue;
 		}
 		if ((*first)->due_ns > now) {
@@ -496,18 +499,18 @@ static void *reaper_main(void *arg)
 			    ((*first)->due_ns - now);
 			ts.tv_sec = t / 1000000000;
 			ts.tv_nsec = t % 1000000000;
-			pthread_cond_timedwait(&rr->cv, &rr->mu, &ts);
+			rxp__rref_table_timedwait(&rr->cv, &rr->mu, &ts);
 			continue;
 		}
 		d = *first;
 		*first = d->next;
 		rr->ndels--;
 		rr->inflight++;
-		pthread_mutex_unlock(&rr->mu);
+		rxp__rref_table_unlock(&rr->mu);
 		send_delete(d);
-		pthread_mutex_lock(&rr->mu);
+		rxp__rref_table_lock(&rr->mu);
 	}
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	return NULL;
 }
 
@@ -516,20 +519,20 @@ void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *desc)
 	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp__del *d = rxp__calloc(1, sizeof(*d));
 
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	if (!d || rr->stop) {
 		rxp_dbg("rref",
 			"delete of a fork of RRef {%u, %llu} dropped: %s",
 			desc->rref.creator,
 			(unsigned long long)desc->rref.local,
 			d ? "agent shut down" : "out of memory");
-		pthread_mutex_unlock(&rr->mu);
+		rxp__rref_table_unlock(&rr->mu);
 		rxp__free(d);
 		return;
 	}
 	if (!rr->reaper_started) {
 		if (pthread_create(&rr->reaper, NULL, reaper_main, a)) {
-			pthread_mutex_unlock(&rr->mu);
+			rxp__rref_table_unlock(&rr->mu);
 			rxp_warn("rref", "cannot start the delete thread");
 			rxp__free(d);
 			return;
@@ -543,7 +546,7 @@ void rxp__reaper_enqueue(struct rxp_agent *a, const struct rxp_rref_desc *desc)
 	rr->dels = d;
 	rr->ndels++;
 	pthread_cond_signal(&rr->cv);
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 }
 
 /* Shutdown, after the poller stopped (the submit gate is closed). */
@@ -552,13 +555,13 @@ void rxp__rrefs_stop(struct rxp_agent *a)
 	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp__child *children;
 
-	pthread_mutex_lock(&rr->mu);
+	rxp__rref_table_lock(&rr->mu);
 	rr->stop = true;
 	pthread_cond_broadcast(&rr->cv);
 	children = rr->children;
 	rr->children = NULL;
 	rr->nchildren = 0;
-	pthread_mutex_unlock(&rr->mu);
+	rxp__rref_table_unlock(&rr->mu);
 	if (rr->reaper_started)
 		pthread_join(rr->reaper, NULL);
 	while (children) {

@@ -30,7 +30,9 @@
 	X(RXP_E_ASYNC_MISMATCH, 12,                                            \
 	  "async-execution flag does not match the function")                  \
 	X(RXP_E_UNKNOWN_RREF, 13, "unknown RRef")                              \
-	X(RXP_E_REFUSED, 14, "request refused by the peer")
+	X(RXP_E_REFUSED, 14, "request refused by the peer")                    \
+	X(RXP_E_AUTH, 15,                                                      \
+	  "peer authentication failed (job secret missing or different)")
 
 enum rxp_errno {
 #define RXP__ERR_ENUM(name, off, msg) name = RXP_ERRNO_BASE + (off),

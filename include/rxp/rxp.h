@@ -8,7 +8,11 @@
  *    negative code on failure: -errno or -RXP_E_* (see rxp/errno.h). It never
  *    sets errno and never leaves an output argument half-written.
  *  - Handles are opaque. Functions that release a handle accept NULL.
- *  - "Threads:" in each comment says from where a function may be called.
+ *  - "Threads:" in each comment says from where a function may be called;
+ *    the threading contract behind it is docs/DESIGN.md, "Threads". "An
+ *    agent thread" is an agent's polling thread or one of its worker pool
+ *    threads (where registered functions, message handlers and future
+ *    callbacks run). User code never runs on the polling thread.
  *  - No verbs or liburing type appears here; the header compiles as C11 and
  *    as C++.
  *
@@ -47,9 +51,10 @@ extern "C" {
 
 /* ---------------------------------------------------------------- misc */
 
-/* Name of a return code (0, -errno or -RXP_E_*). Never NULL. */
+/* Name of a return code (0, -errno or -RXP_E_*). Never NULL.
+ * Threads: any. */
 RXP_API const char *rxp_strerror(int err);
-/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. Threads: any. */
 RXP_API const char *rxp_version(void);
 
 /* A piece of caller memory (a tensor storage to send). */
@@ -64,7 +69,8 @@ struct rxp_iov {
  * A received storage: bytes in one of rxp's receive buffers (registered
  * memory on verbs). Refcounted; the bytes stay valid and writable while a
  * reference is held.
- * Threads: any.
+ * Threads (each function of this section): any. A wrapped storage's
+ * @release runs on the thread that drops the last reference.
  */
 struct rxp_storage;
 RXP_API void *rxp_storage_data(const struct rxp_storage *s);
@@ -117,7 +123,7 @@ enum rxp_dtype {
 #undef RXP__DT_ENUM
 };
 
-/* Bytes per element of @dtype, or 0 for an unknown dtype. */
+/* Bytes per element of @dtype, or 0 for an unknown dtype. Threads: any. */
 RXP_API size_t rxp_dtype_size(int dtype);
 
 #define RXP_MAX_DIMS 16
@@ -197,7 +203,8 @@ struct rxp_dict_entry {
 	struct rxp_value value;
 };
 
-/* Builders for values to send (no allocation; strings are referenced). */
+/* Builders for values to send (no allocation; strings are referenced).
+ * Threads (each builder below, rxp_tensor_span too): any. */
 RXP_API struct rxp_value rxp_v_none(void);
 RXP_API struct rxp_value rxp_v_bool(bool b);
 RXP_API struct rxp_value rxp_v_int(int64_t i);
@@ -227,18 +234,21 @@ struct rxp_future;
 
 /*
  * Wait until @f is fulfilled. Returns its status (rxp_future_status()).
- * Threads: any thread except the agent's polling thread.
+ * Threads: any (a future callback or a registered function too: the
+ * polling thread, which never runs user code, fulfils futures).
  */
 RXP_API int rxp_future_wait(struct rxp_future *f);
 /* Same, giving up after @timeout_ms (-ETIMEDOUT from the wait itself; the
  * future is untouched and may still complete). 0 = no limit (as
- * rxp_future_wait); < 0 = do not wait at all (poll). */
+ * rxp_future_wait); < 0 = do not wait at all (poll). Threads: any. */
 RXP_API int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms);
 /* true once fulfilled. Threads: any. */
 RXP_API bool rxp_future_done(const struct rxp_future *f);
 /* 0 = value; otherwise -ETIMEDOUT, -ECANCELED, -RXP_E_PEER_LOST,
  * -RXP_E_REMOTE (callee error: see rxp_future_error), ... Only meaningful
- * once done. */
+ * once done.
+ * Threads (this and each reader below, to rxp_future_storage): any, while
+ * @f is held. */
 RXP_API int rxp_future_status(const struct rxp_future *f);
 /* Human-readable error (the callee's message for -RXP_E_REMOTE), "" if
  * none. Valid while @f is held. */
@@ -259,6 +269,7 @@ typedef void (*rxp_future_cb)(struct rxp_future *f, void *user);
  * Run @cb once @f is fulfilled: on an agent worker thread, or at once on
  * the calling thread if @f is already fulfilled. Callbacks run in the
  * order they were added. Returns -EBUSY past RXP_FUTURE_MAX_CALLBACKS.
+ * Threads: any.
  */
 #define RXP_FUTURE_MAX_CALLBACKS 8
 RXP_API int rxp_future_then(struct rxp_future *f, rxp_future_cb cb, void *user);
@@ -375,6 +386,20 @@ struct rxp_agent_attr {
 	const struct rxp_store_ops *store; /* NULL: rxp's own rendezvous at
 					      master_addr:master_port */
 	void *store_ctx;		   /* passed to every store op */
+	/* authentication */
+	/* The job secret every worker of the job shares (>= 16 bytes; use 32
+	 * random ones), read during rxp_agent_create only. NULL: the contents
+	 * of the file $RXP_SECRET_FILE if set (refused with -EPERM if group
+	 * or others may access it: chmod 600), else none. With a secret every
+	 * data connection proves it both ways (HMAC-SHA256 over fresh nonces
+	 * and both identities) before anything is read from it; a peer with
+	 * another secret or none is refused (-RXP_E_AUTH, metric
+	 * transport.auth_refused). This authenticates peers, it does not
+	 * encrypt or protect later traffic (README "Security"); the
+	 * rendezvous is not authenticated yet. verbs refuses a secret
+	 * (-EOPNOTSUPP) until it authenticates; "auto" then picks tcp. */
+	const void *secret;
+	size_t secret_len;
 };
 
 /* Defaults as documented above. Threads: any. */
@@ -399,7 +424,10 @@ RXP_API int rxp_agent_create(const struct rxp_agent_attr *attr,
  * fulfilled, none lost), connections close, threads are joined, and the
  * agent is freed. Futures and storages the user still holds stay valid
  * until released. Never blocks longer than the time to join its threads.
- * Accepts NULL. Threads: any thread but the agent's own.
+ * Accepts NULL.
+ * Threads: any thread but one of @a's agent threads (there it is refused:
+ * an error is logged and nothing happens). No other thread may use @a
+ * during or after the call.
  */
 RXP_API void rxp_agent_shutdown(struct rxp_agent *a);
 
@@ -409,6 +437,9 @@ RXP_API void rxp_agent_shutdown(struct rxp_agent *a);
  * With attr.store the barrier runs through the store (rxp/join/<n> keys);
  * a join that timed out there resumes the same round when called again.
  * Return 0, -ETIMEDOUT after @timeout_ms (0 = no limit), -RXP_E_RENDEZVOUS.
+ * Threads: any but @a's agent threads (not checked: from a function it
+ * waits for calls that may need that function to end). Concurrent joins
+ * on one agent take turns.
  */
 RXP_API int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms);
 
@@ -416,6 +447,9 @@ struct rxp_worker_info {
 	const char *name;
 	int id; /* == rank */
 };
+/* The workers of the world (fixed at rendezvous): count, this one, by name,
+ * by id; names stay valid while the agent lives.
+ * Threads (these four, and rxp_agent_transport): any. */
 RXP_API int rxp_agent_worker_count(const struct rxp_agent *a);
 RXP_API int rxp_agent_self(const struct rxp_agent *a,
 			   struct rxp_worker_info *out);
@@ -433,10 +467,14 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * agent.thread_pool_size, agent.num_idle_threads) plus rxp's own
  * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
  * calls.responses_dropped (responses whose connection closed first),
+ * calls.forged_responses (responses for a pending call that came on
+ * another connection than its request: ignored), transport.auth_refused
+ * (connections refused by authentication),
  * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
  * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and
  * returns the length it needed (like snprintf).
+ * Threads: any (counters are atomics; a dump is not one snapshot).
  */
 RXP_API int rxp_agent_metric(struct rxp_agent *a, const char *key,
 			     int64_t *value);
@@ -444,7 +482,10 @@ RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len);
 
 /* ---------------------------------------------- script-call level (RPC) */
 
-/* struct rxp_call: a call being served by a registered function. */
+/* struct rxp_call: a call being served by a registered function.
+ * Threads (each rxp_call_* function): any, until the call is completed
+ * (the function's worker thread, or wherever an async function's work
+ * goes on). */
 
 /* The arguments and their storages. Valid until the call is completed. */
 RXP_API const struct rxp_value *rxp_call_args(const struct rxp_call *c,
@@ -481,7 +522,8 @@ RXP_API int rxp_call_fail(struct rxp_call *c, const char *fmt, ...)
 
 /* Register @fn under a qualified name ("mod.fn"). -EEXIST if taken. A
  * call that arrives before registration fails with -RXP_E_NO_FUNCTION:
- * pass functions in rxp_agent_attr.functions to have them from the start. */
+ * pass functions in rxp_agent_attr.functions to have them from the start.
+ * Threads: any (the registry has its own lock). */
 RXP_API int rxp_agent_register(struct rxp_agent *a, const char *qualname,
 			       rxp_fn fn, unsigned flags, void *user);
 
@@ -509,7 +551,8 @@ struct rxp_call_opts {
  * Return 0 with *out set (the future is fulfilled exactly once), or
  * -errno with nothing sent: -EINVAL, -RXP_E_NO_WORKER, -RXP_E_TOO_BIG,
  * -RXP_E_SHUTDOWN, -ENOMEM.
- * Threads: any (not from a future callback waiting on itself).
+ * Threads: any, agent threads included (nested calls from a function). It
+ * may send at once on this thread when the polling thread sleeps.
  */
 RXP_API int rxp_rpc_async(struct rxp_agent *a, const char *dst,
 			  const char *qualname, const struct rxp_value *args,
@@ -517,7 +560,10 @@ RXP_API int rxp_rpc_async(struct rxp_agent *a, const char *dst,
 			  uint32_t nstorages, const struct rxp_call_opts *opts,
 			  struct rxp_future **out);
 /* rxp_rpc_async + rxp_future_wait. On 0, *out holds the fulfilled future
- * (release it); its status is the call's result. */
+ * (release it); its status is the call's result.
+ * Threads: any; from a function it holds that worker thread meanwhile (a
+ * pool whose threads all wait on calls back to this agent cannot serve
+ * them). */
 RXP_API int rxp_rpc_sync(struct rxp_agent *a, const char *dst,
 			 const char *qualname, const struct rxp_value *args,
 			 uint32_t nargs, const struct rxp_iov *storages,
@@ -534,6 +580,7 @@ RXP_API int rxp_call_autograd(const struct rxp_call *c,
  * calling thread when a call with autograd metadata is sent (record a
  * "send" function for the backward pass), @on_recv on the worker thread
  * before the callee's function runs (record the matching "recv").
+ * Threads: any (set under the registry lock; hooks run as said above).
  */
 struct rxp_autograd_hooks {
 	void (*on_send)(void *user, const struct rxp_autograd_meta *m, int dst,
@@ -571,7 +618,9 @@ RXP_API int rxp_remote(struct rxp_agent *a, const char *dst,
 		       uint32_t nstorages, const struct rxp_call_opts *opts,
 		       struct rxp_rref **out);
 /* Fetch the value (with its storages, zero-copy as for calls): a future
- * like an rpc's. Owner lost: -RXP_E_PEER_LOST, "owner lost: ...". */
+ * like an rpc's. Owner lost: -RXP_E_PEER_LOST, "owner lost: ...".
+ * Threads (this and each rxp_rref_* function below): any, while @r is
+ * held. */
 RXP_API int rxp_rref_to_here(struct rxp_rref *r, int64_t timeout_ms,
 			     struct rxp_future **out);
 /* 0 once the owner has confirmed (or this worker is the owner), the
@@ -586,7 +635,7 @@ RXP_API void rxp_rref_ids(const struct rxp_rref *r, struct rxp_rref_id *rref,
 RXP_API void rxp_rref_release(struct rxp_rref *r);
 /* A decoded RRef argument (@v->kind == RXP_V_RREF) as a handle of this
  * worker: a new user reference (fork) or, on the owner, a local one.
- * Release it with rxp_rref_release. */
+ * Release it with rxp_rref_release. Threads: as rxp_call_args. */
 RXP_API int rxp_call_rref(struct rxp_call *c, const struct rxp_value *v,
 			  struct rxp_rref **out);
 
@@ -600,6 +649,10 @@ RXP_API int rxp_call_rref(struct rxp_call *c, const struct rxp_value *v,
  * which come back with the response and are merged under the call's key
  * with the clock offset between the two workers corrected. Zero cost when
  * off (one relaxed load per call).
+ * Threads (each rxp_profiler_* function): any; the events have their own
+ * lock. The first rxp_profiler_enable(a, true) publishes the profiler's
+ * state without a lock: make it before other threads use the profiler of
+ * @a, and not from two threads at once.
  */
 RXP_API int rxp_profiler_enable(struct rxp_agent *a, bool on);
 struct rxp_prof_event {
@@ -619,7 +672,8 @@ RXP_API int rxp_profiler_events(struct rxp_agent *a, struct rxp_prof_event *out,
 RXP_API int rxp_profiler_export_chrome(struct rxp_agent *a, const char *path);
 RXP_API void rxp_profiler_clear(struct rxp_agent *a);
 /* In a function: record an event of its own (sent back to a profiling
- * caller). Times are CLOCK_MONOTONIC ns of this worker. */
+ * caller). Times are CLOCK_MONOTONIC ns of this worker.
+ * Threads: as rxp_call_args. */
 RXP_API int rxp_call_record_event(struct rxp_call *c, const char *name,
 				  int64_t start_ns, int64_t end_ns);
 
@@ -631,6 +685,9 @@ RXP_API int rxp_call_record_event(struct rxp_call *c, const char *name,
  * to the request. Types 0..63 are rxp's own; use RXP_MSG_USER and above.
  */
 #define RXP_MSG_USER 64
+
+/* Threads (each rxp_request_* function): any, until @r is responded to or
+ * failed (exactly once, from any thread). */
 
 RXP_API int rxp_request_type(const struct rxp_request *r);
 RXP_API int rxp_request_payload(const struct rxp_request *r, const void **data,
@@ -648,14 +705,17 @@ RXP_API int rxp_request_respond(struct rxp_request *r, const void *payload,
 RXP_API int rxp_request_fail(struct rxp_request *r, const char *msg);
 
 /* rxp_msg_handler (declared above struct rxp_agent_attr) handles user
- * messages; set it in the attr or with this call. */
+ * messages: runs on a worker thread, must eventually respond to or fail
+ * @r (from any thread). Set it in the attr or with this call.
+ * rxp_agent_set_handler: Threads: any (under the registry lock). */
 RXP_API int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h,
 				  void *user);
 
 /* Send a user message (type >= RXP_MSG_USER, <= 255) to worker @dst_id and
  * get a future for the response (rxp_future_payload / rxp_future_storage).
  * Zero copy: @payload and @storages are read until the future completes.
- * @timeout_ms as in struct rxp_call_opts. Errors as rxp_rpc_async. */
+ * @timeout_ms as in struct rxp_call_opts. Errors as rxp_rpc_async.
+ * Threads: as rxp_rpc_async. */
 RXP_API int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
 			 const void *payload, size_t len,
 			 const struct rxp_iov *storages, uint32_t nstorages,
@@ -668,6 +728,9 @@ RXP_API int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
  * instead of at each send), and that it is about to be freed (drops the
  * registration cache's entries that overlap it; call before free/munmap).
  * No-ops returning 0 on TCP.
+ * Threads: any; they wait until the thread that leads progress has done
+ * it (maybe this one, when the polling thread sleeps). -EDEADLK on a
+ * thread that already leads progress (internal: user code never does).
  */
 RXP_API int rxp_mem_register(struct rxp_agent *a, void *ptr, size_t len);
 RXP_API int rxp_mem_unregister(struct rxp_agent *a, void *ptr, size_t len);

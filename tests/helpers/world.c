@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,19 +26,100 @@ int world_time_scale(void)
 	return s >= 1 ? s : 1;
 }
 
+/*
+ * Ports for worlds, safe under `ctest -j`. Asking the kernel for a free
+ * port (bind 0, close, reuse) races: between the close and the master's
+ * bind, another test, or any connect(), may be given the same port. So:
+ *  - the port comes from just below the kernel's ephemeral range, which
+ *    bind(0) and connect() never hand out;
+ *  - a test process owns a port by holding an flock on
+ *    $TMPDIR/rxp-test-port-<port>.lock, for the rest of its life (the
+ *    kernel drops it when the process dies, however it dies);
+ *  - the port must still bind (SO_REUSEADDR, as the master binds it), in
+ *    case something outside the tests holds it.
+ */
+#define PORT_SPAN 8192
+
+static void ephemeral_low(int *lo)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	*lo = 32768;
+	if (f) {
+		if (fscanf(f, "%d", lo) != 1)
+			*lo = 32768;
+		fclose(f);
+	}
+}
+
+static bool port_binds(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = !bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	close(fd);
+	return ok;
+}
+
+/* Lock @port for this process: true if it is ours now. */
+static bool port_lock(int port)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/rxp-test-port-%d.lock",
+		 dir && *dir ? dir : "/tmp", port);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return false;
+	}
+	return true; /* fd stays open: the lock lasts as long as we do */
+}
+
 int world_free_port(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	/* ports this process holds: one that binds again (its world is
+	 * gone) is reused, so a long sweep holds few */
+	static int held[64];
+	static int nheld;
+	static int next = -1; /* this process's next candidate (offset) */
+	int lo, base;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
-	    !getsockname(fd, (struct sockaddr *)&sin, &sl))
-		port = ntohs(sin.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	for (int i = 0; i < nheld; i++)
+		if (port_binds(held[i]))
+			return held[i];
+	ephemeral_low(&lo);
+	base = lo - PORT_SPAN;
+	if (base < 1024)
+		base = 1024;
+	if (next < 0) /* spread the processes over the span */
+		next = (int)(((unsigned)getpid() * 2654435761u) % PORT_SPAN);
+	for (int i = 0; i < PORT_SPAN; i++) {
+		int port = base + (next + i) % PORT_SPAN;
+
+		if (port >= lo || port > 65535)
+			continue;
+		if (port_lock(port) && port_binds(port)) {
+			next = (next + i + 1) % PORT_SPAN;
+			if (nheld < (int)(sizeof(held) / sizeof(held[0])))
+				held[nheld++] = port;
+			return port;
+		}
+		/* a lock taken on a port that does not bind is kept: the
+		 * port is no good to anyone here either */
+	}
+	return -1;
 }
 
 #define WORLD_NFNS 15
@@ -65,6 +148,9 @@ bool world_transport_usable(void)
 }
 
 const char *world_rank0_transport;
+int64_t world_rank0_rpc_timeout_ms;
+const void *world_rank0_secret;
+size_t world_rank0_secret_len;
 
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 		char *name, size_t namelen)
@@ -84,6 +170,12 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 	attr->num_worker_threads = 4;
 	if (rank == 0 && world_rank0_transport)
 		attr->transport = world_rank0_transport;
+	if (rank == 0 && world_rank0_rpc_timeout_ms > 0)
+		attr->rpc_timeout_ms = world_rank0_rpc_timeout_ms;
+	if (rank == 0 && world_rank0_secret) {
+		attr->secret = world_rank0_secret;
+		attr->secret_len = world_rank0_secret_len;
+	}
 	attr->functions = fns;
 	attr->nfunctions = sizeof(fns) / sizeof(fns[0]);
 }

@@ -14,6 +14,8 @@
 #define RXP_TEST_WORLD_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include <rxp/rxp.h>
@@ -36,12 +38,19 @@ bool world_transport_usable(void);
  * inside the rxe guest, which runs 15-20x slower), else 1. */
 int world_time_scale(void);
 
-/* A free TCP port on the loopback (racy by nature; tests use it at once). */
+/* A free TCP port on the loopback, this process's alone until it exits
+ * (an flock per port, below the ephemeral range: see world.c), so tests
+ * run in parallel never share one; -1 if none is left. */
 int world_free_port(void);
 
 /* If set, rank 0 (this process) uses this transport instead of
  * $RXP_TRANSPORT, e.g. "fault:tcp" for fault injection on one side. */
 extern const char *world_rank0_transport;
+/* If > 0, rank 0's default call timeout (attr.rpc_timeout_ms). */
+extern int64_t world_rank0_rpc_timeout_ms;
+/* If set, rank 0 uses this job secret (the others: $RXP_SECRET_FILE). */
+extern const void *world_rank0_secret;
+extern size_t world_rank0_secret_len;
 
 /* Fill @attr for @rank of @size on @port from the environment. */
 void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,

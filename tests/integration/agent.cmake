@@ -26,3 +26,11 @@ rxp_add_test(test_agent_oom SOURCES ${RXP_TEST_DIR}/test_agent_oom.c
 rxp_add_test(test_faults SOURCES ${RXP_TEST_DIR}/test_faults.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 120 ENV RXP_TRANSPORT=tcp)
+
+# who may talk to a worker: job-secret authentication, forged responses
+rxp_add_test(test_auth SOURCES ${RXP_TEST_DIR}/test_auth.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=tcp)
+rxp_add_test(test_auth SOURCES ${RXP_TEST_DIR}/test_auth.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=tcp RXP_NO_URING=1)

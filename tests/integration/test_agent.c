@@ -43,6 +43,17 @@ static int setup2(void **state)
 	return 0;
 }
 
+/* setup2 with rank 0's default call timeout at 100 ms (scaled) */
+static int setup2_short_default(void **state)
+{
+	int ret;
+
+	world_rank0_rpc_timeout_ms = 100 * world_time_scale();
+	ret = setup2(state);
+	world_rank0_rpc_timeout_ms = 0;
+	return ret;
+}
+
 static int teardown_join(void **state)
 {
 	struct world *w = *state;
@@ -223,17 +234,28 @@ static void test_timeout_fires_near_deadline(void **state)
 	assert_true(late >= 1);
 }
 
+/* The caller's default timeout is 100 ms here (setup2_short_default): a
+ * call that takes longer fails with the default, and succeeds with
+ * RXP_TIMEOUT_NONE, which must not fall back to the default. */
 static void test_timeout_zero_means_never(void **state)
 {
 	struct world *w = *state;
-	struct rxp_value arg = rxp_v_int(200);
-	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_NONE};
+	struct rxp_value arg = rxp_v_int(400 * world_time_scale());
+	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_DEFAULT};
 	struct rxp_future *f;
 
+	/* the default really is shorter than the call */
+	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &arg, 1,
+				      NULL, 0, &o, &f),
+			 0);
+	assert_int_equal(rxp_future_status(f), -ETIMEDOUT);
+	rxp_future_release(f);
+	o.timeout_ms = RXP_TIMEOUT_NONE;
 	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &arg, 1,
 				      NULL, 0, &o, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
+	assert_int_equal(rxp_future_value(f)->u.i, 400 * world_time_scale());
 	rxp_future_release(f);
 }
 
@@ -688,7 +710,8 @@ int main(int argc, char **argv)
 			test_timeout_fires_near_deadline, setup2,
 			teardown_join),
 		cmocka_unit_test_setup_teardown(test_timeout_zero_means_never,
-						setup2, teardown_join),
+						setup2_short_default,
+						teardown_join),
 		cmocka_unit_test_setup_teardown(
 			test_unknown_function_is_future_error, setup2,
 			teardown_join),

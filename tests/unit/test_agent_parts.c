@@ -40,6 +40,35 @@ static void test_slots_add_get_del_and_reuse(void **state)
 	rxp__slots_fini(&s);
 }
 
+/* Call ids are keys of this table: a peer that saw some must not be able
+ * to tell the next one of a slot (it was generation + 1 before). */
+static void test_slot_keys_unpredictable(void **state)
+{
+	struct rxp__slots s, t;
+	uint64_t k, kt, prev = 0;
+	int v, steps = 0, high = 0, same = 0;
+
+	assert_int_equal(rxp__slots_init(&s, 4), 0);
+	assert_int_equal(rxp__slots_init(&t, 4), 0);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(rxp__slots_add(&s, &v, &k), 0);
+		assert_int_equal(rxp__slots_add(&t, &v, &kt), 0);
+		assert_int_equal((uint32_t)k, 0); /* LIFO: the same slot */
+		assert_true(k >> 32);		  /* never generation 0 */
+		steps += i && (k >> 32) - (prev >> 32) == 1;
+		high += (k >> 63) != 0;
+		same += k == kt; /* each table has its own key */
+		prev = k;
+		assert_ptr_equal(rxp__slots_del(&s, k), &v);
+		assert_ptr_equal(rxp__slots_del(&t, kt), &v);
+	}
+	assert_int_equal(steps, 0);
+	assert_true(high > 400 && high < 600);
+	assert_true(same < 3);
+	rxp__slots_fini(&s);
+	rxp__slots_fini(&t);
+}
+
 static void test_slots_grow_fails_cleanly_on_enomem(void **state)
 {
 	struct rxp__slots s;
@@ -106,9 +135,13 @@ static void test_pool_refuses_after_stop(void **state)
 	struct rxp__pool p;
 
 	assert_int_equal(rxp__pool_start(&p, 1), 0);
+	rxp__pool_lock(&p.mu);
 	p.stop = true; /* as rxp__pool_stop sets it, before joining */
+	rxp__pool_unlock(&p.mu);
 	assert_int_equal(rxp__pool_push(&p, task, NULL), -ECANCELED);
+	rxp__pool_lock(&p.mu);
 	p.stop = false;
+	rxp__pool_unlock(&p.mu);
 	rxp__pool_stop(&p);
 }
 
@@ -225,6 +258,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots_add_get_del_and_reuse),
+		cmocka_unit_test(test_slot_keys_unpredictable),
 		cmocka_unit_test(test_slots_grow_fails_cleanly_on_enomem),
 		cmocka_unit_test(test_heap_pops_in_deadline_order),
 		cmocka_unit_test(test_pool_runs_every_task_before_stop),

@@ -79,6 +79,74 @@ static void test_hs_codec(void **state)
 	assert_int_equal(tcp_hs_decode(b, &out), -RXP_E_VERSION);
 }
 
+/* The handshake MAC on its own: a proof checks out for exactly the
+ * transcript, key and direction it was made for. */
+static void test_proof_mac(void **state)
+{
+	static const char sec[] = "a job secret of thirty-two bytes";
+	struct rxp_auth_key k, k2, none;
+	uint8_t conn[TCP_HELLO_MAX], acc[TCP_HELLO_MAX], p[TCP_PROOF_SIZE];
+
+	assert_int_equal(rxp_auth_load(sec, 32, &k), 0);
+	assert_true(k.on);
+	assert_int_equal(
+		rxp_auth_load("a job secret of thirty-two byteS", 32, &k2), 0);
+	assert_int_equal(rxp_auth_load("short", 5, &none), -EINVAL);
+	assert_false(none.on);
+	unsetenv("RXP_SECRET_FILE");
+	assert_int_equal(rxp_auth_load(NULL, 0, &none), 0);
+	assert_false(none.on); /* no secret anywhere: no authentication */
+	rxp_auth_nonce(conn, sizeof(conn));
+	rxp_auth_nonce(acc, sizeof(acc));
+	assert_memory_not_equal(conn, acc, sizeof(conn));
+
+	tcp_proof_make(p, &k, TCP_LABEL_CONNECTOR, conn, acc);
+	assert_int_equal(rxp_get_le32(p), TCP_PROOF_MAGIC);
+	assert_int_equal(tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			 0);
+	/* reflected back to its sender: the other direction's label */
+	assert_int_equal(tcp_proof_check(p, &k, TCP_LABEL_ACCEPTOR, conn, acc),
+			 -RXP_E_AUTH);
+	/* another secret */
+	assert_int_equal(
+		tcp_proof_check(p, &k2, TCP_LABEL_CONNECTOR, conn, acc),
+		-RXP_E_AUTH);
+	/* the hellos swapped, or any byte of either changed (a nonce, an
+	 * identity, the world size, the version) */
+	assert_int_equal(tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, acc, conn),
+			 -RXP_E_AUTH);
+	for (size_t i = 0; i < TCP_HELLO_MAX; i += 7) {
+		conn[i] ^= 0x10;
+		assert_int_equal(
+			tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			-RXP_E_AUTH);
+		conn[i] ^= 0x10;
+		acc[i] ^= 0x01;
+		assert_int_equal(
+			tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			-RXP_E_AUTH);
+		acc[i] ^= 0x01;
+	}
+	/* any bit of the MAC */
+	for (size_t i = 8; i < TCP_PROOF_SIZE; i++) {
+		p[i] ^= 0x80;
+		assert_int_equal(
+			tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			-RXP_E_AUTH);
+		p[i] ^= 0x80;
+	}
+	/* framing */
+	p[0] ^= 1;
+	assert_int_equal(tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			 -RXP_E_PROTO);
+	p[0] ^= 1;
+	assert_int_equal(tcp_proof_check(p, &k, TCP_LABEL_CONNECTOR, conn, acc),
+			 0);
+	rxp_auth_wipe(&k);
+	assert_false(k.on);
+	rxp_auth_wipe(&k2);
+}
+
 static void test_hdr_codec(void **state)
 {
 	struct tcp_hdr in = {1, 200, 3, 17, 0xfedcba9876543210ull, 12345};
@@ -412,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_hs_codec),
 		cmocka_unit_test(test_hdr_codec),
+		cmocka_unit_test(test_proof_mac),
 		cmocka_unit_test(test_parser_splits),
 		cmocka_unit_test(test_parser_direct),
 		cmocka_unit_test(test_parser_garbage),

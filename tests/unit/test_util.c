@@ -28,7 +28,7 @@ static void test_small_buffers_are_aligned_and_sized(void **state)
 static void test_large_buffer_is_reused_for_a_similar_size(void **state)
 {
 	struct rxp_buf *a = rxp_buf_alloc(4u << 20), *b, *c;
-	void *mem = a->data;
+	void *mem = a->data, *mem2;
 
 	assert_non_null(a);
 	rxp_buf_put(a);
@@ -41,12 +41,15 @@ static void test_large_buffer_is_reused_for_a_similar_size(void **state)
 	c = rxp_buf_alloc(4u << 20);
 	assert_non_null(c);
 	assert_ptr_not_equal(c->data, mem);
+	mem2 = c->data;
 	rxp_buf_put(c);
 	rxp_buf_put(b);
-	/* much smaller than what is cached: not handed a huge block */
+	/* much smaller than what is cached (both 4 MiB blocks, mem and
+	 * mem2): not handed either huge block */
 	c = rxp_buf_alloc(1u << 20);
 	assert_non_null(c);
 	assert_ptr_not_equal(c->data, mem);
+	assert_ptr_not_equal(c->data, mem2);
 	rxp_buf_put(c);
 }
 

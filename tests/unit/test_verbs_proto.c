@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "rxp_auth.h"
 #include "test_verbs_fake.h"
 
 static struct fx_side A, B;
@@ -615,6 +616,27 @@ static void test_disconnected_and_device_removal(void **state)
 	fx_free(m, 0);
 }
 
+/* verbs does not authenticate yet: with a job secret it refuses to open
+ * (a clear error) rather than accept unauthenticated peers. */
+static void test_open_refuses_a_job_secret(void **state)
+{
+	struct rxp_auth_key key = {.on = true};
+	struct rxp_tp_cb cb = A.cb;
+	struct rxp_tp_attr attr = {.bind_addr = "10.0.0.1",
+				   .local_id = 3,
+				   .cb = &cb,
+				   .gid_index = -1,
+				   .key = &key};
+	struct rxp_tp *tp = NULL;
+
+	assert_int_equal(rxp_verbs_ops.open(&attr, &tp), -EOPNOTSUPP);
+	assert_null(tp);
+	key.on = false; /* a key that is off is no secret */
+	assert_int_equal(rxp_verbs_ops.open(&attr, &tp), 0);
+	tp->ops->close(tp);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +655,7 @@ int main(void)
 		T(test_connect_timeout),
 		T(test_accept_fails),
 		T(test_disconnected_and_device_removal),
+		T(test_open_refuses_a_job_secret),
 #undef T
 	};
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rxp_lock.h"
 #include "rxp_transport.h"
 
 enum fault_point { FP_SEND, FP_CONNECT, FP_SENDCB, FP_RECV, FP__COUNT };
@@ -67,17 +68,17 @@ static struct fault_tp *to_ftp(struct rxp_tp *tp)
 /* Connections belong to the inner backend: find our wrapper from theirs
  * (a few instances per process at most: a small table). */
 #define MAX_INSTANCES 16
-static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rxp_mutex map_mu = RXP_MUTEX_INITIALIZER;
 static struct {
 	struct rxp_tp *inner;
 	struct fault_tp *f;
-} map[MAX_INSTANCES];
+} map[MAX_INSTANCES] RXP_GUARDED_BY(map_mu);
 
 static int map_add(struct fault_tp *f)
 {
 	int ret = -ENOSPC;
 
-	pthread_mutex_lock(&map_mu);
+	rxp_mutex_lock(&map_mu);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		if (!map[i].inner) {
 			map[i].inner = f->inner;
@@ -85,28 +86,28 @@ static int map_add(struct fault_tp *f)
 			ret = 0;
 			break;
 		}
-	pthread_mutex_unlock(&map_mu);
+	rxp_mutex_unlock(&map_mu);
 	return ret;
 }
 
 static void map_del(struct fault_tp *f)
 {
-	pthread_mutex_lock(&map_mu);
+	rxp_mutex_lock(&map_mu);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		if (map[i].f == f)
 			map[i].inner = NULL, map[i].f = NULL;
-	pthread_mutex_unlock(&map_mu);
+	rxp_mutex_unlock(&map_mu);
 }
 
 static struct fault_tp *of_conn(const struct rxp_conn *c)
 {
 	struct fault_tp *f = NULL;
 
-	pthread_mutex_lock(&map_mu);
+	rxp_mutex_lock(&map_mu);
 	for (int i = 0; i < MAX_INSTANCES; i++)
 		if (map[i].inner == c->tp)
 			f = map[i].f;
-	pthread_mutex_unlock(&map_mu);
+	rxp_mutex_unlock(&map_mu);
 	return f;
 }
 
@@ -321,6 +322,10 @@ static int f_progress(struct rxp_tp *tp)
 	f->base.bytes_received = f->inner->bytes_received;
 	f->base.msgs_sent = f->inner->msgs_sent;
 	f->base.msgs_received = f->inner->msgs_received;
+	atomic_store_explicit(&f->base.auth_refused,
+			      atomic_load_explicit(&f->inner->auth_refused,
+						   memory_order_relaxed),
+			      memory_order_relaxed);
 	return r;
 }
 

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "rxp_auth.h"
 #include "rxp_transport.h"
 
 struct io_uring;
@@ -39,6 +40,18 @@ struct io_uring_buf_reg;
 #define TCP_HDR_MAGIC 0x5852u	 /* "RX" */
 #define TCP_HS_SIZE 40u
 #define TCP_HDR_SIZE 32u
+/* authentication (docs/tcp.md "Authentication"): a hello with feature
+ * TCP_F_AUTH is followed by TCP_HS_EXT_SIZE bytes (world size, nonce);
+ * then each side sends a TCP_PROOF_SIZE proof of the job secret */
+#define TCP_F_AUTH 0x1ull
+#define TCP_HS_EXT_SIZE 40u
+#define TCP_HELLO_MAX (TCP_HS_SIZE + TCP_HS_EXT_SIZE)
+#define TCP_PROOF_MAGIC 0x41505852u /* "RXPA" little-endian */
+#define TCP_PROOF_SIZE (8u + RXP_AUTH_MAC_BYTES)
+/* HMAC labels: the connector's and the acceptor's proofs differ, so a
+ * proof reflected back to its sender fails */
+#define TCP_LABEL_CONNECTOR "rxp tcp v1 proof from connector"
+#define TCP_LABEL_ACCEPTOR "rxp tcp v1 proof from acceptor"
 
 struct tcp_hs {
 	uint32_t magic;
@@ -63,6 +76,22 @@ struct tcp_hdr {
 void tcp_hs_encode(uint8_t out[TCP_HS_SIZE], const struct tcp_hs *hs);
 /* 0, -RXP_E_PROTO (bad magic/size) or -RXP_E_VERSION. */
 int tcp_hs_decode(const uint8_t in[TCP_HS_SIZE], struct tcp_hs *hs);
+/* The 40 bytes after an authenticating hello. */
+void tcp_hs_ext_encode(uint8_t out[TCP_HS_EXT_SIZE], uint32_t world_size,
+		       const uint8_t nonce[RXP_AUTH_NONCE_BYTES]);
+/* 0 with *world_size, or -RXP_E_PROTO (reserved bytes set). */
+int tcp_hs_ext_decode(const uint8_t in[TCP_HS_EXT_SIZE], uint32_t *world_size);
+/*
+ * The proof one side sends: "RXPA", version, size, then the HMAC of
+ * (@label, connector's hello + ext, acceptor's hello + ext) under @key.
+ * tcp_proof_check() returns 0, -RXP_E_PROTO (bad framing) or -RXP_E_AUTH.
+ */
+void tcp_proof_make(uint8_t out[TCP_PROOF_SIZE], const struct rxp_auth_key *key,
+		    const char *label, const uint8_t *conn_hello,
+		    const uint8_t *acc_hello);
+int tcp_proof_check(const uint8_t in[TCP_PROOF_SIZE],
+		    const struct rxp_auth_key *key, const char *label,
+		    const uint8_t *conn_hello, const uint8_t *acc_hello);
 void tcp_hdr_encode(uint8_t out[TCP_HDR_SIZE], const struct tcp_hdr *h);
 /* 0 or -RXP_E_PROTO (bad magic, version, reserved bits, counts). */
 int tcp_hdr_decode(const uint8_t in[TCP_HDR_SIZE], uint32_t max_storages,
@@ -128,6 +157,7 @@ struct tcp_slot {
 	bool internal;	  /* handshake: no on_send */
 	bool sent;	  /* every byte accepted by the kernel */
 	bool zc;	  /* has a storage >= zc threshold */
+	bool hold;	  /* proof slot: not sent until it is filled */
 	void *ext;	  /* malloc'd iov + header when too big for inline */
 	size_t bytes;	  /* total frame bytes */
 	struct iovec iov_inline[TCP_SLOT_INLINE_IOV];
@@ -141,12 +171,12 @@ struct tcp_slot_chunk {
 
 /* ---------------------------------------------------------- receive */
 
-enum tcp_rx_state { RX_HS, RX_HDR, RX_LENS, RX_BODY };
+enum tcp_rx_state { RX_HS, RX_HS_EXT, RX_PROOF, RX_HDR, RX_LENS, RX_BODY };
 
 struct tcp_rx {
 	int state;
-	uint8_t hdr[TCP_HS_SIZE]; /* >= TCP_HDR_SIZE */
-	size_t have;		  /* bytes gathered of hdr / lens */
+	uint8_t hdr[TCP_HELLO_MAX]; /* >= TCP_HDR_SIZE, TCP_PROOF_SIZE */
+	size_t have;		    /* bytes gathered of hdr / lens */
 	struct tcp_hdr h;
 	uint8_t *lens_raw;     /* 8 * RXP_WIRE_MAX_STORAGES */
 	uint64_t *lens;	       /* RXP_WIRE_MAX_STORAGES */
@@ -161,7 +191,8 @@ struct tcp_rx {
 
 enum tcp_conn_state {
 	TC_CONNECTING, /* TCP connect in progress */
-	TC_HANDSHAKE,  /* connected, waiting for the peer's handshake */
+	TC_HANDSHAKE,  /* connected, waiting for the peer's handshake (and
+			  proof, when authenticating) */
 	TC_OPEN,
 	TC_CLOSING, /* failed: waiting for kernel ops to let go */
 	TC_DEAD,    /* callbacks delivered; freed when io_refs == 0 */
@@ -201,6 +232,11 @@ struct tcp_conn {
 	int err;	/* why it failed; reported by on_conn */
 	bool announced; /* on_conn(0) delivered */
 	bool hs_rcvd;
+	/* authentication: while auth_wait, only the hello and the proof
+	 * are sent and nothing but them is parsed */
+	bool auth_wait;
+	struct tcp_slot *proof_slot; /* held until the peer's hello came */
+	uint8_t hello_mine[TCP_HELLO_MAX], hello_peer[TCP_HELLO_MAX];
 	int cb_depth;	  /* > 0 while one of its callbacks runs */
 	int64_t deadline; /* connect + handshake, ns */
 	char peer_str[64];
@@ -281,6 +317,8 @@ struct tcp_stats {
 	uint64_t accepted, proto_errors, hs_failures, zc_sends, copy_sends;
 	uint64_t direct_recvs, ms_rearms, enobufs;
 	uint64_t body_copied, body_direct; /* body bytes by receive path */
+	uint64_t auth_refused_logged;	   /* base.auth_refused at last log */
+	int64_t auth_log_next;		   /* ns: rate limit of that log */
 };
 
 struct tcp_tp {
@@ -288,6 +326,8 @@ struct tcp_tp {
 	const struct tcp_backend *be;
 	struct rxp_tp_cb cb;
 	uint32_t local_id;
+	uint32_t world_size;	 /* authenticated hellos must carry this */
+	struct rxp_auth_key key; /* .on: authenticate every connection */
 	uint64_t max_payload, max_storage;
 	size_t zc_threshold;  /* SEND_ZC for storages >= this */
 	size_t rx_copy_max;   /* body bytes copied out of ring buffers */
@@ -341,7 +381,10 @@ int tcp_tx_queue(struct tcp_conn *c, const struct rxp_msg_out *m, void *cookie);
 int tcp_tx_fill(struct tcp_conn *c, struct iovec *iov, int max,
 		unsigned *nslots, bool *zc);
 void tcp_tx_advance(struct tcp_conn *c, size_t n);
-bool tcp_tx_pending(const struct tcp_conn *c); /* unsent bytes queued */
+/* unsent bytes queued that may go now (not held by authentication) */
+bool tcp_tx_pending(const struct tcp_conn *c);
+/* The proof is filled in (or the peer is authenticated): send. */
+void tcp_tx_release(struct tcp_conn *c);
 /* on_send for finished slots at the head; returns how many */
 int tcp_tx_complete(struct tcp_conn *c);
 /* on_send(err) for every slot left (teardown) */
@@ -349,6 +392,8 @@ void tcp_tx_fail_all(struct tcp_conn *c, int err);
 void tcp_tx_free(struct tcp_conn *c);
 
 /* tcp_rx.c */
+/* 0 (cannot fail: the frame parser's arrays are allocated only when
+ * the handshake is accepted) */
 int tcp_rx_init(struct tcp_rx *rx);
 void tcp_rx_fini(struct tcp_rx *rx);
 /* Consume @n received bytes (copying them to their destination).

@@ -244,6 +244,19 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 		return;
 	if (err == -EPIPE)
 		err = -ECONNRESET;
+	if (c->base.outgoing && c->state == TC_HANDSHAKE &&
+	    c->rx.state == RX_PROOF &&
+	    (err == -ECONNRESET || err == -RXP_E_PEER_LOST)) {
+		/* the acceptor closed on our proof instead of answering with
+		 * its own: a different secret, said so, not "peer lost" */
+		atomic_fetch_add_explicit(&tp->base.auth_refused, 1,
+					  memory_order_relaxed);
+		rxp_warn(TCP_LOG,
+			 "%s: peer closed the connection on our proof: its "
+			 "job secret differs",
+			 c->peer_str);
+		err = -RXP_E_AUTH;
+	}
 	c->err = err;
 	c->state = TC_CLOSING;
 	if (err == -RXP_E_PROTO)

@@ -21,6 +21,19 @@
 #define TCP_POOL_PREALLOC 32
 #define TCP_SMALL_PREALLOC 128
 
+/* Listening beyond the loopback without a job secret: say so, once. */
+static void warn_unauthenticated(const struct tcp_tp *tp)
+{
+	if (tp->key.on || !strncmp(tp->addr_str, "127.", 4) ||
+	    !strncmp(tp->addr_str, "[::1]", 5))
+		return;
+	rxp_warn(TCP_LOG,
+		 "listening on %s without authentication: anyone who reaches "
+		 "this port can run registered functions (set "
+		 "RXP_SECRET_FILE on every worker; see README)",
+		 tp->addr_str);
+}
+
 static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 {
 	char why[160] = "";
@@ -38,6 +51,9 @@ static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	tp->base.ops = &rxp_tcp_ops;
 	tp->cb = *attr->cb;
 	tp->local_id = attr->local_id;
+	tp->world_size = attr->world_size;
+	if (attr->key)
+		tp->key = *attr->key;
 	tp->lfd = -1;
 	tp->max_payload = attr->max_payload ? attr->max_payload
 					    : RXP_WIRE_DEFAULT_MAX_PAYLOAD;
@@ -85,6 +101,7 @@ static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	err = tp->be->listen_start(tp);
 	if (err)
 		goto err_listen;
+	warn_unauthenticated(tp);
 	*out = &tp->base;
 	return 0;
 
@@ -97,6 +114,7 @@ err_pool:
 	tcp_pool_put(tp->pool_small);
 	tcp_pool_put(tp->pool);
 err_free:
+	rxp_auth_wipe(&tp->key);
 	rxp__free(tp);
 	return err;
 }
@@ -140,6 +158,7 @@ static void tcp_close(struct rxp_tp *rtp)
 	tp->be->fini(tp);
 	tcp_pool_put(tp->pool_small);
 	tcp_pool_put(tp->pool);
+	rxp_auth_wipe(&tp->key);
 	rxp__free(tp);
 }
 

@@ -12,7 +12,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "rxp_lock.h"
 #include "tcp.h"
+
+/* a pool's mu: its free list */
+RXP_LOCK_CLASS(tcp_pool_mu);
 
 #define POOL_MAX_CACHED 1024u
 
@@ -22,9 +26,9 @@ struct tcp_pbuf {
 };
 
 struct tcp_pool {
-	pthread_mutex_t mu;
-	struct tcp_pbuf *free_list;
-	unsigned nfree;
+	struct rxp_mutex mu; /* class tcp_pool_mu */
+	struct tcp_pbuf *free_list RXP_GUARDED_BY(tcp_pool_mu);
+	unsigned nfree RXP_GUARDED_BY(tcp_pool_mu);
 	atomic_uint refs; /* creator + buffers handed out */
 	size_t bufsz;
 	size_t hdrsz;
@@ -36,11 +40,14 @@ static void pool_unref(struct tcp_pool *p)
 
 	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	/* the last reference: uncontended, taken to free what it guards */
+	tcp_pool_mu_lock(&p->mu);
 	for (b = p->free_list; b; b = next) {
 		next = b->next;
 		rxp__free(b);
 	}
-	pthread_mutex_destroy(&p->mu);
+	tcp_pool_mu_unlock(&p->mu);
+	rxp_mutex_destroy(&p->mu);
 	rxp__free(p);
 }
 
@@ -50,14 +57,14 @@ static void pbuf_release(struct rxp_buf *rb)
 	struct tcp_pool *p = rb->owner;
 	bool cached = false;
 
-	pthread_mutex_lock(&p->mu);
+	tcp_pool_mu_lock(&p->mu);
 	if (p->nfree < POOL_MAX_CACHED) {
 		b->next = p->free_list;
 		p->free_list = b;
 		p->nfree++;
 		cached = true;
 	}
-	pthread_mutex_unlock(&p->mu);
+	tcp_pool_mu_unlock(&p->mu);
 	if (!cached)
 		rxp__free(b);
 	pool_unref(p);
@@ -82,7 +89,7 @@ int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out)
 
 	if (!p)
 		return -ENOMEM;
-	if (pthread_mutex_init(&p->mu, NULL)) {
+	if (rxp_mutex_init(&p->mu)) {
 		rxp__free(p);
 		return -ENOMEM;
 	}
@@ -96,9 +103,12 @@ int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out)
 			pool_unref(p);
 			return -ENOMEM;
 		}
+		/* not yet shared: uncontended */
+		tcp_pool_mu_lock(&p->mu);
 		b->next = p->free_list;
 		p->free_list = b;
 		p->nfree++;
+		tcp_pool_mu_unlock(&p->mu);
 	}
 	*out = p;
 	return 0;
@@ -110,13 +120,13 @@ struct rxp_buf *tcp_pool_get(struct tcp_pool *p, size_t len)
 
 	if (len > p->bufsz)
 		return NULL;
-	pthread_mutex_lock(&p->mu);
+	tcp_pool_mu_lock(&p->mu);
 	b = p->free_list;
 	if (b) {
 		p->free_list = b->next;
 		p->nfree--;
 	}
-	pthread_mutex_unlock(&p->mu);
+	tcp_pool_mu_unlock(&p->mu);
 	if (!b) {
 		b = pbuf_new(p); /* grow: off the fast path once warm */
 		if (!b)

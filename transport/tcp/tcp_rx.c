@@ -5,31 +5,43 @@
  * path's staging buffer) or straight into their destination through
  * tcp_rx_direct_iov() + tcp_rx_direct_done().
  *
- * States: RX_HS (peer handshake) -> RX_HDR (32-byte frame header) ->
+ * States: RX_HS (peer handshake) [-> RX_HS_EXT (its nonce) -> RX_PROOF
+ * (its proof of the job secret), when authenticating] -> RX_HDR (32-byte
+ * frame header) ->
  * RX_LENS (nstorages x u64) -> RX_BODY (pieces: payload, then each
  * storage) -> RX_HDR ... Every length is checked against the limits
  * before anything is allocated; a piece's buffer is allocated only when
  * the parser reaches it (small ones from the pool, large ones on the
- * heap), so a lying header costs at most one allocation.
+ * heap), so a lying header costs at most one allocation. Until the
+ * peer's proof checks out nothing but the handshake is parsed: no frame,
+ * no allocation, no callback.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tcp.h"
 
 int tcp_rx_init(struct tcp_rx *rx)
 {
+	memset(rx, 0, sizeof(*rx));
+	rx->state = RX_HS;
+	return 0;
+}
+
+/* The frame parser's arrays (16 KiB), only once the peer is accepted: a
+ * connection that never completes its handshake costs none of it. */
+static int rx_arm(struct tcp_rx *rx)
+{
 	size_t lens = 8 * (size_t)RXP_WIRE_MAX_STORAGES;
 	size_t bufs = sizeof(struct rxp_buf *) * (RXP_WIRE_MAX_STORAGES + 1);
 	uint8_t *mem = rxp__malloc(lens + bufs);
 
-	memset(rx, 0, sizeof(*rx));
 	if (!mem)
 		return -ENOMEM;
 	rx->lens = (uint64_t *)mem;
 	rx->lens_raw = mem;
 	rx->bufs = (struct rxp_buf **)(mem + lens);
-	rx->state = RX_HS;
 	return 0;
 }
 
@@ -131,6 +143,61 @@ static int start_body(struct tcp_conn *c, uint64_t body)
 	return settle(c);
 }
 
+/* A refused connection: counted, and logged at most once a second with
+ * the number refused since the last line (a stranger must not flood). */
+static int auth_refuse(struct tcp_conn *c, int err, const char *why)
+{
+	struct tcp_tp *tp = c->tp;
+	int64_t now = rxp_now_ns();
+	uint64_t total = 1 + atomic_fetch_add_explicit(&tp->base.auth_refused,
+						       1, memory_order_relaxed);
+
+	if (now >= tp->stats.auth_log_next) {
+		uint64_t n = total - tp->stats.auth_refused_logged;
+
+		rxp_warn(TCP_LOG,
+			 "%s: connection refused: %s (%llu refused since the "
+			 "last such line)",
+			 c->peer_str, why, (unsigned long long)n);
+		tp->stats.auth_refused_logged = total;
+		tp->stats.auth_log_next = now + 1000000000ll;
+	}
+	return err;
+}
+
+/* The peer is who it says (or no one authenticates): open. */
+static int hs_done(struct tcp_conn *c, const struct tcp_hs *hs)
+{
+	if (rx_arm(&c->rx)) {
+		rxp_warn(TCP_LOG, "%s: no memory for the receive parser",
+			 c->peer_str);
+		return -ENOMEM;
+	}
+	c->peer_max_payload = hs->max_payload;
+	c->peer_max_storage = hs->max_storage;
+	c->peer_max_storages = hs->max_storages < RXP_WIRE_MAX_STORAGES
+				       ? hs->max_storages
+				       : RXP_WIRE_MAX_STORAGES;
+	if (!c->base.outgoing)
+		c->base.peer_id = hs->worker_id;
+	else if (hs->worker_id != c->base.peer_id)
+		rxp_warn(TCP_LOG, "%s: expected worker %u, peer says %u",
+			 c->peer_str, c->base.peer_id, hs->worker_id);
+	c->hs_rcvd = true;
+	c->rx.state = RX_HDR;
+	c->rx.have = 0;
+	if (c->auth_wait) {
+		c->auth_wait = false;
+		tcp_tx_release(c); /* frames queued meanwhile */
+	}
+	if (c->state == TC_HANDSHAKE) {
+		c->state = TC_OPEN;
+		c->announced = true;
+		tcp_cb_conn(c, 0);
+	}
+	return 0;
+}
+
 static int got_hs(struct tcp_conn *c)
 {
 	struct tcp_hs hs;
@@ -142,25 +209,88 @@ static int got_hs(struct tcp_conn *c)
 			 rxp_strerror(err));
 		return err;
 	}
-	c->peer_max_payload = hs.max_payload;
-	c->peer_max_storage = hs.max_storage;
-	c->peer_max_storages = hs.max_storages < RXP_WIRE_MAX_STORAGES
-				       ? hs.max_storages
-				       : RXP_WIRE_MAX_STORAGES;
-	if (!c->base.outgoing)
-		c->base.peer_id = hs.worker_id;
-	else if (hs.worker_id != c->base.peer_id)
-		rxp_warn(TCP_LOG, "%s: expected worker %u, peer says %u",
-			 c->peer_str, c->base.peer_id, hs.worker_id);
-	c->hs_rcvd = true;
-	c->rx.state = RX_HDR;
-	c->rx.have = 0;
-	if (c->state == TC_HANDSHAKE) {
-		c->state = TC_OPEN;
-		c->announced = true;
-		tcp_cb_conn(c, 0);
-	}
+	if (c->tp->key.on && !(hs.features & TCP_F_AUTH))
+		return auth_refuse(c, -RXP_E_AUTH,
+				   "the peer has no job secret and this worker "
+				   "requires one (RXP_SECRET_FILE)");
+	if (!c->tp->key.on && (hs.features & TCP_F_AUTH))
+		return auth_refuse(c, -RXP_E_AUTH,
+				   "the peer requires authentication and this "
+				   "worker has no job secret (set "
+				   "RXP_SECRET_FILE on every worker)");
+	if (!c->tp->key.on)
+		return hs_done(c, &hs);
+	c->rx.state = RX_HS_EXT; /* have stays TCP_HS_SIZE */
 	return 0;
+}
+
+static const uint8_t *hello_of(const struct tcp_conn *c, bool connector)
+{
+	return connector == c->base.outgoing ? c->hello_mine : c->hello_peer;
+}
+
+/* Our proof, released to the send queue ahead of every frame. */
+static void send_proof(struct tcp_conn *c)
+{
+	tcp_proof_make(c->proof_slot->hdr_inline, &c->tp->key,
+		       c->base.outgoing ? TCP_LABEL_CONNECTOR
+					: TCP_LABEL_ACCEPTOR,
+		       hello_of(c, true), hello_of(c, false));
+	c->proof_slot->hold = false;
+	c->proof_slot = NULL;
+	tcp_tx_release(c);
+}
+
+/* The peer's nonce. The connector proves itself first; the acceptor (the
+ * side strangers reach) answers only a proof that checked out, so a
+ * stranger gets nothing from it but its hello. */
+static int got_hs_ext(struct tcp_conn *c)
+{
+	struct tcp_tp *tp = c->tp;
+	struct tcp_hs hs;
+	uint32_t world;
+	char why[96];
+
+	tcp_hs_decode(c->rx.hdr, &hs); /* checked by got_hs */
+	if (tcp_hs_ext_decode(c->rx.hdr + TCP_HS_SIZE, &world))
+		return auth_refuse(c, -RXP_E_PROTO, "malformed hello");
+	if (world != tp->world_size) {
+		snprintf(why, sizeof(why), "peer is in a world of %u, not %u",
+			 world, tp->world_size);
+		return auth_refuse(c, -RXP_E_AUTH, why);
+	}
+	if (c->base.outgoing && hs.worker_id != c->base.peer_id) {
+		snprintf(why, sizeof(why), "expected worker %u, peer says %u",
+			 c->base.peer_id, hs.worker_id);
+		return auth_refuse(c, -RXP_E_AUTH, why);
+	}
+	memcpy(c->hello_peer, c->rx.hdr, TCP_HELLO_MAX);
+	if (c->base.outgoing)
+		send_proof(c);
+	c->rx.state = RX_PROOF;
+	c->rx.have = 0;
+	return 0;
+}
+
+static int got_proof(struct tcp_conn *c)
+{
+	struct tcp_hs hs;
+	int err = tcp_proof_check(c->rx.hdr, &c->tp->key,
+				  c->base.outgoing ? TCP_LABEL_ACCEPTOR
+						   : TCP_LABEL_CONNECTOR,
+				  hello_of(c, true), hello_of(c, false));
+
+	if (err)
+		return auth_refuse(
+			c, -RXP_E_AUTH,
+			err == -RXP_E_PROTO
+				? "malformed proof"
+				: "wrong proof of the job secret (different "
+				  "secret, or a replayed handshake)");
+	if (!c->base.outgoing)
+		send_proof(c);
+	tcp_hs_decode(c->hello_peer, &hs);
+	return hs_done(c, &hs);
 }
 
 static int got_hdr(struct tcp_conn *c)
@@ -219,6 +349,16 @@ int tcp_rx_feed(struct tcp_conn *c, const uint8_t *p, size_t n)
 			take = gather(rx->hdr, &rx->have, TCP_HS_SIZE, p, n);
 			if (rx->have == TCP_HS_SIZE)
 				err = got_hs(c);
+			break;
+		case RX_HS_EXT:
+			take = gather(rx->hdr, &rx->have, TCP_HELLO_MAX, p, n);
+			if (rx->have == TCP_HELLO_MAX)
+				err = got_hs_ext(c);
+			break;
+		case RX_PROOF:
+			take = gather(rx->hdr, &rx->have, TCP_PROOF_SIZE, p, n);
+			if (rx->have == TCP_PROOF_SIZE)
+				err = got_proof(c);
 			break;
 		case RX_HDR:
 			take = gather(rx->hdr, &rx->have, TCP_HDR_SIZE, p, n);

@@ -52,6 +52,7 @@ static struct tcp_slot *slot_alloc(struct tcp_conn *c, int *err)
 	s->internal = false;
 	s->sent = false;
 	s->zc = false;
+	s->hold = false;
 	s->ext = NULL;
 	s->bytes = 0;
 	return s;
@@ -77,6 +78,26 @@ static void slot_enqueue(struct tcp_conn *c, struct tcp_slot *s)
 		c->tx_cur = s;
 }
 
+_Static_assert(sizeof(((struct tcp_slot *)0)->hdr_inline) >= TCP_HELLO_MAX,
+	       "a hello fits a slot");
+
+static struct tcp_slot *internal_slot(struct tcp_conn *c, size_t len, int *err)
+{
+	struct tcp_slot *s = slot_alloc(c, err);
+
+	if (!s)
+		return NULL;
+	s->internal = true;
+	s->iov = s->iov_inline;
+	s->iov[0].iov_base = s->hdr_inline;
+	s->iov[0].iov_len = len;
+	s->niov = 1;
+	s->bytes = len;
+	return s;
+}
+
+/* The hello, and with a job secret its extension and the (held) slot of
+ * the proof, which needs the peer's hello first. */
 int tcp_tx_queue_hs(struct tcp_conn *c)
 {
 	struct tcp_tp *tp = c->tp;
@@ -88,21 +109,36 @@ int tcp_tx_queue_hs(struct tcp_conn *c)
 		.max_storages = RXP_WIRE_MAX_STORAGES,
 		.max_payload = tp->max_payload,
 		.max_storage = tp->max_storage,
+		.features = tp->key.on ? TCP_F_AUTH : 0,
 	};
-	struct tcp_slot *s;
+	size_t len = tp->key.on ? TCP_HELLO_MAX : TCP_HS_SIZE;
+	struct tcp_slot *s, *proof = NULL;
 	int err;
 
-	s = slot_alloc(c, &err);
+	s = internal_slot(c, len, &err);
 	if (!s)
 		return err;
+	if (tp->key.on) {
+		uint8_t nonce[RXP_AUTH_NONCE_BYTES];
+
+		proof = internal_slot(c, TCP_PROOF_SIZE, &err);
+		if (!proof) {
+			slot_release(c, s);
+			return err;
+		}
+		proof->hold = true;
+		rxp_auth_nonce(nonce, sizeof(nonce));
+		tcp_hs_ext_encode(s->hdr_inline + TCP_HS_SIZE, tp->world_size,
+				  nonce);
+	}
 	tcp_hs_encode(s->hdr_inline, &hs);
-	s->internal = true;
-	s->iov = s->iov_inline;
-	s->iov[0].iov_base = s->hdr_inline;
-	s->iov[0].iov_len = TCP_HS_SIZE;
-	s->niov = 1;
-	s->bytes = TCP_HS_SIZE;
+	memcpy(c->hello_mine, s->hdr_inline, len);
 	slot_enqueue(c, s);
+	if (proof) {
+		slot_enqueue(c, proof);
+		c->proof_slot = proof;
+		c->auth_wait = true;
+	}
 	return 0;
 }
 
@@ -218,6 +254,13 @@ int tcp_tx_queue(struct tcp_conn *c, const struct rxp_msg_out *m, void *cookie)
 	return 0;
 }
 
+/* Authentication holds the proof until it is made and frames until the
+ * peer is proven (docs/tcp.md "Authentication"). */
+static bool tx_held(const struct tcp_conn *c, const struct tcp_slot *s)
+{
+	return s->hold || (c->auth_wait && !s->internal);
+}
+
 int tcp_tx_fill(struct tcp_conn *c, struct iovec *iov, int max,
 		unsigned *nslots, bool *zc)
 {
@@ -228,6 +271,8 @@ int tcp_tx_fill(struct tcp_conn *c, struct iovec *iov, int max,
 	for (struct tcp_slot *s = c->tx_cur; s && n < max; s = s->next) {
 		size_t off = s->off;
 
+		if (tx_held(c, s))
+			break;
 		(*nslots)++;
 		*zc |= s->zc;
 		for (uint32_t i = s->cur; i < s->niov && n < max; i++) {
@@ -266,7 +311,13 @@ void tcp_tx_advance(struct tcp_conn *c, size_t n)
 
 bool tcp_tx_pending(const struct tcp_conn *c)
 {
-	return c->tx_cur != NULL;
+	return c->tx_cur && !tx_held(c, c->tx_cur);
+}
+
+void tcp_tx_release(struct tcp_conn *c)
+{
+	if (tcp_conn_live(c) && tcp_tx_pending(c))
+		c->tp->be->conn_kick_tx(c);
 }
 
 static struct tcp_slot *pop_head(struct tcp_conn *c)

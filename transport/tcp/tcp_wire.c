@@ -5,7 +5,18 @@
  * Handshake, sent once by each side as its first 40 bytes:
  *   0 u32 magic "RXPH"   4 u16 version   6 u16 size (40)
  *   8 u32 worker id     12 u32 max storages per message
- *  16 u64 max payload   24 u64 max bytes per storage   32 u64 features (0)
+ *  16 u64 max payload   24 u64 max bytes per storage   32 u64 features
+ *
+ * Features: 0, or TCP_F_AUTH (bit 0): the sender has a job secret. Its
+ * hello then goes on for 40 more bytes (the extension):
+ *   0 u32 world size     4 u32 0     8 32-byte random nonce
+ * then the connector (once it has the acceptor's hello), and the acceptor
+ * after checking that, send their proofs:
+ *   0 u32 magic "RXPA"   4 u16 version   6 u16 size (40)
+ *   8 32-byte HMAC-SHA256(key, label || 0 || connector's 80-byte hello ||
+ *                         acceptor's 80-byte hello)
+ * (label TCP_LABEL_CONNECTOR or TCP_LABEL_ACCEPTOR by who sends it). No
+ * frame is sent or parsed before the peer's proof checked out.
  *
  * Message frame:
  *   0 u16 magic "RX"   2 u8 version   3 u8 type   4 u8 flags   5 u8 0
@@ -48,9 +59,48 @@ int tcp_hs_decode(const uint8_t in[TCP_HS_SIZE], struct tcp_hs *hs)
 	hs->max_payload = rxp_get_le64(in + 16);
 	hs->max_storage = rxp_get_le64(in + 24);
 	hs->features = rxp_get_le64(in + 32);
-	if (hs->features)
-		return -RXP_E_VERSION; /* no optional features exist yet */
+	if (hs->features & ~TCP_F_AUTH)
+		return -RXP_E_VERSION; /* unknown optional features */
 	return 0;
+}
+
+void tcp_hs_ext_encode(uint8_t out[TCP_HS_EXT_SIZE], uint32_t world_size,
+		       const uint8_t nonce[RXP_AUTH_NONCE_BYTES])
+{
+	rxp_put_le32(out, world_size);
+	rxp_put_le32(out + 4, 0);
+	memcpy(out + 8, nonce, RXP_AUTH_NONCE_BYTES);
+}
+
+int tcp_hs_ext_decode(const uint8_t in[TCP_HS_EXT_SIZE], uint32_t *world_size)
+{
+	if (rxp_get_le32(in + 4))
+		return -RXP_E_PROTO;
+	*world_size = rxp_get_le32(in);
+	return 0;
+}
+
+void tcp_proof_make(uint8_t out[TCP_PROOF_SIZE], const struct rxp_auth_key *key,
+		    const char *label, const uint8_t *conn_hello,
+		    const uint8_t *acc_hello)
+{
+	rxp_put_le32(out, TCP_PROOF_MAGIC);
+	rxp_put_le16(out + 4, TCP_PROTO_VERSION);
+	rxp_put_le16(out + 6, TCP_PROOF_SIZE);
+	rxp_auth_mac(key, label, conn_hello, TCP_HELLO_MAX, acc_hello,
+		     TCP_HELLO_MAX, out + 8);
+}
+
+int tcp_proof_check(const uint8_t in[TCP_PROOF_SIZE],
+		    const struct rxp_auth_key *key, const char *label,
+		    const uint8_t *conn_hello, const uint8_t *acc_hello)
+{
+	if (rxp_get_le32(in) != TCP_PROOF_MAGIC ||
+	    rxp_get_le16(in + 4) != TCP_PROTO_VERSION ||
+	    rxp_get_le16(in + 6) != TCP_PROOF_SIZE)
+		return -RXP_E_PROTO;
+	return rxp_auth_verify(key, label, conn_hello, TCP_HELLO_MAX, acc_hello,
+			       TCP_HELLO_MAX, in + 8);
 }
 
 void tcp_hdr_encode(uint8_t out[TCP_HDR_SIZE], const struct tcp_hdr *h)

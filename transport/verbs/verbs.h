@@ -32,6 +32,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "rxp_lock.h"
 #include "rxp_transport.h"
 
 #define VERBS_LOG "verbs"
@@ -335,19 +336,26 @@ struct verbs_mchunk {
 	void *meta; /* rbuf or blk array */
 };
 
+/* a domain's mu: its pools and lists */
+RXP_LOCK_CLASS(verbs_dom_mu);
+
 struct verbs_dom {
 	const struct verbs_sys *sys;
 	struct ibv_pd *pd;
 	atomic_long refs; /* the transport + every buffer handed out */
-	pthread_mutex_t mu;
-	/* under mu: */
-	struct verbs_rbuf *returned; /* eager buffers released remotely */
-	bool closed;
-	int efd; /* eventfd, written when returned fills */
-	struct verbs_blk *free_blk[VERBS_POOL_CLASSES];
-	struct verbs_blk *idle_big;
-	size_t idle_big_bytes, max_idle_big;
-	struct verbs_mchunk *chunks; /* every registered chunk */
+	/* eventfd, written when returned fills (set at creation) */
+	int efd;
+	struct rxp_mutex mu; /* class verbs_dom_mu: the fields below */
+	/* eager buffers released remotely */
+	struct verbs_rbuf *returned RXP_GUARDED_BY(verbs_dom_mu);
+	bool closed RXP_GUARDED_BY(verbs_dom_mu);
+	struct verbs_blk *
+		free_blk[VERBS_POOL_CLASSES] RXP_GUARDED_BY(verbs_dom_mu);
+	struct verbs_blk *idle_big RXP_GUARDED_BY(verbs_dom_mu);
+	size_t idle_big_bytes RXP_GUARDED_BY(verbs_dom_mu);
+	size_t max_idle_big RXP_GUARDED_BY(verbs_dom_mu);
+	/* every registered chunk */
+	struct verbs_mchunk *chunks RXP_GUARDED_BY(verbs_dom_mu);
 	/* stats */
 	atomic_ulong big_regs;
 };

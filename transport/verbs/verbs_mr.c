@@ -35,11 +35,14 @@ static void big_free(struct verbs_dom *d, struct verbs_blk *b)
 	rxp__free(b);
 }
 
+/* The last reference is gone (verbs_dom_put): the lock is uncontended,
+ * taken for what it guards. */
 void verbs_pool_destroy(struct verbs_dom *d)
 {
 	struct verbs_mchunk *c, *cn;
 	struct verbs_blk *b, *bn;
 
+	verbs_dom_mu_lock(&d->mu);
 	for (b = d->idle_big; b; b = bn) {
 		bn = b->next;
 		big_free(d, b);
@@ -54,6 +57,7 @@ void verbs_pool_destroy(struct verbs_dom *d)
 		rxp__free(c);
 	}
 	d->chunks = NULL;
+	verbs_dom_mu_unlock(&d->mu);
 }
 
 void verbs_dom_put(struct verbs_dom *d)
@@ -71,7 +75,7 @@ void verbs_dom_put(struct verbs_dom *d)
 	}
 	if (d->efd >= 0)
 		close(d->efd);
-	pthread_mutex_destroy(&d->mu);
+	rxp_mutex_destroy(&d->mu);
 	rxp__free(d);
 }
 
@@ -83,7 +87,7 @@ static void blk_release(struct rxp_buf *rb)
 	struct verbs_dom *d = b->dom;
 	bool drop = false;
 
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	if (b->cls >= 0) {
 		b->next = d->free_blk[b->cls];
 		d->free_blk[b->cls] = b;
@@ -95,7 +99,7 @@ static void blk_release(struct rxp_buf *rb)
 	} else {
 		drop = true;
 	}
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 	if (drop)
 		big_free(d, b);
 	verbs_dom_put(d);
@@ -123,7 +127,7 @@ static int carve(struct verbs_dom *d, int cls)
 			 VERBS_POOL_CHUNK, strerror(errno));
 		goto err_free;
 	}
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	c->next = d->chunks;
 	d->chunks = c;
 	for (size_t i = 0; i < n; i++) {
@@ -135,7 +139,7 @@ static int carve(struct verbs_dom *d, int cls)
 		blks[i].next = d->free_blk[cls];
 		d->free_blk[cls] = &blks[i];
 	}
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 	return 0;
 err_free:
 	rxp__free(c->mem);
@@ -149,7 +153,7 @@ static struct verbs_blk *big_get(struct verbs_dom *d, size_t len)
 	struct verbs_blk *b, **pp;
 	size_t cap;
 
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	for (pp = &d->idle_big; (b = *pp); pp = &b->next) {
 		if (b->cap >= len && b->cap - len <= len / 4) {
 			*pp = b->next;
@@ -157,7 +161,7 @@ static struct verbs_blk *big_get(struct verbs_dom *d, size_t len)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 	if (b)
 		return b;
 	cap = (len + 65535) & ~(size_t)65535;
@@ -200,11 +204,11 @@ struct verbs_blk *verbs_pool_get(struct verbs_dom *d, size_t len)
 		while (((size_t)1 << (VERBS_POOL_MIN_SHIFT + cls)) < len)
 			cls++;
 		for (int tries = 0; !b && tries < 2; tries++) {
-			pthread_mutex_lock(&d->mu);
+			verbs_dom_mu_lock(&d->mu);
 			b = d->free_blk[cls];
 			if (b)
 				d->free_blk[cls] = b->next;
-			pthread_mutex_unlock(&d->mu);
+			verbs_dom_mu_unlock(&d->mu);
 			if (!b && (tries || carve(d, cls)))
 				break;
 		}

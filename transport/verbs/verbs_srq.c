@@ -22,7 +22,7 @@ static void rbuf_unref(struct verbs_rbuf *rb)
 
 	if (atomic_fetch_sub_explicit(&rb->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	if (!d->closed) {
 		bool wake = !d->returned;
 
@@ -36,7 +36,7 @@ static void rbuf_unref(struct verbs_rbuf *rb)
 				(void)errno;
 		}
 	}
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 }
 
 /* Each view holds a domain reference: the domain (and the memory the view
@@ -110,7 +110,7 @@ int verbs_take_returned(struct verbs_tp *tp)
 	uint64_t v;
 	int n = 0;
 
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	rb = d->returned;
 	if (rb) {
 		/* under the lock: a release after this write()s again */
@@ -118,7 +118,7 @@ int verbs_take_returned(struct verbs_tp *tp)
 			rxp_dbg(VERBS_LOG, "eventfd read: %s", strerror(errno));
 	}
 	d->returned = NULL;
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 	for (; rb; rb = next) {
 		next = rb->next;
 		verbs_rbuf_done(tp, rb);
@@ -199,10 +199,10 @@ static int srq_grow(struct verbs_tp *tp, uint32_t n)
 		rxp__free(c);
 		return err;
 	}
-	pthread_mutex_lock(&d->mu);
+	verbs_dom_mu_lock(&d->mu);
 	c->next = d->chunks;
 	d->chunks = c;
-	pthread_mutex_unlock(&d->mu);
+	verbs_dom_mu_unlock(&d->mu);
 	for (uint32_t i = 0; i < n; i++) {
 		rbs[i].dom = d;
 		rbs[i].data = (char *)c->mem + (size_t)i * tp->eager;

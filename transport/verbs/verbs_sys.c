@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rxp_lock.h"
 #include "verbs.h"
 
 static const char *sys_get_device_name(struct ibv_device *dev)
@@ -129,11 +130,11 @@ void verbs_sys_set(const struct verbs_sys *sys)
  * doorbell on post_send). So remember which process first used each
  * device through librdmacm, and refuse (with the reason) in a child.
  */
+static struct rxp_mutex cm_mu = RXP_MUTEX_INITIALIZER;
 static struct {
 	char dev[64];
 	pid_t pid;
-} cm_used[16];
-static pthread_mutex_t cm_mu = PTHREAD_MUTEX_INITIALIZER;
+} cm_used[16] RXP_GUARDED_BY(cm_mu);
 
 int verbs_cm_claim(const char *dev)
 {
@@ -141,7 +142,7 @@ int verbs_cm_claim(const char *dev)
 	int ret = 0;
 	unsigned i;
 
-	pthread_mutex_lock(&cm_mu);
+	rxp_mutex_lock(&cm_mu);
 	for (i = 0; i < RXP_ARRAY_SIZE(cm_used) && cm_used[i].pid; i++)
 		if (!strcmp(cm_used[i].dev, dev))
 			break;
@@ -159,6 +160,6 @@ int verbs_cm_claim(const char *dev)
 			dev, (int)cm_used[i].pid);
 		ret = -EPERM;
 	}
-	pthread_mutex_unlock(&cm_mu);
+	rxp_mutex_unlock(&cm_mu);
 	return ret;
 }
