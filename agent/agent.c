@@ -277,8 +277,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_rwlock_init(&a->fn_lock);
 	rxp_mutex_init(&a->join_mu);
 	rxp_mutex_init(&a->progress_mu);
-	a->handler = at->handler;
-	a->handler_user = at->handler_user;
+	rxp_agent_set_handler(a, at->handler, at->handler_user);
 	ret = features_init(a);
 	if (ret)
 		goto err_free;
