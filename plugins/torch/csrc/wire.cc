@@ -218,12 +218,24 @@ struct Decoder {
 		return v;
 	}
 
+	// sizes must be >= 0 with a product that fits in int64 (torch's
+	// numel), whatever the strides say
+	static void check_sizes(const std::vector<int64_t> &sizes)
+	{
+		int64_t n = 1;
+
+		for (int64_t s : sizes)
+			if (s < 0 || __builtin_mul_overflow(n, s, &n))
+				throw WireError("RXP: tensor sizes overflow");
+	}
+
 	at::Tensor strided(c10::ScalarType st, uint8_t flags, uint32_t nd,
 			   std::vector<int64_t> sizes)
 	{
 		uint32_t si = r.u32();
 		uint64_t off = r.u64();
 		std::vector<int64_t> strides = dims(nd);
+		check_sizes(sizes);
 		const c10::Storage &s = storage(si);
 		uint64_t esize = c10::elementSize(st);
 		// the last byte any element can touch must be in the storage
@@ -276,6 +288,7 @@ struct Decoder {
 		if (nd > kMaxDims || layout > 1)
 			throw WireError("RXP: bad tensor layout or rank");
 		std::vector<int64_t> sizes = dims(nd);
+		check_sizes(sizes);
 		if (layout == 0)
 			return strided(st, flags, nd, std::move(sizes));
 
@@ -381,8 +394,15 @@ c10::intrusive_ptr<Message> decode(const Received &in)
 	d.storages.resize(ns);
 	std::vector<at::Tensor> tensors;
 	tensors.reserve(nt);
-	for (uint32_t i = 0; i < nt; i++)
-		tensors.push_back(d.tensor());
+	try {
+		for (uint32_t i = 0; i < nt; i++)
+			tensors.push_back(d.tensor());
+	} catch (const c10::Error &e) {
+		// torch refused what the checks above let through: still the
+		// message's fault, not the process's
+		throw WireError(std::string("RXP: bad tensor: ") +
+				e.what_without_backtrace());
+	}
 	if (d.r.p != d.r.end)
 		throw WireError("RXP: trailing bytes after tensor metadata");
 	return c10::make_intrusive<Message>(std::move(payload),
