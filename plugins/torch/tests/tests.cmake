@@ -11,3 +11,19 @@ foreach(s two three four kill inflight ungraceful dupname)
   set_tests_properties(torch.${s} PROPERTIES
     LABELS torch TIMEOUT 300 ENVIRONMENT "${rxp_torch_env}")
 endforeach()
+
+# the wire format against hostile bytes (no workers)
+add_test(NAME torch.wire
+  COMMAND ${RXP_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_wire.py)
+set_tests_properties(torch.wire PROPERTIES
+  LABELS torch TIMEOUT 120 ENVIRONMENT "${rxp_torch_env}")
+
+# examples/torch under torchrun: the world forms on torchrun's store, beside
+# a gloo process group on the same MASTER_PORT. (Debian 12's torchrun on
+# Python 3.11 cannot parse its default --redirects 0: give it 1.)
+add_test(NAME torch.torchrun_ps
+  COMMAND ${RXP_PYTHON} -m torch.distributed.run --standalone --nnodes=1
+    --nproc_per_node=3 --redirects 1 --tee 1
+    ${PROJECT_SOURCE_DIR}/examples/torch/ps_train.py --steps 40)
+set_tests_properties(torch.torchrun_ps PROPERTIES
+  LABELS torch TIMEOUT 300 ENVIRONMENT "${rxp_torch_env}")
