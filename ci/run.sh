@@ -223,6 +223,13 @@ stage_examples() {
 		{ log "no rxp.pc installed"; return 1; }
 	PKG_CONFIG_PATH=$(find "$inst" -name rxp.pc -printf '%h\n' | sed -n 1p) \
 		pkg-config --cflags --libs rxp
+	# the .pc file must lead to the installed header and library
+	local pcdir inc lib
+	pcdir=$(find "$inst" -name rxp.pc -printf '%h\n' | sed -n 1p)
+	inc=$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=includedir rxp)
+	lib=$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir rxp)
+	[ -f "$inc/rxp/rxp.h" ] && [ -e "$lib/librxp.so" ] ||
+		{ log "rxp.pc points at $inc and $lib: no rxp.h / librxp.so there"; return 1; }
 	[ -f "$ROOT/examples/CMakeLists.txt" ] || { log "no examples/CMakeLists.txt yet"; return 77; }
 	rm -rf "$ROOT/build/ci-examples"
 	cmake -S "$ROOT/examples" -B "$ROOT/build/ci-examples" -G Ninja \
