@@ -52,11 +52,34 @@ void rxp__agent_put(struct rxp_agent *a)
 void rxp_agent_attr_init(struct rxp_agent_attr *attr)
 {
 	memset(attr, 0, sizeof(*attr));
-	attr->world_size = 1;
+	attr->rank = -1;      /* $RANK, else 0 */
+	attr->world_size = 0; /* $WORLD_SIZE, else 1 */
 	attr->rpc_timeout_ms = 60000;
 	attr->init_timeout_ms = 60000;
 	attr->num_worker_threads = 4;
 	attr->poll_us = -1;
+}
+
+/* What launchers (torchrun, mpirun wrappers, SLURM scripts) set: $RANK and
+ * $WORLD_SIZE fill what the attr leaves unset, strictly parsed. */
+static int launcher_env(struct rxp_agent_attr *at)
+{
+	long v;
+	int ret;
+
+	if (at->world_size == 0) {
+		ret = rxp_env_int("WORLD_SIZE", 1, 65536, 1, &v);
+		if (ret)
+			return ret;
+		at->world_size = (int)v;
+	}
+	if (at->rank < 0) {
+		ret = rxp_env_int("RANK", 0, 65535, 0, &v);
+		if (ret)
+			return ret;
+		at->rank = (int)v;
+	}
+	return 0;
 }
 
 static int check_attr(const struct rxp_agent_attr *at)
@@ -237,12 +260,18 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	const char *maddr;
 	char local_ip[64], addr[128];
 	struct rxp_auth_key key;
+	struct rxp_agent_attr eff;
 	struct rxp_agent *a;
 	int port, ret;
 
 	if (!at || !out)
 		return -EINVAL;
 	rxp__log_init();
+	eff = *at;
+	ret = launcher_env(&eff);
+	if (ret)
+		return ret;
+	at = &eff;
 	ret = check_attr(at);
 	if (ret)
 		return ret;
@@ -250,11 +279,15 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	if (!maddr || !*maddr)
 		maddr = "127.0.0.1";
 	/* with a store, no port of rxp's own */
-	port = at->store	 ? 0
-	       : at->master_port ? at->master_port
-				 : (int)rxp_env_long("MASTER_PORT", 29500);
-	if (!at->store && (port <= 0 || port > 65535))
-		return -EINVAL;
+	port = at->master_port;
+	if (!at->store && !port) {
+		long p;
+
+		ret = rxp_env_int("MASTER_PORT", 1, 65535, 29500, &p);
+		if (ret)
+			return ret;
+		port = (int)p;
+	}
 
 	/* before anything waits on the network: a bad secret fails at once */
 	ret = rxp_auth_load(at->secret, at->secret_len, &key);

@@ -127,6 +127,10 @@ static inline int64_t rxp_now_ns(void)
 /* Environment helpers: value of @name parsed as an integer, or @def when
  * unset/empty/invalid (invalid values are logged). */
 long rxp_env_long(const char *name, long def);
+/* Launcher settings, strictly: $NAME unset or empty gives @def; a value
+ * that is not a decimal integer in lo..hi is an error (-EINVAL, logged
+ * with the variable's name), never silently replaced. */
+int rxp_env_int(const char *name, long lo, long hi, long def, long *out);
 int rxp_env_bool(const char *name, int def);
 
 #endif

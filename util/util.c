@@ -232,6 +232,26 @@ long rxp_env_long(const char *name, long def)
 	return r;
 }
 
+int rxp_env_int(const char *name, long lo, long hi, long def, long *out)
+{
+	const char *v = getenv(name);
+	char *end;
+	long r;
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	r = strtol(v, &end, 10);
+	if (errno || *end || r < lo || r > hi) {
+		rxp_err("env", "%s=%s: not an integer in %ld..%ld", name, v, lo,
+			hi);
+		return -EINVAL;
+	}
+	*out = r;
+	return 0;
+}
+
 int rxp_env_bool(const char *name, int def)
 {
 	const char *v = getenv(name);

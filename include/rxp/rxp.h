@@ -358,12 +358,16 @@ struct rxp_store_ops {
 };
 
 struct rxp_agent_attr {
-	const char *name; /* worker name, unique, <= 127 bytes */
-	int rank;	  /* 0 .. world_size-1; rank 0 serves rendezvous
-			     (unless .store is set) */
-	int world_size;
+	const char *name;	 /* worker name, unique, <= 127 bytes */
+	int rank;		 /* 0 .. world_size-1; rank 0 serves rendezvous
+				    (unless .store is set). < 0 (attr_init): $RANK
+				    as launchers set it, else 0 */
+	int world_size;		 /* 0 (attr_init): $WORLD_SIZE, else 1 */
 	const char *master_addr; /* NULL: $MASTER_ADDR, else 127.0.0.1 */
-	int master_port;	 /* 0: $MASTER_PORT, else 29500 */
+	int master_port;	 /* 0: $MASTER_PORT, else 29500. Settings from
+				    the environment are parsed strictly: a
+				    bad one fails create with -EINVAL and a
+				    log line naming it */
 	const char *transport;	 /* "auto" "tcp" "verbs"; NULL: $RXP_TRANSPORT
 				    or "auto" */
 	const char *bind_addr;	 /* numeric IP for the data transport; NULL:

@@ -646,6 +646,52 @@ static void test_rendezvous_rejects_bad_world(void **state)
 	assert_int_equal(rxp_agent_create(&attr, &a), -EINVAL);
 }
 
+/* What launchers set ($RANK, $WORLD_SIZE, $MASTER_PORT) fills an attr that
+ * leaves them unset, and a bad value fails create instead of being
+ * replaced by a default. */
+static void test_launcher_environment(void **state)
+{
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a = NULL;
+	struct rxp_worker_info me;
+	char name[32], port[16];
+
+	if (!world_transport_usable())
+		skip();
+	world_attr(&attr, 0, 1, 0, name, sizeof(name));
+	attr.rank = -1;
+	attr.world_size = 0;
+	attr.master_port = 0;
+	snprintf(port, sizeof(port), "%d", world_free_port());
+	setenv("MASTER_PORT", port, 1);
+	setenv("RANK", "0", 1);
+	setenv("WORLD_SIZE", "1", 1);
+	assert_int_equal(rxp_agent_create(&attr, &a), 0);
+	assert_int_equal(rxp_agent_worker_count(a), 1);
+	assert_int_equal(rxp_agent_self(a, &me), 0);
+	assert_int_equal(me.id, 0);
+	rxp_agent_shutdown(a);
+	a = NULL;
+
+	static const char *const bad[][2] = {
+		{"MASTER_PORT", "abc"}, {"MASTER_PORT", "70000"},
+		{"MASTER_PORT", "0"},	{"RANK", "x"},
+		{"RANK", "1"}, /* not below WORLD_SIZE=1 */
+		{"WORLD_SIZE", "-2"},	{"WORLD_SIZE", "1k"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("MASTER_PORT", port, 1);
+		setenv("RANK", "0", 1);
+		setenv("WORLD_SIZE", "1", 1);
+		setenv(bad[i][0], bad[i][1], 1);
+		assert_int_equal(rxp_agent_create(&attr, &a), -EINVAL);
+		assert_null(a);
+	}
+	unsetenv("MASTER_PORT");
+	unsetenv("RANK");
+	unsetenv("WORLD_SIZE");
+}
+
 static void test_world_of_one_calls_itself(void **state)
 {
 	struct world w;
@@ -745,6 +791,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_four_workers_all_to_all),
 		cmocka_unit_test(test_rendezvous_rejects_bad_world),
 		cmocka_unit_test(test_world_of_one_calls_itself),
+		cmocka_unit_test(test_launcher_environment),
 		cmocka_unit_test(test_handler_from_attr_serves_at_once),
 	};
 
