@@ -196,8 +196,22 @@ RxpAgent::~RxpAgent()
 	shutdownImpl();
 }
 
+void RxpAgent::startImpl()
+{
+	std::lock_guard<std::mutex> g(start_mu_);
+
+	started_ = true;
+	start_cv_.notify_all();
+}
+
 void RxpAgent::shutdownImpl()
 {
+	{
+		std::lock_guard<std::mutex> g(start_mu_);
+
+		stopping_ = true;
+		start_cv_.notify_all();
+	}
 	std::lock_guard<std::mutex> g(shutdown_mu_);
 
 	if (rxp_) {
@@ -405,6 +419,18 @@ void RxpAgent::handleRequest(rxp_request *r)
 	} catch (const std::exception &e) {
 		rxp_request_fail(r, e.what());
 		return;
+	}
+	{
+		std::unique_lock<std::mutex> g(start_mu_);
+
+		start_cv_.wait(g, [this] { return started_ || stopping_; });
+		if (!started_) {
+			g.unlock();
+			rxp_request_fail(r,
+					 "RXP: the callee shut down before it "
+					 "started serving");
+			return;
+		}
 	}
 	int64_t id = req->id();
 	std::shared_ptr<Shared> shared = shared_;

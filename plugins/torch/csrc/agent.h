@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,9 +66,7 @@ class RxpAgent : public torch::distributed::rpc::RpcAgent
 	void sync() override
 	{
 	}
-	void startImpl() override
-	{
-	}
+	void startImpl() override;
 	void shutdownImpl() override;
 	std::unordered_map<std::string, std::string> getMetrics() override;
 	std::unordered_map<std::string, std::string> getDebugInfo() override;
@@ -87,6 +86,13 @@ class RxpAgent : public torch::distributed::rpc::RpcAgent
 	std::unique_ptr<StoreCtx> store_;
 	rxp_agent *rxp_ = nullptr;
 	std::mutex shutdown_mu_;
+	// Requests can arrive as soon as rendezvous is done, before torch has
+	// made this the current agent (RRefContext and the request callback
+	// need it): they wait for startImpl() (or shutdown) on rxp's worker
+	// thread.
+	std::mutex start_mu_;
+	std::condition_variable start_cv_;
+	bool started_ = false, stopping_ = false;
 	Options opts_;
 	std::vector<torch::distributed::rpc::WorkerInfo> workers_;
 	std::unordered_map<std::string, size_t> by_name_;
