@@ -320,6 +320,9 @@ def scenario_kill(rank, world):
         rpc.rpc_sync("worker1", udf_release)
     else:  # worker2 dies in here; worker1 is released by rank 0
         check(_release.wait(120 * SCALE), "rank 0 never released me")
+        # an ungraceful shutdown closes at once: let the release's
+        # response reach rank 0 first
+        time.sleep(1)
     return "ungraceful"
 
 
