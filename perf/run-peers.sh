@@ -15,7 +15,8 @@
 #     (perf/torch_compare.py) and writes docs/perf/torch.md and torch.json.
 # If rxp's agent is not in the tree (or fails), the peers still run and the
 # rxp rows are listed as missing. Loopback only; every run is bounded.
-# Default run: 3 rounds, well under 10 minutes on 2 cores.
+# Default run: 3 rounds, well under 10 minutes on 2 cores for the peers,
+# plus about 7 minutes for the torch rows (--only rtt,echo,calls skips them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--no-bench) BENCH=0 ;;
 	--build) BUILD=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	*) echo "run-peers.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
