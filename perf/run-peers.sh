@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# perf/run-peers.sh [--rounds N] [--quick] [--only rtt,echo,calls]
+# perf/run-peers.sh [--rounds N] [--quick] [--only rtt,echo,calls,torch]
 #                   [--no-install] [--no-bench] [--build DIR] [--out DIR]
 #
 # One command for rxp's side-by-side comparison on 127.0.0.1:
@@ -9,10 +9,14 @@
 #  3. runs rxp (rxp-perf) and every peer (raw TCP, UCX ucx_perftest,
 #     TensorPipe, PyTorch RPC) in alternating rounds (perf/compare.py),
 #  4. writes docs/perf/results.md, results.json and the PNG plots, and the
-#     Google Benchmark JSON of rxp-bench (docs/perf/rxp-bench.json).
+#     Google Benchmark JSON of rxp-bench (docs/perf/rxp-bench.json),
+#  5. (group "torch") runs torch.distributed.rpc on RXP (plugins/torch) and
+#     on TENSORPIPE (default, shm+cma, uv+basic) back to back in each round
+#     (perf/torch_compare.py) and writes docs/perf/torch.md and torch.json.
 # If rxp's agent is not in the tree (or fails), the peers still run and the
 # rxp rows are listed as missing. Loopback only; every run is bounded.
-# Default run: 3 rounds, well under 10 minutes on 2 cores.
+# Default run: 3 rounds, well under 10 minutes on 2 cores for the peers,
+# plus about 7 minutes for the torch rows (--only rtt,echo,calls skips them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,19 +24,19 @@ BUILD="$ROOT/build/perf-release"
 OUT="$ROOT/docs/perf"
 ROUNDS=3
 QUICK=()
-ONLY=(--only rtt,echo,calls)
+ONLY=rtt,echo,calls,torch
 INSTALL=1
 BENCH=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift ;;
 	--quick) QUICK=(--quick) ;;
-	--only) ONLY=(--only "$2"); shift ;;
+	--only) ONLY=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--no-bench) BENCH=0 ;;
 	--build) BUILD=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	*) echo "run-peers.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -42,7 +46,7 @@ done
 PKGS=(build-essential cmake ninja-build pkg-config liburing-dev
       libibverbs-dev librdmacm-dev libbenchmark-dev
       ucx-utils libtensorpipe-dev python3-torch python3-numpy
-      python3-matplotlib util-linux)
+      python3-matplotlib util-linux libtorch-dev python3-dev pybind11-dev)
 if [ "$INSTALL" = 1 ]; then
 	missing=()
 	for p in "${PKGS[@]}"; do
@@ -71,7 +75,10 @@ targets=(tcp_pingpong)
 [ -n "$(ninja -C "$BUILD" -t targets all 2>/dev/null | grep -E '^tp_pingpong:')" ] &&
 	targets+=(tp_pingpong)
 cmake --build "$BUILD" --target "${targets[@]}" -j"$(nproc)"
-for t in rxp-perf rxp-bench; do
+has_group() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+tools=(rxp-perf rxp-bench)
+has_group torch && tools+=(rxp_torch_ext) # the RXP backend (plugins/torch)
+for t in "${tools[@]}"; do
 	if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -qE "^$t:"; then
 		cmake --build "$BUILD" --target "$t" -j"$(nproc)" ||
 			echo "run-peers: $t does not build yet; rxp rows will be missing" >&2
@@ -82,8 +89,19 @@ done
 
 # ---------------------------------------------------------------- 3+4. run
 mkdir -p "$OUT"
-/usr/bin/python3 "$ROOT/perf/compare.py" --bin "$BUILD/perf" --out "$OUT" \
-	--rounds "$ROUNDS" "${QUICK[@]}" "${ONLY[@]}"
+peer_groups=$(echo ",$ONLY," | sed 's/,torch,/,/g; s/^,//; s/,$//')
+if [ -n "$peer_groups" ]; then
+	/usr/bin/python3 "$ROOT/perf/compare.py" --bin "$BUILD/perf" \
+		--out "$OUT" --rounds "$ROUNDS" "${QUICK[@]}" \
+		--only "$peer_groups"
+fi
+if has_group torch; then
+	# RXP and each TENSORPIPE variant back to back in every round
+	timeout 900 /usr/bin/python3 "$ROOT/perf/torch_compare.py" \
+		--pythonpath "$BUILD/python" --out "$OUT" --rounds "$ROUNDS" \
+		"${QUICK[@]}" ||
+		echo "run-peers: torch comparison failed" >&2
+fi
 
 if [ "$BENCH" = 1 ] && [ -x "$BUILD/perf/rxp-bench" ]; then
 	mt=0.2
@@ -96,4 +114,6 @@ if [ "$BENCH" = 1 ] && [ -x "$BUILD/perf/rxp-bench" ]; then
 		--benchmark_out_format=json >"$OUT/rxp-bench.txt" 2>&1 ||
 		echo "run-peers: rxp-bench failed (see $OUT/rxp-bench.txt)" >&2
 fi
-echo "run-peers: wrote $OUT/results.md"
+[ -n "$peer_groups" ] && echo "run-peers: wrote $OUT/results.md"
+has_group torch && echo "run-peers: wrote $OUT/torch.md"
+exit 0
