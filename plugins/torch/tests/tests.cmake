@@ -27,3 +27,13 @@ add_test(NAME torch.torchrun_ps
     ${PROJECT_SOURCE_DIR}/examples/torch/ps_train.py --steps 40)
 set_tests_properties(torch.torchrun_ps PROPERTIES
   LABELS torch TIMEOUT 300 ENVIRONMENT "${rxp_torch_env}")
+
+# torch over RDMA (issue 9 item 5): the CI verbs stage runs `ctest -L verbs`
+# in the rxe guest (ci/rxe-vm.sh), with RXP_TEST_REQUIRE_DEVICE=1 so that a
+# missing device fails there; a host without an RDMA device skips (77).
+# Its own bounds are 30 s x RXP_TEST_TIMEOUT_SCALE (600 s in the guest).
+add_test(NAME torch.verbs
+  COMMAND ${RXP_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/worlds.py verbs)
+set_tests_properties(torch.verbs PROPERTIES
+  LABELS "torch;verbs" TIMEOUT 700 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${rxp_torch_env}")
