@@ -137,11 +137,9 @@ def script_calls_rpc(dst: str, x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------ scenarios
 
-def two_rank0(name, peer):
-    t = torch.ones(4)
-    # builtin, Python UDF, TorchScript, TorchScript that calls rpc
-    check(torch.equal(rpc.rpc_sync(peer, torch.add, args=(t, 2)), t + 2),
-          "builtin")
+def check_call_kinds(peer, t):
+    """A Python UDF, TorchScript rpc_async (and TorchScript that calls it),
+    remote() of a builtin and of TorchScript, each checked on @t."""
     check(torch.equal(rpc.rpc_sync(peer, udf_add, args=(t, t)), 2 * t), "udf")
     check(torch.equal(rpc.rpc_async(peer, script_add, args=(t, t)).wait(),
                       2 * t), "torchscript rpc_async")
@@ -150,7 +148,15 @@ def two_rank0(name, peer):
     check(torch.equal(rpc.remote(peer, torch.mul, args=(t, 3)).to_here(),
                       3 * t), "remote to_here")
     check(torch.equal(rpc.remote(peer, script_add, args=(t, t)).to_here(),
-                      2 * t), "remote torchscript")
+                      2 * t), "remote torchscript to_here")
+
+
+def two_rank0(name, peer):
+    t = torch.ones(4)
+    # builtin, Python UDF, TorchScript, TorchScript that calls rpc
+    check(torch.equal(rpc.rpc_sync(peer, torch.add, args=(t, 2)), t + 2),
+          "builtin")
+    check_call_kinds(peer, t)
     check(torch.equal(rpc.rpc_sync(name, torch.add, args=(t, 1)), t + 1),
           "self send")
     check(torch.equal(rpc.rpc_sync(peer, async_add_twice, args=(name, t)),
@@ -366,15 +372,7 @@ def scenario_verbs(rank, world):
                           torch.ones(2)), "nested call back to me")
         return None
     t = torch.ones(4)
-    check(torch.equal(rpc.rpc_sync(peer, udf_add, args=(t, t)), 2 * t), "udf")
-    check(torch.equal(rpc.rpc_async(peer, script_add, args=(t, t)).wait(),
-                      2 * t), "torchscript rpc_async")
-    check(torch.equal(script_calls_rpc(peer, t), 2 * t),
-          "torchscript calling rpc_async")
-    check(torch.equal(rpc.remote(peer, torch.mul, args=(t, 3)).to_here(),
-                      3 * t), "remote to_here")
-    check(torch.equal(rpc.remote(peer, script_add, args=(t, t)).to_here(),
-                      2 * t), "remote torchscript to_here")
+    check_call_kinds(peer, t)
     g = torch.Generator().manual_seed(9)
     for n in (1 << 20, 64 << 20):
         x = torch.randint(0, 256, (n,), dtype=torch.uint8, generator=g)
