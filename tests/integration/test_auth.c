@@ -94,10 +94,25 @@ static void wr(int fd, const void *p, size_t n)
 	assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
-/* bytes read (< n at EOF or after the 3 s timeout) */
+/* A send after one the worker may have refused already: its reset can
+ * be back before this send, which then fails; what follows checks that
+ * nothing ran. */
+static void wr_after(int fd, const void *p, size_t n)
+{
+	ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+
+	if (r < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return;
+	assert_int_equal(r, (ssize_t)n);
+}
+
+/* bytes read (< n at EOF, reset or after the 3 s timeout; errno then
+ * says which: 0 at EOF) */
 static size_t rd(int fd, void *p, size_t n)
 {
 	size_t have = 0;
+
+	errno = 0;
 
 	while (have < n) {
 		ssize_t r = recv(fd, (uint8_t *)p + have, n - have, 0);
@@ -184,6 +199,26 @@ static void read_server_hello(int fd, uint8_t *acc)
 	assert_int_equal(get_le(acc + 40, 4), 2); /* world size */
 }
 
+/*
+ * The same for a client that sent more than its hello before reading:
+ * the worker refuses on the hello and closes with those bytes unread, so
+ * its kernel answers with a reset, and a reset that overtakes our read
+ * discards the worker's hello. Then nothing came at all, which is what
+ * these tests want to see after the hello anyway; false then.
+ */
+static bool read_server_hello_or_reset(int fd, uint8_t *acc)
+{
+	size_t n = rd(fd, acc, HELLO);
+
+	if (n < HELLO && errno == ECONNRESET)
+		return false;
+	assert_int_equal(n, HELLO);
+	assert_int_equal(get_le(acc, 4), 0x48505852);
+	assert_int_equal(get_le(acc + 32, 8), 1);
+	assert_int_equal(get_le(acc + 40, 4), 2);
+	return true;
+}
+
 /* After the worker's hello: nothing, then the connection closes. */
 static void assert_nothing_then_closed(int fd)
 {
@@ -268,9 +303,9 @@ static void test_no_secret_runs_nothing(void **state)
 	int fd = raw_open(w);
 
 	wr(fd, hs, n); /* a v1 hello, as a worker without a secret sends */
-	wr(fd, call, call_frame(call, sizeof(call), 7));
-	read_server_hello(fd, acc);
-	assert_nothing_then_closed(fd);
+	wr_after(fd, call, call_frame(call, sizeof(call), 7));
+	if (read_server_hello_or_reset(fd, acc))
+		assert_nothing_then_closed(fd);
 	close(fd);
 	assert_int_equal(atomic_load(&count_calls), 0);
 	assert_int_equal(metric(w, "transport.auth_refused"), 1);
@@ -294,7 +329,7 @@ static size_t raw_call(struct world *w, const uint8_t *sec, uint8_t *rec,
 	proof(p, sec, 32, LABEL_CONN, conn, acc);
 	m = call_frame(b, sizeof(b), 9);
 	wr(fd, p, PROOF);
-	wr(fd, b, m);
+	wr_after(fd, b, m);
 	memcpy(rec, conn, HELLO);
 	memcpy(rec + HELLO, p, PROOF);
 	memcpy(rec + HELLO + PROOF, b, m);
@@ -347,8 +382,8 @@ static void test_replayed_handshake_runs_nothing(void **state)
 	 * proof worthless */
 	fd = raw_open(w);
 	wr(fd, rec, n);
-	read_server_hello(fd, acc);
-	assert_nothing_then_closed(fd);
+	if (read_server_hello_or_reset(fd, acc))
+		assert_nothing_then_closed(fd);
 	close(fd);
 	assert_int_equal(atomic_load(&count_calls), 1);
 	assert_int_equal(metric(w, "transport.auth_refused"), 1);
