@@ -52,10 +52,11 @@ void rxp__agent_put(struct rxp_agent *a)
 void rxp_agent_attr_init(struct rxp_agent_attr *attr)
 {
 	memset(attr, 0, sizeof(*attr));
+	attr->size = sizeof(*attr);
 	attr->rank = -1;      /* $RANK, else 0 */
 	attr->world_size = 0; /* $WORLD_SIZE, else 1 */
-	attr->rpc_timeout_ms = 60000;
-	attr->init_timeout_ms = 60000;
+	attr->rpc_timeout_ms = RXP_DEFAULT_RPC_TIMEOUT_MS;
+	attr->init_timeout_ms = RXP_DEFAULT_INIT_TIMEOUT_MS;
 	attr->num_worker_threads = 4;
 	attr->poll_us = -1;
 }
@@ -96,15 +97,11 @@ static int check_attr(const struct rxp_agent_attr *at)
 	}
 	if (at->nfunctions && !at->functions)
 		return -EINVAL;
-	if (at->rpc_timeout_ms < 0 || at->init_timeout_ms < 0 ||
+	if (at->rpc_timeout_ms < RXP_TIMEOUT_NEVER ||
+	    at->init_timeout_ms < RXP_TIMEOUT_NEVER ||
 	    at->num_worker_threads < 1 || at->num_worker_threads > 1024 ||
 	    at->master_port < 0 || at->master_port > 65535) {
 		rxp_err("agent", "bad timeout, thread count or port");
-		return -EINVAL;
-	}
-	if (at->store &&
-	    (!at->store->set || !at->store->get || !at->store->add)) {
-		rxp_err("agent", "attr.store needs set, get and add");
 		return -EINVAL;
 	}
 	return 0;
@@ -129,7 +126,7 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 		if (ret)
 			return ret;
 	}
-	ret = rxp__rdv_connect(maddr, port, at->init_timeout_ms, &a->rdv,
+	ret = rxp__rdv_connect(maddr, port, a->init_timeout_ms, &a->rdv,
 			       local_ip, iplen);
 	if (ret) {
 		rxp__rdv_server_stop(a->rdv_server);
@@ -263,11 +260,22 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	struct rxp_agent_attr eff;
 	struct rxp_agent *a;
 	int port, ret;
+	int64_t ns;
 
 	if (!at || !out)
 		return -EINVAL;
 	rxp__log_init();
-	eff = *at;
+	rxp_agent_attr_init(&eff);
+	ret = rxp_struct_in(&eff, sizeof(eff), at, 0);
+	if (ret) {
+		rxp_err("agent", "%s",
+			ret == -E2BIG
+				? "attr sets fields this rxp does not know "
+				  "(built against a newer rxp.h?)"
+				: "attr not initialised: call "
+				  "rxp_agent_attr_init first");
+		return ret;
+	}
 	ret = launcher_env(&eff);
 	if (ret)
 		return ret;
@@ -303,8 +311,12 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	snprintf(a->name, sizeof(a->name), "%s", at->name);
 	a->rank = at->rank;
 	a->world = at->world_size;
-	a->rpc_timeout_ns = at->rpc_timeout_ms * 1000000;
-	a->init_timeout_ms = at->init_timeout_ms;
+	/* both checked by check_attr, so these cannot fail */
+	rxp_timeout_ns(at->rpc_timeout_ms, RXP_DEFAULT_RPC_TIMEOUT_MS * 1000000,
+		       &a->rpc_timeout_ns);
+	rxp_timeout_ns(at->init_timeout_ms,
+		       RXP_DEFAULT_INIT_TIMEOUT_MS * 1000000, &ns);
+	a->init_timeout_ms = ns ? (ns + 999999) / 1000000 : 0;
 	a->poll_us = at->poll_us >= 0 ? at->poll_us
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
 	rxp_rwlock_init(&a->fn_lock);
@@ -339,7 +351,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_auth_wipe(&key); /* the transport keeps its own copy */
 	if (ret)
 		goto err_rdv;
-	ret = exchange(a, addr, at->init_timeout_ms);
+	ret = exchange(a, addr, a->init_timeout_ms);
 	if (ret)
 		goto err_tp;
 	ret = tables_init(a);
@@ -418,12 +430,12 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 
 int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 {
-	int64_t deadline =
-		timeout_ms > 0 ? rxp_now_ns() + timeout_ms * 1000000 : 0;
+	int64_t deadline, ns;
 	int ret;
 
-	if (!a)
+	if (!a || rxp_timeout_ns(timeout_ms, a->init_timeout_ms * 1000000, &ns))
 		return -EINVAL;
+	deadline = ns ? rxp_now_ns() + ns : 0;
 	if (atomic_load(&a->stopped))
 		return -RXP_E_SHUTDOWN;
 	while (atomic_load(&a->client_active) > 0) {

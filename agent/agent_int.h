@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "feature.h"
 #include "rendezvous.h"
+#include "rxp_abi.h"
 #include "rxp_auth.h"
 #include "rxp_lock.h"
 #include "rxp_transport.h"
@@ -278,12 +279,16 @@ struct rxp__fn_entry {
 	void *user;
 };
 
+/* what RXP_TIMEOUT_DEFAULT means in rxp_agent_attr */
+#define RXP_DEFAULT_RPC_TIMEOUT_MS INT64_C(60000)
+#define RXP_DEFAULT_INIT_TIMEOUT_MS INT64_C(60000)
+
 struct rxp_agent {
 	atomic_uint refs;
 	char name[128];
 	int rank, world;
 	struct rxp__worker *workers;
-	int64_t rpc_timeout_ns;
+	int64_t rpc_timeout_ns; /* 0 = never */
 	int poll_us;
 
 	const struct rxp_tp_ops *ops;
@@ -306,7 +311,7 @@ struct rxp_agent {
 	atomic_bool stopped;   /* new work refused */
 	atomic_int submitters; /* threads inside the submit gate */
 	int wake_fd;
-	int64_t init_timeout_ms;
+	int64_t init_timeout_ms;  /* 0 = no limit */
 	struct rxp_mutex join_mu; /* one rxp_agent_join barrier at a time */
 
 	pthread_t poller;

@@ -181,18 +181,14 @@ const char *rxp_future_error(const struct rxp_future *f)
 	return f->status ? rxp_strerror(f->status) : "";
 }
 
-int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms)
+static int wait_ns(struct rxp_future *f, int64_t ns)
 {
-	int64_t deadline = 0;
+	int64_t deadline = ns ? rxp_now_ns() + ns : 0;
 
-	if (!f)
-		return -EINVAL;
-	if (timeout_ms > 0)
-		deadline = rxp_now_ns() + timeout_ms * 1000000;
 	while (!rxp_future_done(f)) {
 		struct timespec ts, *tsp = NULL;
 
-		if (timeout_ms > 0) {
+		if (deadline) {
 			int64_t left = deadline - rxp_now_ns();
 
 			if (left <= 0)
@@ -200,8 +196,6 @@ int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms)
 			ts.tv_sec = left / 1000000000;
 			ts.tv_nsec = left % 1000000000;
 			tsp = &ts;
-		} else if (timeout_ms < 0) {
-			return -ETIMEDOUT; /* poll only */
 		}
 		atomic_fetch_add(&f->waiters, 1);
 		syscall(SYS_futex, &f->state, FUTEX_WAIT_PRIVATE, 0, tsp, NULL,
@@ -211,9 +205,19 @@ int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms)
 	return f->status;
 }
 
+int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms)
+{
+	int64_t ns;
+
+	if (!f || rxp_timeout_ns(timeout_ms,
+				 f->agent ? f->agent->rpc_timeout_ns : 0, &ns))
+		return -EINVAL;
+	return wait_ns(f, ns);
+}
+
 int rxp_future_wait(struct rxp_future *f)
 {
-	return rxp_future_wait_for(f, 0);
+	return f ? wait_ns(f, 0) : -EINVAL;
 }
 
 int rxp_future_then(struct rxp_future *f, rxp_future_cb cb, void *user)

@@ -5,6 +5,7 @@
  * futures.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,13 +13,6 @@
 #include "agent_int.h"
 
 /* ------------------------------------------------------- calling */
-
-static int64_t timeout_ns_of(struct rxp_agent *a, int64_t ms)
-{
-	if (ms == RXP_TIMEOUT_DEFAULT)
-		return a->rpc_timeout_ns;
-	return ms * 1000000;
-}
 
 static int future_set_storages(struct rxp_future *f,
 			       const struct rxp_iov *storages, uint32_t n)
@@ -77,16 +71,29 @@ static int future_submit(struct rxp_agent *a, struct rxp_future *f,
 	return 0;
 }
 
-static int check_opts(const struct rxp_call_opts *opts, int64_t *tmo,
-		      struct rxp_call_meta *meta)
+/* struct rxp_call_opts as in 0.2, which size 0 means */
+#define OPTS_FIRST (offsetof(struct rxp_call_opts, autograd) + sizeof(void *))
+
+/* @opts (sized, may be NULL) into the future's timeout (ns, 0 = never) and
+ * the call's metadata */
+static int check_opts(struct rxp_agent *a, const struct rxp_call_opts *in,
+		      int64_t *tmo_ns, struct rxp_call_meta *meta)
 {
-	*tmo = RXP_TIMEOUT_DEFAULT;
-	if (!opts)
+	struct rxp_call_opts o = {0}, *opts = &o;
+	int ret;
+
+	*tmo_ns = a->rpc_timeout_ns;
+	if (!in)
 		return 0;
-	if (opts->timeout_ms < RXP_TIMEOUT_DEFAULT ||
+	/* the common case without a copy: this very layout (or size 0 while
+	 * the first layout is this one) */
+	if (in->size == sizeof(o) || (in->size == 0 && OPTS_FIRST == sizeof(o)))
+		opts = (struct rxp_call_opts *)in;
+	else if ((ret = rxp_struct_in(&o, sizeof(o), in, OPTS_FIRST)))
+		return ret;
+	if (rxp_timeout_ns(opts->timeout_ms, a->rpc_timeout_ns, tmo_ns) ||
 	    (opts->flags & ~RXP_CALL_ASYNC_EXEC))
 		return -EINVAL;
-	*tmo = opts->timeout_ms;
 	meta->flags = opts->flags;
 	if (opts->autograd) {
 		meta->has_autograd = 1;
@@ -121,7 +128,9 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 
 	if (!qualname || (nargs && !args))
 		return -EINVAL;
-	ret = check_opts(opts, &tmo, &meta);
+	if (dst < 0 || dst >= a->world)
+		return -RXP_E_NO_WORKER;
+	ret = check_opts(a, opts, &tmo, &meta);
 	if (ret)
 		return ret;
 	if (atomic_load(&a->stopped))
@@ -163,7 +172,7 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 		goto out;
 	f->dst = (uint32_t)dst;
 	f->type = remote ? RXP__MSG_REMOTE : RXP__MSG_CALL;
-	f->timeout_ns = timeout_ns_of(a, tmo);
+	f->timeout_ns = tmo;
 	f->api = (uint8_t)api;
 	p = future_payload(f, (size_t)size);
 	ret = p ? future_set_storages(f, storages, nstorages) : -ENOMEM;
@@ -178,13 +187,18 @@ int rxp__rpc_submit(struct rxp_agent *a, int dst, const char *qualname,
 			      (size_t)size);
 	if (meta.has_autograd) {
 		struct rxp_autograd_hooks h = {0};
+		struct rxp_autograd_meta m = {
+			.context_id = meta.autograd_ctx_id,
+			.message_id = meta.autograd_msg_id,
+			.force_grad_recording = meta.force_grad_recording,
+		};
 
 		rxp__registry_rdlock(&a->fn_lock);
 		if (a->has_ag_hooks)
 			h = a->ag_hooks;
 		rxp__registry_rdunlock(&a->fn_lock);
 		if (h.on_send)
-			h.on_send(h.user, opts->autograd, dst, qualname);
+			h.on_send(h.user, &m, dst, qualname);
 	}
 	ret = future_submit(a, f, out);
 	f = NULL; /* future_submit frees it on error */
@@ -199,36 +213,28 @@ out:
 	return ret;
 }
 
-int rxp_rpc_async(struct rxp_agent *a, const char *dst, const char *qualname,
+int rxp_rpc_async(struct rxp_agent *a, int dst, const char *qualname,
 		  const struct rxp_value *args, uint32_t nargs,
 		  const struct rxp_iov *storages, uint32_t nstorages,
 		  const struct rxp_call_opts *opts, struct rxp_future **out)
 {
-	int id;
-
-	if (!a || !dst || !out)
+	if (!a || !out)
 		return -EINVAL;
-	id = rxp__worker_id(a, dst);
-	if (id < 0)
-		return id;
-	return rxp__rpc_submit(a, id, qualname, args, nargs, storages,
+	return rxp__rpc_submit(a, dst, qualname, args, nargs, storages,
 			       nstorages, opts, RXP__API_ASYNC, NULL, out);
 }
 
-int rxp_rpc_sync(struct rxp_agent *a, const char *dst, const char *qualname,
+int rxp_rpc_sync(struct rxp_agent *a, int dst, const char *qualname,
 		 const struct rxp_value *args, uint32_t nargs,
 		 const struct rxp_iov *storages, uint32_t nstorages,
 		 const struct rxp_call_opts *opts, struct rxp_future **out)
 {
-	int id, ret;
+	int ret;
 
-	if (!a || !dst || !out)
+	if (!a || !out)
 		return -EINVAL;
-	id = rxp__worker_id(a, dst);
-	if (id < 0)
-		return id;
-	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages, nstorages,
-			      opts, RXP__API_SYNC, NULL, out);
+	ret = rxp__rpc_submit(a, dst, qualname, args, nargs, storages,
+			      nstorages, opts, RXP__API_SYNC, NULL, out);
 	if (!ret)
 		rxp_future_wait(*out);
 	return ret;
@@ -249,22 +255,28 @@ int rxp__send_internal(struct rxp_agent *a, int dst, uint8_t type,
 		return -ENOMEM;
 	f->dst = (uint32_t)dst;
 	f->type = type;
-	f->timeout_ns = timeout_ns_of(a, timeout_ms);
+	if (rxp_timeout_ns(timeout_ms, a->rpc_timeout_ns, &f->timeout_ns)) {
+		rxp__future_put(f);
+		rxp__future_put(f);
+		return -EINVAL;
+	}
 	memcpy(future_payload(f, len), payload, len);
 	return future_submit(a, f, out);
 }
 
-int rxp_msg_send(struct rxp_agent *a, int dst_id, int type, const void *payload,
+int rxp_msg_send(struct rxp_agent *a, int dst, int type, const void *payload,
 		 size_t len, const struct rxp_iov *storages, uint32_t nstorages,
 		 int64_t timeout_ms, struct rxp_future **out)
 {
 	struct rxp_future *f;
+	int64_t tmo;
 	int ret;
 
 	if (!a || !out || type < RXP_MSG_USER || type > 255 ||
-	    (len && !payload) || timeout_ms < RXP_TIMEOUT_DEFAULT)
+	    (len && !payload) ||
+	    rxp_timeout_ns(timeout_ms, a->rpc_timeout_ns, &tmo))
 		return -EINVAL;
-	if (dst_id < 0 || dst_id >= a->world)
+	if (dst < 0 || dst >= a->world)
 		return -RXP_E_NO_WORKER;
 	if (len > RXP_WIRE_DEFAULT_MAX_PAYLOAD)
 		return -RXP_E_TOO_BIG;
@@ -273,9 +285,9 @@ int rxp_msg_send(struct rxp_agent *a, int dst_id, int type, const void *payload,
 	f = rxp__future_new(a, RXP__FUT_MSG);
 	if (!f)
 		return -ENOMEM;
-	f->dst = (uint32_t)dst_id;
+	f->dst = (uint32_t)dst;
 	f->type = (uint8_t)type;
-	f->timeout_ns = timeout_ns_of(a, timeout_ms);
+	f->timeout_ns = tmo;
 	f->payload_iov = (struct rxp_iov){.base = payload, .len = len};
 	ret = future_set_storages(f, storages, nstorages);
 	if (ret) {

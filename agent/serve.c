@@ -5,6 +5,7 @@
  * profiling span, the function itself, and what to do if it misbehaves).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -193,12 +194,20 @@ void rxp__dispatch(void *arg)
 int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
 				 const struct rxp_autograd_hooks *h)
 {
+	struct rxp_autograd_hooks copy = {0};
+	int ret;
+
 	if (!a)
 		return -EINVAL;
+	/* the first layout (0.2): size, on_send, on_recv, user */
+	if (h &&
+	    (ret = rxp_struct_in(&copy, sizeof(copy), h,
+				 offsetof(struct rxp_autograd_hooks, user) +
+					 sizeof(void *))))
+		return ret;
 	rxp__registry_wrlock(&a->fn_lock);
 	a->has_ag_hooks = h != NULL;
-	if (h)
-		a->ag_hooks = *h;
+	a->ag_hooks = copy;
 	rxp__registry_wrunlock(&a->fn_lock);
 	return 0;
 }

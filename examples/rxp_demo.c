@@ -137,10 +137,14 @@ static void run_ps(const char *addr, int port)
 	a = make_agent("ps", 1, addr, port);
 	if (!a)
 		_exit(1);
-	rxp_agent_join(a, 0);
+	rxp_agent_join(a, RXP_TIMEOUT_NEVER);
 	rxp_agent_shutdown(a);
 	_exit(0);
 }
+
+/* the parameter server's worker id: calls address workers by id, and the
+ * name is looked up once */
+static int ps_id;
 
 static int cmp_double(const void *x, const void *y)
 {
@@ -167,7 +171,7 @@ static int demo_axpy(struct rxp_agent *a)
 		x[i] = (float)i;
 		y[i] = 0.5f;
 	}
-	ret = rxp_rpc_sync(a, "ps", "ps.axpy", args, 3, st, 2, NULL, &f);
+	ret = rxp_rpc_sync(a, ps_id, "ps.axpy", args, 3, st, 2, NULL, &f);
 	if (ret || rxp_future_status(f)) {
 		fprintf(stderr, "ps.axpy failed: %s\n",
 			ret ? rxp_strerror(ret) : rxp_future_error(f));
@@ -192,11 +196,11 @@ static int demo_axpy(struct rxp_agent *a)
 
 	/* the callee's errors come back as the future's error */
 	args[0] = rxp_v_str("not a number");
-	rxp_rpc_sync(a, "ps", "ps.axpy", args, 3, st, 2, NULL, &f);
+	rxp_rpc_sync(a, ps_id, "ps.axpy", args, 3, st, 2, NULL, &f);
 	printf("call  ps.axpy(\"not a number\", ...)\n  ->  error %d: %s\n",
 	       rxp_future_status(f), rxp_future_error(f));
 	rxp_future_release(f);
-	rxp_rpc_sync(a, "ps", "ps.nope", NULL, 0, NULL, 0, NULL, &f);
+	rxp_rpc_sync(a, ps_id, "ps.nope", NULL, 0, NULL, 0, NULL, &f);
 	printf("call  ps.nope()\n  ->  error %d: %s\n", rxp_future_status(f),
 	       rxp_future_error(f));
 	rxp_future_release(f);
@@ -214,7 +218,7 @@ static int bench_rtt(struct rxp_agent *a, int iters)
 	for (int i = -iters / 10; i < iters; i++) {
 		double t0 = now_us();
 
-		if (rxp_rpc_sync(a, "ps", "ps.ping", &v, 1, NULL, 0, NULL,
+		if (rxp_rpc_sync(a, ps_id, "ps.ping", &v, 1, NULL, 0, NULL,
 				 &f) ||
 		    rxp_future_status(f)) {
 			fprintf(stderr, "ps.ping failed\n");
@@ -250,7 +254,8 @@ static int bench_echo(struct rxp_agent *a, size_t mib)
 	for (int r = 0; r < 5; r++) {
 		double t0 = now_us(), dt;
 
-		if (rxp_rpc_sync(a, "ps", "ps.echo", &v, 1, &st, 1, NULL, &f) ||
+		if (rxp_rpc_sync(a, ps_id, "ps.echo", &v, 1, &st, 1, NULL,
+				 &f) ||
 		    rxp_future_status(f)) {
 			ok = 0;
 			break;
@@ -337,7 +342,14 @@ int main(int argc, char **argv)
 	}
 	printf("transport: %s (set RXP_TRANSPORT=tcp|verbs to choose)\n",
 	       rxp_agent_transport(a));
-	rc |= demo_axpy(a);
+	{
+		struct rxp_worker_info wi;
+
+		rc = rxp_agent_worker_by_name(a, "ps", &wi) ? 1 : 0;
+		ps_id = wi.id;
+	}
+	if (!rc)
+		rc |= demo_axpy(a);
 	if (!rc)
 		rc |= bench_rtt(a, iters);
 	if (!rc)

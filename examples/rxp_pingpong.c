@@ -64,14 +64,17 @@ int main(int argc, char **argv)
 		struct rxp_value t =
 			rxp_v_tensor(RXP_DT_F32, 1, shape, NULL, 0, 0);
 		struct rxp_iov iov = {x, sizeof(x)};
+		struct rxp_worker_info srv;
 
+		/* workers are addressed by id: look the name up once */
+		ret = rxp_agent_worker_by_name(a, "server", &srv);
 		for (int i = 0; i < 1024; i++)
 			x[i] = (float)i * 0.5f;
 		for (int i = 0; i < 10 && !ret; i++) {
 			struct rxp_future *f;
 
-			ret = rxp_rpc_sync(a, "server", "pp.pong", &t, 1, &iov,
-					   1, NULL, &f);
+			ret = rxp_rpc_sync(a, srv.id, "pp.pong", &t, 1, &iov, 1,
+					   NULL, &f);
 			if (!ret &&
 			    (rxp_future_status(f) ||
 			     memcmp(rxp_storage_data(rxp_future_storage(f, 0)),
@@ -84,7 +87,7 @@ int main(int argc, char **argv)
 		printf("%s: 10 ping-pongs of a 4 KiB tensor over %s\n",
 		       ret ? "FAILED" : "ok", rxp_agent_transport(a));
 	}
-	rxp_agent_join(a, 0);
+	rxp_agent_join(a, RXP_TIMEOUT_NEVER);
 	rxp_agent_shutdown(a);
 	return ret ? 1 : 0;
 }

@@ -72,6 +72,7 @@ int main(int argc, char **argv)
 {
 	const char *out = argc > 1 ? argv[1] : "rxp-trace.json";
 	int port = 31000 + (int)(getpid() % 2000), ret = 0, st;
+	struct rxp_worker_info server;
 	struct rxp_agent *a;
 	pid_t pid = fork();
 
@@ -80,7 +81,7 @@ int main(int argc, char **argv)
 		a = agent("server", 1, port);
 		if (!a)
 			_exit(1);
-		rxp_agent_join(a, 0);
+		rxp_agent_join(a, RXP_TIMEOUT_NEVER);
 		rxp_agent_shutdown(a);
 		_exit(0);
 	}
@@ -88,16 +89,17 @@ int main(int argc, char **argv)
 	if (!a)
 		return 1;
 	rxp_profiler_enable(a, true);
+	ret = rxp_agent_worker_by_name(a, "server", &server);
 	for (int i = 1; i <= 3 && !ret; i++) {
 		struct rxp_value v = rxp_v_int(2 * i);
 		struct rxp_future *f;
 		struct rxp_rref *r;
 
-		ret = rxp_rpc_sync(a, "server", "work.step", &v, 1, NULL, 0,
+		ret = rxp_rpc_sync(a, server.id, "work.step", &v, 1, NULL, 0,
 				   NULL, &f);
 		rxp_future_release(f);
 		if (!ret)
-			ret = rxp_remote(a, "server", "work.step", &v, 1, NULL,
+			ret = rxp_remote(a, server.id, "work.step", &v, 1, NULL,
 					 0, NULL, &r);
 		if (!ret) {
 			ret = rxp_rref_to_here(r, RXP_TIMEOUT_DEFAULT, &f);

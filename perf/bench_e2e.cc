@@ -45,6 +45,7 @@ namespace
 {
 
 const char *const kPeer = "peer";
+const int kPeerRank = 1; // calls address it by id
 
 struct Transport {
 	const char *bm;	  // name in BM_<bm>_...
@@ -155,7 +156,7 @@ rxp_agent *pair_for(const Transport *tr, std::string *why)
 	rxp_agent *a = nullptr;
 	int ret = rxp_agent_create(&attr, &a);
 	if (!ret)
-		ret = perf_wait_ready(a, kPeer, 10000);
+		ret = perf_wait_ready(a, kPeerRank, 10000);
 	if (ret) {
 		*why = std::string(tr->bm) + ": " + rxp_strerror(ret);
 		g_failed[tr->bm] = *why;
@@ -188,8 +189,8 @@ void BM_rtt_tiny(benchmark::State &st, const Transport *tr)
 		rxp_future *f = nullptr;
 		const char *msg = "";
 		uint64_t t0 = now_ns();
-		int ret = rxp_rpc_sync(a, kPeer, c.fn, c.args, c.nargs, nullptr,
-				       0, nullptr, &f);
+		int ret = rxp_rpc_sync(a, kPeerRank, c.fn, c.args, c.nargs,
+				       nullptr, 0, nullptr, &f);
 		lat.add(now_ns() - t0);
 		if (!ret)
 			ret = perf_call_check(&c, f, g_verify, &msg);
@@ -223,7 +224,7 @@ void BM_calls_inflight(benchmark::State &st, const Transport *tr)
 
 	for (size_t i = 0; i < window && !msg; i++) {
 		start[i] = now_ns();
-		int ret = perf_call_issue(a, kPeer, &c, &futs[i]);
+		int ret = perf_call_issue(a, kPeerRank, &c, &futs[i]);
 		if (ret)
 			msg = rxp_strerror(ret);
 	}
@@ -239,7 +240,7 @@ void BM_calls_inflight(benchmark::State &st, const Transport *tr)
 		if (ret)
 			break;
 		start[slot] = now_ns();
-		ret = perf_call_issue(a, kPeer, &c, &futs[slot]);
+		ret = perf_call_issue(a, kPeerRank, &c, &futs[slot]);
 		if (ret) {
 			msg = rxp_strerror(ret);
 			break;
@@ -285,8 +286,8 @@ void BM_echo(benchmark::State &st, const Transport *tr)
 		rxp_future *f = nullptr;
 		const char *msg = "";
 		uint64_t t0 = now_ns();
-		int ret = rxp_rpc_sync(a, kPeer, c.fn, c.args, c.nargs, &c.iov,
-				       1, nullptr, &f);
+		int ret = rxp_rpc_sync(a, kPeerRank, c.fn, c.args, c.nargs,
+				       &c.iov, 1, nullptr, &f);
 		lat.add(now_ns() - t0);
 		if (!ret)
 			ret = perf_call_check(&c, f, g_verify, &msg);
@@ -341,8 +342,8 @@ int peer_main(int argc, char **argv)
 	if (argc < 4)
 		return 2;
 	alarm(3600);
-	return perf_serve(kPeer, 1, "127.0.0.1", atoi(argv[3]), argv[2], -1,
-			  3600);
+	return perf_serve(kPeer, kPeerRank, "127.0.0.1", atoi(argv[3]), argv[2],
+			  -1, 3600);
 }
 
 } // namespace rxpbench

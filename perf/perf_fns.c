@@ -57,7 +57,7 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-int perf_wait_ready(struct rxp_agent *a, const char *dst, int64_t timeout_ms)
+int perf_wait_ready(struct rxp_agent *a, int dst, int64_t timeout_ms)
 {
 	struct perf_call c;
 	int64_t waited = 0;
@@ -102,8 +102,8 @@ void perf_call_init(struct perf_call *c, size_t size, void *buf)
 	c->niov = 1;
 }
 
-int perf_call_issue(struct rxp_agent *a, const char *dst,
-		    const struct perf_call *c, struct rxp_future **out)
+int perf_call_issue(struct rxp_agent *a, int dst, const struct perf_call *c,
+		    struct rxp_future **out)
 {
 	return rxp_rpc_async(a, dst, c->fn, c->args, c->nargs,
 			     c->niov ? &c->iov : NULL, c->niov, NULL, out);

@@ -26,11 +26,11 @@ extern "C" {
 int perf_register_fns(struct rxp_agent *a);
 
 /*
- * Call bench.add on @dst until it answers (the peer registers its
- * functions only after the rendezvous): retries -RXP_E_NO_FUNCTION for up
+ * Call bench.add on worker @dst (an id) until it answers (the peer registers
+ * its functions only after the rendezvous): retries -RXP_E_NO_FUNCTION for up
  * to @timeout_ms. 0, or the last error.
  */
-int perf_wait_ready(struct rxp_agent *a, const char *dst, int64_t timeout_ms);
+int perf_wait_ready(struct rxp_agent *a, int dst, int64_t timeout_ms);
 
 /*
  * A prepared call: the tiny add (size 0) or the echo of a uint8 tensor of
@@ -46,8 +46,8 @@ struct perf_call {
 	size_t size;
 };
 void perf_call_init(struct perf_call *c, size_t size, void *buf);
-int perf_call_issue(struct rxp_agent *a, const char *dst,
-		    const struct perf_call *c, struct rxp_future **out);
+int perf_call_issue(struct rxp_agent *a, int dst, const struct perf_call *c,
+		    struct rxp_future **out);
 /*
  * Check a fulfilled future of @c: status 0, add returned 3, echo returned
  * a tensor of @size bytes (and, when @verify, the same bytes as @c's

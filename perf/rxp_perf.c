@@ -38,6 +38,8 @@
 #include "perf_fns.h"
 #include "perf_stats.h"
 
+#define SERVER_RANK 0 /* the client calls it by this id */
+
 struct opts {
 	const char *transport, *addr, *host, *label;
 	int port, poll_us, verify, json;
@@ -75,7 +77,7 @@ static int run_calls(struct rxp_agent *a, const struct perf_call *c, size_t n,
 			unsigned slot = (unsigned)(issued % window);
 
 			start[slot] = perf_now_ns();
-			ret = perf_call_issue(a, "server", c, &futs[slot]);
+			ret = perf_call_issue(a, SERVER_RANK, c, &futs[slot]);
 			if (ret) {
 				fprintf(stderr, "rxp-perf: rxp_rpc_async: %s\n",
 					rxp_strerror(ret));
@@ -145,7 +147,7 @@ static int run_client(const struct opts *o)
 			rxp_strerror(ret));
 		return ret == -RXP_E_NO_DEVICE ? 77 : 1;
 	}
-	ret = perf_wait_ready(a, "server", 10000);
+	ret = perf_wait_ready(a, SERVER_RANK, 10000);
 	if (ret) {
 		fprintf(stderr, "rxp-perf: server not ready: %s\n",
 			rxp_strerror(ret));
@@ -266,8 +268,8 @@ int main(int argc, char **argv)
 	if (o.transport && !strcmp(o.transport, "auto"))
 		o.transport = NULL;
 	if (optind == argc)
-		return perf_serve("server", 0, o.addr, o.port, o.transport,
-				  o.poll_us, 600);
+		return perf_serve("server", SERVER_RANK, o.addr, o.port,
+				  o.transport, o.poll_us, 600);
 	if (!o.iters || !o.window)
 		usage();
 	if (o.warm == (size_t)-1)

@@ -23,7 +23,8 @@ enum rdv_join_step { RDV_JOIN_ADD, RDV_JOIN_SET_DONE, RDV_JOIN_WAIT };
 
 struct rxp__rdv {
 	int fd; /* the connection to rank 0; -1 with a store */
-	const struct rxp_store_ops *store;
+	const struct rxp_store_ops *store; /* &store_ops, or NULL */
+	struct rxp_store_ops store_ops;	   /* the framework's, copied */
 	void *store_ctx;
 	int world;
 	uint64_t round; /* the store join barrier's current round */

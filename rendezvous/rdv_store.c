@@ -16,12 +16,14 @@
  * rendezvous with a log line naming the rank and what was wrong.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rdv_int.h"
+#include "rxp_abi.h"
 #include "rxp_util.h"
 
 #define REC_MAGIC 0x53575852u /* "RXWS" */
@@ -38,15 +40,31 @@ static const size_t str_cap[3] = {RDV_NAME_LEN, RDV_ADDR_LEN, RDV_TPNAME_LEN};
 int rxp__rdv_store_open(const struct rxp_store_ops *ops, void *ctx,
 			struct rxp__rdv **out)
 {
+	struct rxp_store_ops copy = {0};
 	struct rxp__rdv *r;
+	int ret;
 
-	if (!ops || !ops->set || !ops->get || !ops->add)
+	if (!ops)
 		return -EINVAL;
+	/* the first layout (0.2): size, set, get, add */
+	ret = rxp_struct_in(&copy, sizeof(copy), ops,
+			    offsetof(struct rxp_store_ops, add) +
+				    sizeof(copy.add));
+	if (ret == -E2BIG)
+		rxp_err(LOG, "attr.store has ops this rxp does not know "
+			     "(built against a newer rxp.h?)");
+	if (ret)
+		return ret;
+	if (!copy.set || !copy.get || !copy.add) {
+		rxp_err(LOG, "attr.store needs set, get and add");
+		return -EINVAL;
+	}
 	r = rxp__calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->fd = -1;
-	r->store = ops;
+	r->store_ops = copy;
+	r->store = &r->store_ops;
 	r->store_ctx = ctx;
 	*out = r;
 	return 0;

@@ -260,22 +260,22 @@ struct rxp_rref *rxp__handle_get(struct rxp_rref *r)
 int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms)
 {
 	struct timespec ts;
+	int64_t ns;
 	int ret = 0;
 
-	if (!r)
+	if (!r || rxp_timeout_ns(timeout_ms, r->a->rpc_timeout_ns, &ns))
 		return -EINVAL;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+	ts.tv_sec += (time_t)(ns / 1000000000);
+	ts.tv_nsec += (long)(ns % 1000000000);
 	if (ts.tv_nsec >= 1000000000) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
 	rxp__rref_handle_lock(&r->mu);
 	while (r->state == 0 && !ret)
-		ret = timeout_ms > 0
-			      ? rxp__rref_handle_timedwait(&r->cv, &r->mu, &ts)
-			      : rxp__rref_handle_wait(&r->cv, &r->mu);
+		ret = ns > 0 ? rxp__rref_handle_timedwait(&r->cv, &r->mu, &ts)
+			     : rxp__rref_handle_wait(&r->cv, &r->mu);
 	if (r->state != 0)
 		ret = r->state > 0 ? 0 : r->state;
 	rxp__rref_handle_unlock(&r->mu);

@@ -22,7 +22,7 @@ static void on_created(struct rxp_future *f, void *user)
 	rxp_rref_release(r);
 }
 
-int rxp_remote(struct rxp_agent *a, const char *dst, const char *qualname,
+int rxp_remote(struct rxp_agent *a, int dst, const char *qualname,
 	       const struct rxp_value *args, uint32_t nargs,
 	       const struct rxp_iov *storages, uint32_t nstorages,
 	       const struct rxp_call_opts *opts, struct rxp_rref **out)
@@ -30,22 +30,21 @@ int rxp_remote(struct rxp_agent *a, const char *dst, const char *qualname,
 	struct rxp_rref_desc d = {0};
 	struct rxp_future *f;
 	struct rxp_rref *r;
-	int id, ret;
+	int ret;
 
-	if (!a || !dst || !out)
+	if (!a || !out)
 		return -EINVAL;
-	id = rxp__worker_id(a, dst);
-	if (id < 0)
-		return id;
-	d.owner = (uint32_t)id;
+	if (dst < 0 || dst >= a->world)
+		return -RXP_E_NO_WORKER;
+	d.owner = (uint32_t)dst;
 	d.parent = (uint32_t)a->rank;
 	d.rref = new_id(a);
 	d.fork = new_id(a);
 	r = rxp__handle_new(a, &d);
 	if (!r)
 		return -ENOMEM;
-	ret = rxp__rpc_submit(a, id, qualname, args, nargs, storages, nstorages,
-			      opts, RXP__API_REMOTE, &d, &f);
+	ret = rxp__rpc_submit(a, dst, qualname, args, nargs, storages,
+			      nstorages, opts, RXP__API_REMOTE, &d, &f);
 	if (ret) {
 		/* nothing was sent: no delete either */
 		rxp__handle_settle(r, ret, NULL);
@@ -79,7 +78,7 @@ int rxp_rref_to_here(struct rxp_rref *r, int64_t timeout_ms,
 	int state, ret;
 	char msg[256];
 
-	if (!r || !out || timeout_ms < RXP_TIMEOUT_DEFAULT)
+	if (!r || !out || timeout_ms < RXP_TIMEOUT_NEVER)
 		return -EINVAL;
 	rxp__rref_handle_lock(&r->mu);
 	state = r->state;

@@ -15,6 +15,38 @@
  *    callbacks run). User code never runs on the polling thread.
  *  - No verbs or liburing type appears here; the header compiles as C11 and
  *    as C++.
+ *  - Timeouts: every timeout_ms, argument or field, is a number of
+ *    milliseconds (> 0), RXP_TIMEOUT_DEFAULT (0: the default documented at
+ *    that place, so a zero-initialised struct means defaults) or
+ *    RXP_TIMEOUT_NEVER (-1: no limit). Anything else is -EINVAL.
+ *  - Workers are addressed by id (== rank, 0 .. world_size-1) everywhere;
+ *    rxp_agent_worker_by_name() finds a name's id (look it up once, not at
+ *    each call).
+ *  - A call handle (struct rxp_call, struct rxp_request) is consumed by the
+ *    first rxp_call_return/rxp_call_fail (rxp_request_respond/_fail),
+ *    whatever that returns; the handle is invalid after it.
+ *
+ * ABI rules (so that a program built against this header keeps working
+ * with later versions of the library)
+ *  - Structs the caller fills in and that may grow (rxp_agent_attr,
+ *    rxp_call_opts, rxp_store_ops, rxp_autograd_hooks) begin with
+ *    `size_t size`: sizeof the struct as the caller was compiled. The
+ *    library reads only that many bytes, so fields added later keep their
+ *    defaults for older programs; bytes beyond the fields this library
+ *    knows must be zero, else the call fails with -E2BIG (a newer program
+ *    on an older library fails clearly instead of losing settings). size 0
+ *    means the first layout (that of 0.2), so `struct rxp_call_opts o =
+ *    {0}` is valid; rxp_agent_attr alone must come from
+ *    rxp_agent_attr_init() (size 0 there is -EINVAL).
+ *  - Every other struct here (iov, value, tensor, worker info, autograd
+ *    metadata, RRef ids, profiler events, function definitions) is frozen:
+ *    what it lacks will come through new functions, never new fields.
+ *  - Exported symbols carry the version node of the release that added
+ *    them (cmake/rxp.map); nothing else is exported. While the major
+ *    version is 0, each minor version may break the ABI and has its own
+ *    SONAME (librxp.so.0.2). ci/abi.sh compares the built library with
+ *    the ABI recorded in ci/abi/ and fails on any change not recorded
+ *    there.
  *
  * Buffer ownership
  *  1. Descriptors (arrays of rxp_iov, rxp_value trees, option structs) are
@@ -239,8 +271,10 @@ struct rxp_future;
  */
 RXP_API int rxp_future_wait(struct rxp_future *f);
 /* Same, giving up after @timeout_ms (-ETIMEDOUT from the wait itself; the
- * future is untouched and may still complete). 0 = no limit (as
- * rxp_future_wait); < 0 = do not wait at all (poll). Threads: any. */
+ * future is untouched and may still complete). RXP_TIMEOUT_DEFAULT: the
+ * rpc_timeout_ms of the agent that made @f; RXP_TIMEOUT_NEVER: as
+ * rxp_future_wait. -EINVAL for other values <= 0 (poll with
+ * rxp_future_done). Threads: any. */
 RXP_API int rxp_future_wait_for(struct rxp_future *f, int64_t timeout_ms);
 /* true once fulfilled. Threads: any. */
 RXP_API bool rxp_future_done(const struct rxp_future *f);
@@ -304,8 +338,9 @@ struct rxp_request; /* an incoming user message awaiting its response */
  * must eventually respond to or fail @r (from any thread). */
 typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
 
-#define RXP_TIMEOUT_DEFAULT (-1) /* the agent's rpc_timeout_ms */
-#define RXP_TIMEOUT_NONE 0	 /* never time out */
+/* Timeouts (see "Conventions" at the top) */
+#define RXP_TIMEOUT_DEFAULT 0  /* the default documented where it is used */
+#define RXP_TIMEOUT_NEVER (-1) /* no limit */
 
 /*
  * A key-value store that the framework already has (torch's c10d Store, a
@@ -345,6 +380,7 @@ typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
  * The ops table and @store_ctx must stay valid until rxp_agent_shutdown().
  */
 struct rxp_store_ops {
+	size_t size; /* sizeof(struct rxp_store_ops), or 0 (ABI rules) */
 	/* Store @len bytes under @key, replacing any value. 0 or -errno. */
 	int (*set)(void *ctx, const char *key, const void *val, size_t len);
 	/* Wait up to @timeout_ms (> 0) for @key to exist, then copy up to @cap
@@ -358,6 +394,7 @@ struct rxp_store_ops {
 };
 
 struct rxp_agent_attr {
+	size_t size;		 /* set by rxp_agent_attr_init (ABI rules) */
 	const char *name;	 /* worker name, unique, <= 127 bytes */
 	int rank;		 /* 0 .. world_size-1; rank 0 serves rendezvous
 				    (unless .store is set). < 0 (attr_init): $RANK
@@ -374,8 +411,8 @@ struct rxp_agent_attr {
 				    $RXP_BIND_ADDR, else the local address
 				    that reaches master_addr (else
 				    127.0.0.1) */
-	int64_t rpc_timeout_ms;	 /* default 60000; 0 = never */
-	int64_t init_timeout_ms; /* rendezvous; default 60000 */
+	int64_t rpc_timeout_ms;	 /* calls; RXP_TIMEOUT_DEFAULT: 60000 */
+	int64_t init_timeout_ms; /* rendezvous; RXP_TIMEOUT_DEFAULT: 60000 */
 	int num_worker_threads;	 /* default 4 */
 	int poll_us;		 /* spin this long before sleeping; -1 =
 				    $RXP_POLL_US or 0 (sleep at once) */
@@ -406,16 +443,17 @@ struct rxp_agent_attr {
 	size_t secret_len;
 };
 
-/* Defaults as documented above. Threads: any. */
+/* Defaults as documented above, and .size. Threads: any. */
 RXP_API void rxp_agent_attr_init(struct rxp_agent_attr *attr);
 
 /*
  * Create the agent, rendezvous with the other workers (blocks until all
- * world_size workers have joined or init_timeout_ms passes; 0 = no limit)
+ * world_size workers have joined or init_timeout_ms passes)
  * and start the polling thread and worker pool. Rendezvous goes through
  * attr.store when it is set (struct rxp_store_ops), else through rank 0's
  * port at master_addr:master_port.
- * Return: 0 with *out set; -EINVAL bad attr; -RXP_E_RENDEZVOUS; -ETIMEDOUT
+ * Return: 0 with *out set; -EINVAL bad attr; -E2BIG attr from a newer
+ * header setting fields this library lacks; -RXP_E_RENDEZVOUS; -ETIMEDOUT
  * (workers missing at init_timeout_ms);
  * -RXP_E_NO_DEVICE (transport "verbs" forced without a device); -errno.
  * Threads: any.
@@ -440,7 +478,8 @@ RXP_API void rxp_agent_shutdown(struct rxp_agent *a);
  * has no calls of its own in flight. Use before shutdown ("graceful").
  * With attr.store the barrier runs through the store (rxp/join/<n> keys);
  * a join that timed out there resumes the same round when called again.
- * Return 0, -ETIMEDOUT after @timeout_ms (0 = no limit), -RXP_E_RENDEZVOUS.
+ * Return 0, -ETIMEDOUT after @timeout_ms (RXP_TIMEOUT_DEFAULT: the agent's
+ * init_timeout_ms), -EINVAL, -RXP_E_RENDEZVOUS.
  * Threads: any but @a's agent threads (not checked: from a function it
  * waits for calls that may need that function to end). Concurrent joins
  * on one agent take turns.
@@ -543,35 +582,37 @@ struct rxp_autograd_meta {
 };
 
 struct rxp_call_opts {
-	int64_t timeout_ms; /* RXP_TIMEOUT_DEFAULT, RXP_TIMEOUT_NONE, or ms */
+	size_t size;	    /* sizeof(struct rxp_call_opts), or 0 (ABI rules) */
+	int64_t timeout_ms; /* RXP_TIMEOUT_DEFAULT: the agent's rpc_timeout_ms
+			     */
 	unsigned flags;	    /* RXP_CALL_* */
 	/* NULL, or metadata carried to the callee (rxp_call_autograd) */
 	const struct rxp_autograd_meta *autograd;
 };
 
 /*
- * Call @qualname on worker @dst with @args (tensors refer to @storages,
- * read until the future completes). @opts may be NULL (defaults).
- * Return 0 with *out set (the future is fulfilled exactly once), or
- * -errno with nothing sent: -EINVAL, -RXP_E_NO_WORKER, -RXP_E_TOO_BIG,
- * -RXP_E_SHUTDOWN, -ENOMEM.
+ * Call @qualname on worker @dst (an id) with @args (tensors refer to
+ * @storages, read until the future completes). @opts may be NULL
+ * (defaults). Return 0 with *out set (the future is fulfilled exactly
+ * once), or -errno with nothing sent: -EINVAL, -E2BIG (opts),
+ * -RXP_E_NO_WORKER, -RXP_E_TOO_BIG, -RXP_E_SHUTDOWN, -ENOMEM.
  * Threads: any, agent threads included (nested calls from a function). It
  * may send at once on this thread when the polling thread sleeps.
  */
-RXP_API int rxp_rpc_async(struct rxp_agent *a, const char *dst,
-			  const char *qualname, const struct rxp_value *args,
-			  uint32_t nargs, const struct rxp_iov *storages,
-			  uint32_t nstorages, const struct rxp_call_opts *opts,
+RXP_API int rxp_rpc_async(struct rxp_agent *a, int dst, const char *qualname,
+			  const struct rxp_value *args, uint32_t nargs,
+			  const struct rxp_iov *storages, uint32_t nstorages,
+			  const struct rxp_call_opts *opts,
 			  struct rxp_future **out);
 /* rxp_rpc_async + rxp_future_wait. On 0, *out holds the fulfilled future
  * (release it); its status is the call's result.
  * Threads: any; from a function it holds that worker thread meanwhile (a
  * pool whose threads all wait on calls back to this agent cannot serve
  * them). */
-RXP_API int rxp_rpc_sync(struct rxp_agent *a, const char *dst,
-			 const char *qualname, const struct rxp_value *args,
-			 uint32_t nargs, const struct rxp_iov *storages,
-			 uint32_t nstorages, const struct rxp_call_opts *opts,
+RXP_API int rxp_rpc_sync(struct rxp_agent *a, int dst, const char *qualname,
+			 const struct rxp_value *args, uint32_t nargs,
+			 const struct rxp_iov *storages, uint32_t nstorages,
+			 const struct rxp_call_opts *opts,
 			 struct rxp_future **out);
 
 /* The call's autograd metadata: 0 and *out filled, or -ENOENT if the
@@ -587,6 +628,7 @@ RXP_API int rxp_call_autograd(const struct rxp_call *c,
  * Threads: any (set under the registry lock; hooks run as said above).
  */
 struct rxp_autograd_hooks {
+	size_t size; /* sizeof(struct rxp_autograd_hooks), or 0 (ABI rules) */
 	void (*on_send)(void *user, const struct rxp_autograd_meta *m, int dst,
 			const char *qualname);
 	void (*on_recv)(void *user, const struct rxp_autograd_meta *m, int src,
@@ -616,19 +658,20 @@ RXP_API int rxp_agent_set_autograd_hooks(struct rxp_agent *a,
  * Return 0 with *out set, or -errno with nothing sent (as rxp_rpc_async).
  * Threads: any.
  */
-RXP_API int rxp_remote(struct rxp_agent *a, const char *dst,
-		       const char *qualname, const struct rxp_value *args,
-		       uint32_t nargs, const struct rxp_iov *storages,
-		       uint32_t nstorages, const struct rxp_call_opts *opts,
-		       struct rxp_rref **out);
+RXP_API int rxp_remote(struct rxp_agent *a, int dst, const char *qualname,
+		       const struct rxp_value *args, uint32_t nargs,
+		       const struct rxp_iov *storages, uint32_t nstorages,
+		       const struct rxp_call_opts *opts, struct rxp_rref **out);
 /* Fetch the value (with its storages, zero-copy as for calls): a future
- * like an rpc's. Owner lost: -RXP_E_PEER_LOST, "owner lost: ...".
+ * like an rpc's; @timeout_ms as in struct rxp_call_opts. Owner lost:
+ * -RXP_E_PEER_LOST, "owner lost: ...".
  * Threads (this and each rxp_rref_* function below): any, while @r is
  * held. */
 RXP_API int rxp_rref_to_here(struct rxp_rref *r, int64_t timeout_ms,
 			     struct rxp_future **out);
 /* 0 once the owner has confirmed (or this worker is the owner), the
- * creation error, or -ETIMEDOUT after @timeout_ms (0 = no limit). */
+ * creation error, or -ETIMEDOUT after @timeout_ms (RXP_TIMEOUT_DEFAULT:
+ * the agent's rpc_timeout_ms), -EINVAL. */
 RXP_API int rxp_rref_wait_confirmed(struct rxp_rref *r, int64_t timeout_ms);
 RXP_API int rxp_rref_owner(const struct rxp_rref *r,
 			   struct rxp_worker_info *out);
@@ -715,12 +758,12 @@ RXP_API int rxp_request_fail(struct rxp_request *r, const char *msg);
 RXP_API int rxp_agent_set_handler(struct rxp_agent *a, rxp_msg_handler h,
 				  void *user);
 
-/* Send a user message (type >= RXP_MSG_USER, <= 255) to worker @dst_id and
+/* Send a user message (type >= RXP_MSG_USER, <= 255) to worker @dst and
  * get a future for the response (rxp_future_payload / rxp_future_storage).
  * Zero copy: @payload and @storages are read until the future completes.
  * @timeout_ms as in struct rxp_call_opts. Errors as rxp_rpc_async.
  * Threads: as rxp_rpc_async. */
-RXP_API int rxp_msg_send(struct rxp_agent *a, int dst_id, int type,
+RXP_API int rxp_msg_send(struct rxp_agent *a, int dst, int type,
 			 const void *payload, size_t len,
 			 const struct rxp_iov *storages, uint32_t nstorages,
 			 int64_t timeout_ms, struct rxp_future **out);

@@ -295,14 +295,19 @@ static int fn_call(struct rxp_call *c, void *user)
 	struct rxp_agent *a = rxp_call_agent(c);
 	uint32_t n;
 	const struct rxp_value *v = rxp_call_args(c, &n);
+	struct rxp_worker_info dst;
 	struct rxp_future *f;
 	struct rxp_value r;
 	int ret;
 
 	if (n != 2 || v[0].kind != RXP_V_STRING || v[1].kind != RXP_V_STRING)
 		return -EINVAL;
-	ret = rxp_rpc_sync(a, v[0].u.str.ptr, v[1].u.str.ptr, NULL, 0, NULL, 0,
-			   NULL, &f);
+	/* the callee is named: callers address by id, names are looked up */
+	ret = rxp_agent_worker_by_name(a, v[0].u.str.ptr, &dst);
+	if (ret)
+		return ret;
+	ret = rxp_rpc_sync(a, dst.id, v[1].u.str.ptr, NULL, 0, NULL, 0, NULL,
+			   &f);
 	if (ret)
 		return ret;
 	if (rxp_future_status(f)) {
@@ -503,7 +508,7 @@ static void worker_main(int rank, int size, int port)
 		_exit(ret == -RXP_E_NO_DEVICE ? 77 : 2);
 	}
 	/* until everyone joins, or rank 0 goes away */
-	rxp_agent_join(a, 0);
+	rxp_agent_join(a, RXP_TIMEOUT_NEVER);
 	world_release_hung();
 	pthread_mutex_lock(&kept_mu);
 	while (nkept)

@@ -82,9 +82,8 @@ static void test_add_returns_sum(void **state)
 	struct rxp_value args[2] = {rxp_v_int(40), rxp_v_int(2)};
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.add", args, 2, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_non_null(rxp_future_value(f));
 	assert_int_equal(rxp_future_value(f)->kind, RXP_V_INT);
@@ -104,9 +103,8 @@ static void echo_tensor(struct world *w, size_t n)
 
 	assert_non_null(buf);
 	fill_pattern(buf, n, (unsigned)n);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.echo", &t, 1, &iov, 1,
-				      NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.echo", &t, 1, &iov, 1, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	v = rxp_future_value(f);
 	assert_non_null(v);
@@ -146,9 +144,8 @@ static void test_returned_tensor_from_callee(void **state)
 	struct rxp_future *f;
 	const unsigned char *p;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.fill", args, 2, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.fill", args, 2, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_int_equal(rxp_future_nstorages(f), 1);
 	p = rxp_storage_data(rxp_future_storage(f, 0));
@@ -170,9 +167,8 @@ static void test_nested_values_round_trip(void **state)
 	const struct rxp_value *v;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.echo", &arg, 1, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.echo", &arg, 1, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	v = rxp_future_value(f);
 	assert_int_equal(v->kind, RXP_V_TUPLE);
@@ -189,8 +185,8 @@ static void test_thousand_calls_outstanding(void **state)
 	for (int i = 0; i < N; i++) {
 		struct rxp_value args[2] = {rxp_v_int(i), rxp_v_int(1)};
 
-		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", args,
-					       2, NULL, 0, NULL, &fs[i]),
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.add", args, 2, NULL,
+					       0, NULL, &fs[i]),
 				 0);
 	}
 	for (int i = 0; i < N; i++) {
@@ -208,9 +204,9 @@ static void test_timeout_fires_near_deadline(void **state)
 	struct rxp_future *f;
 	int64_t t0 = now_ms(), dt, late;
 
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.sleep_ms", &arg, 1,
-				       NULL, 0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.sleep_ms", &arg, 1, NULL, 0, &o, &f),
+		0);
 	assert_int_equal(rxp_future_wait(f), -ETIMEDOUT);
 	dt = now_ms() - t0;
 	assert_true(dt >= 300);
@@ -235,25 +231,26 @@ static void test_timeout_fires_near_deadline(void **state)
 }
 
 /* The caller's default timeout is 100 ms here (setup2_short_default): a
- * call that takes longer fails with the default, and succeeds with
- * RXP_TIMEOUT_NONE, which must not fall back to the default. */
-static void test_timeout_zero_means_never(void **state)
+ * call that takes longer fails with the default, which a zero-initialised
+ * rxp_call_opts means, and succeeds with RXP_TIMEOUT_NEVER, which must not
+ * fall back to the default. */
+static void test_timeout_default_and_never(void **state)
 {
 	struct world *w = *state;
 	struct rxp_value arg = rxp_v_int(400 * world_time_scale());
-	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_DEFAULT};
+	struct rxp_call_opts o = {0};
 	struct rxp_future *f;
 
 	/* the default really is shorter than the call */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &arg, 1,
-				      NULL, 0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.sleep_ms", &arg, 1, NULL, 0, &o, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), -ETIMEDOUT);
 	rxp_future_release(f);
-	o.timeout_ms = RXP_TIMEOUT_NONE;
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &arg, 1,
-				      NULL, 0, &o, &f),
-			 0);
+	o.timeout_ms = RXP_TIMEOUT_NEVER;
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.sleep_ms", &arg, 1, NULL, 0, &o, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_int_equal(rxp_future_value(f)->u.i, 400 * world_time_scale());
 	rxp_future_release(f);
@@ -264,9 +261,9 @@ static void test_unknown_function_is_future_error(void **state)
 	struct world *w = *state;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "no.such", NULL, 0, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "no.such", NULL, 0, NULL, 0, NULL, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_NO_FUNCTION);
 	assert_non_null(strstr(rxp_future_error(f), "no.such"));
 	assert_non_null(strstr(rxp_future_error(f), "worker1"));
@@ -280,9 +277,8 @@ static void test_callee_error_text_reaches_caller(void **state)
 	struct rxp_value arg = rxp_v_str("the sky is falling");
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.fail", &arg, 1, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.fail", &arg, 1, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_REMOTE);
 	assert_string_equal(rxp_future_error(f), "the sky is falling");
 	rxp_future_release(f);
@@ -296,21 +292,20 @@ static void test_async_execution_function(void **state)
 				  .flags = RXP_CALL_ASYNC_EXEC};
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.async_echo", &arg, 1,
-				      NULL, 0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.async_echo", &arg, 1, NULL, 0, &o, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_int_equal(rxp_future_value(f)->u.list.items[0].u.i, 7);
 	rxp_future_release(f);
 	/* the flag must match the function */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.async_echo", &arg, 1,
-				      NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 1, "t.async_echo", &arg, 1, NULL, 0,
+				      NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_ASYNC_MISMATCH);
 	rxp_future_release(f);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.add", &arg, 1, NULL,
-				      0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", &arg, 1, NULL, 0, &o, &f), 0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_ASYNC_MISMATCH);
 	rxp_future_release(f);
 }
@@ -335,8 +330,8 @@ static void test_then_callbacks_run_once(void **state)
 	struct then_ctx c = {0};
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.sleep_ms", &arg, 1,
-				       NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_async(w->a, 1, "t.sleep_ms", &arg, 1, NULL, 0,
+				       NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_then(f, then_cb, &c), 0);
 	assert_int_equal(rxp_future_wait(f), 0);
@@ -357,9 +352,8 @@ static void test_nested_call_through_callee(void **state)
 				    rxp_v_str("t.whoami")};
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.call", args, 2, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.call", args, 2, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_string_equal(rxp_future_value(f)->u.str.ptr, "worker0");
 	rxp_future_release(f);
@@ -373,25 +367,66 @@ static void test_bad_arguments_fail_without_future(void **state)
 		rxp_v_tensor(RXP_DT_F32, 1, (int64_t[]){4}, NULL, 3, 0);
 	struct rxp_call_opts o = {.timeout_ms = -5};
 
-	assert_int_equal(rxp_rpc_async(w->a, "nobody", "t.add", NULL, 0, NULL,
-				       0, NULL, &f),
-			 -RXP_E_NO_WORKER);
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", NULL, NULL, 0, NULL, 0,
-				       NULL, &f),
-			 -EINVAL);
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", NULL, 2, NULL,
-				       0, NULL, &f),
-			 -EINVAL);
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", NULL, 0, NULL,
-				       0, &o, &f),
-			 -EINVAL);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1000, "t.add", NULL, 0, NULL, 0, NULL, &f),
+		-RXP_E_NO_WORKER);
+	assert_int_equal(
+		rxp_rpc_async(w->a, -1, "t.add", NULL, 0, NULL, 0, NULL, &f),
+		-RXP_E_NO_WORKER);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, NULL, NULL, 0, NULL, 0, NULL, &f),
+		-EINVAL);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.add", NULL, 2, NULL, 0, NULL, &f),
+		-EINVAL);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.add", NULL, 0, NULL, 0, &o, &f),
+		-EINVAL);
 	/* tensor refers to storage 3 of 0 */
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.echo", &bad, 1, NULL,
-				       0, NULL, &f),
-			 -EINVAL);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.echo", &bad, 1, NULL, 0, NULL, &f),
+		-EINVAL);
 	assert_null(f);
 	assert_int_equal(rxp_agent_register(w->a, "t.add", (rxp_fn)1, 0, NULL),
 			 -EEXIST);
+}
+
+/* rxp_call_opts by the ABI rules: an older caller's smaller struct is read
+ * only up to its size (the autograd pointer past it is never touched), a
+ * newer caller's settings this library lacks fail the call. */
+static void test_call_opts_are_read_up_to_their_size(void **state)
+{
+	struct world *w = *state;
+	struct rxp_value args[2] = {rxp_v_int(2), rxp_v_int(3)};
+	struct rxp_call_opts older = {
+		.size = offsetof(struct rxp_call_opts, flags) +
+			sizeof(unsigned),
+		.timeout_ms = RXP_TIMEOUT_NEVER,
+		.autograd = (const struct rxp_autograd_meta *)1, /* garbage */
+	};
+	struct {
+		struct rxp_call_opts o;
+		uint64_t later;
+	} newer = {.o = {.size = sizeof(newer)}, .later = 1};
+	struct rxp_future *f = NULL;
+
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, &older, &f),
+		0);
+	assert_int_equal(rxp_future_status(f), 0);
+	assert_int_equal(rxp_future_value(f)->u.i, 5);
+	rxp_future_release(f);
+	f = NULL;
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.add", args, 2, NULL, 0, &newer.o, &f),
+		-E2BIG);
+	assert_null(f);
+	newer.later = 0; /* unknown but unset: nothing lost, the call runs */
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, &newer.o, &f),
+		0);
+	assert_int_equal(rxp_future_status(f), 0);
+	rxp_future_release(f);
 }
 
 /* The traffic went over the transport the environment asked for (in the
@@ -415,9 +450,8 @@ static void test_transport_is_the_one_asked_for(void **state)
 			rxp_agent_transport(w->a),
 			nouring && !strcmp(nouring, "1") ? "tcp-poll" : "tcp");
 	memset(big, 7, sizeof(big));
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.echo", &t, 1, &iov, 1,
-				      NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.echo", &t, 1, &iov, 1, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	rxp_future_release(f);
 	assert_int_equal(rxp_agent_metric(w->a, "transport.bytes_sent", &sent),
@@ -528,7 +562,7 @@ static void test_killed_peer_fails_pending_calls_fast(void **state)
 	struct world *w = *state;
 	enum { N = 20 };
 	struct rxp_future *fs[N];
-	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_NONE,
+	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_NEVER,
 				  .flags = RXP_CALL_ASYNC_EXEC};
 	struct rxp_value arg = rxp_v_int(1);
 	struct rxp_future *f;
@@ -536,15 +570,15 @@ static void test_killed_peer_fails_pending_calls_fast(void **state)
 
 	/* make sure the connection is up first */
 	assert_int_equal(
-		rxp_rpc_sync(w->a, "worker1", "t.add",
+		rxp_rpc_sync(w->a, 1, "t.add",
 			     (struct rxp_value[]){rxp_v_int(1), rxp_v_int(2)},
 			     2, NULL, 0, NULL, &f),
 		0);
 	assert_int_equal(rxp_future_status(f), 0);
 	rxp_future_release(f);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.hang", &arg,
-					       1, NULL, 0, &o, &fs[i]),
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.hang", &arg, 1, NULL,
+					       0, &o, &fs[i]),
 				 0);
 	usleep(100000);
 	t0 = now_ms();
@@ -558,9 +592,8 @@ static void test_killed_peer_fails_pending_calls_fast(void **state)
 	}
 	assert_true(now_ms() - t0 < 1000 * world_time_scale());
 	/* later calls fail too, promptly, with a clear status */
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", &arg, 1, NULL,
-				       0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.add", &arg, 1, NULL, 0, NULL, &f), 0);
 	assert_int_not_equal(rxp_future_wait_for(f, 5000), 0);
 	assert_int_not_equal(rxp_future_status(f), -ETIMEDOUT);
 	rxp_future_release(f);
@@ -571,14 +604,14 @@ static void test_shutdown_with_calls_in_flight_loses_none(void **state)
 	struct world *w = *state;
 	enum { N = 100 };
 	struct rxp_future *fs[N];
-	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_NONE,
+	struct rxp_call_opts o = {.timeout_ms = RXP_TIMEOUT_NEVER,
 				  .flags = RXP_CALL_ASYNC_EXEC};
 	struct rxp_value arg = rxp_v_int(1);
 	int64_t t0;
 
 	for (int i = 0; i < N; i++)
-		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.hang", &arg,
-					       1, NULL, 0, &o, &fs[i]),
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.hang", &arg, 1, NULL,
+					       0, &o, &fs[i]),
 				 0);
 	t0 = now_ms();
 	rxp_agent_shutdown(w->a);
@@ -603,18 +636,15 @@ static void test_four_workers_all_to_all(void **state)
 		skip();
 	assert_int_equal(ret, 0);
 	for (int dst = 0; dst < 4; dst++) {
-		char name[16];
+		char name[24];
 
 		snprintf(name, sizeof(name), "worker%d", dst);
 		for (int via = 1; via < 4; via++) {
-			char vname[16];
 			struct rxp_value args[2] = {rxp_v_str(name),
 						    rxp_v_str("t.whoami")};
 
-			snprintf(vname, sizeof(vname), "worker%d", via);
-			assert_int_equal(rxp_rpc_sync(w.a, vname, "t.call",
-						      args, 2, NULL, 0, NULL,
-						      &f),
+			assert_int_equal(rxp_rpc_sync(w.a, via, "t.call", args,
+						      2, NULL, 0, NULL, &f),
 					 0);
 			assert_int_equal(rxp_future_status(f), 0);
 			assert_string_equal(rxp_future_value(f)->u.str.ptr,
@@ -702,9 +732,8 @@ static void test_world_of_one_calls_itself(void **state)
 	if (ret == 77)
 		skip();
 	assert_int_equal(ret, 0);
-	assert_int_equal(rxp_rpc_sync(w.a, "worker0", "t.add", args, 2, NULL, 0,
-				      NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w.a, 0, "t.add", args, 2, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_value(f)->u.i, 2);
 	rxp_future_release(f);
 	assert_int_equal(world_stop(&w, true), 0);
@@ -755,7 +784,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_timeout_fires_near_deadline, setup2,
 			teardown_join),
-		cmocka_unit_test_setup_teardown(test_timeout_zero_means_never,
+		cmocka_unit_test_setup_teardown(test_timeout_default_and_never,
 						setup2_short_default,
 						teardown_join),
 		cmocka_unit_test_setup_teardown(
@@ -772,6 +801,9 @@ int main(int argc, char **argv)
 						setup2, teardown_join),
 		cmocka_unit_test_setup_teardown(
 			test_bad_arguments_fail_without_future, setup2,
+			teardown_join),
+		cmocka_unit_test_setup_teardown(
+			test_call_opts_are_read_up_to_their_size, setup2,
 			teardown_join),
 		cmocka_unit_test_setup_teardown(
 			test_transport_is_the_one_asked_for, setup2,

@@ -48,8 +48,7 @@ static void test_create_fails_cleanly_at_every_allocation(void **state)
 	assert_true(failures > 5);
 	printf("agent creation made %d allocations before it succeeded\n", n);
 	assert_int_equal(
-		rxp_rpc_sync(a, "worker0", "t.add", args, 2, NULL, 0, NULL, &f),
-		0);
+		rxp_rpc_sync(a, 0, "t.add", args, 2, NULL, 0, NULL, &f), 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_int_equal(rxp_future_value(f)->u.i, 5);
 	rxp_future_release(f);

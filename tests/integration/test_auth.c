@@ -268,8 +268,7 @@ static int add(struct world *w, int64_t x, int64_t *out)
 {
 	struct rxp_value args[2] = {rxp_v_int(x), rxp_v_int(1)};
 	struct rxp_future *f;
-	int ret = rxp_rpc_sync(w->a, "worker1", "t.add", args, 2, NULL, 0, NULL,
-			       &f);
+	int ret = rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &f);
 
 	if (ret)
 		return ret;
@@ -462,9 +461,9 @@ static void test_forged_response_ignored(void **state)
 	int64_t n;
 	int fd;
 
-	assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.sleep_ms", &ms, 1,
-				       NULL, 0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 1, "t.sleep_ms", &ms, 1, NULL, 0, NULL, &f),
+		0);
 	/* a stranger claims to be worker 1 and answers that call first */
 	fd = raw_open(w);
 	wr(fd, hs, hello(hs, 1, false, 0, NULL));

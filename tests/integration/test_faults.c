@@ -44,8 +44,7 @@ static int add(struct world *w, int64_t x, struct rxp_call_opts *o,
 {
 	struct rxp_value args[2] = {rxp_v_int(x), rxp_v_int(1)};
 	struct rxp_future *f;
-	int ret =
-		rxp_rpc_sync(w->a, "worker1", "t.add", args, 2, NULL, 0, o, &f);
+	int ret = rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, o, &f);
 
 	if (ret)
 		return ret;
@@ -82,9 +81,9 @@ static void test_send_completion_error_is_peer_lost(void **state)
 	/* the second send completes with the error; the callee takes 300 ms,
 	 * so the completion surely comes before any response (a response that
 	 * came first would rightly have completed the call) */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.sleep_ms", &ms, 1,
-				      NULL, 0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.sleep_ms", &ms, 1, NULL, 0, NULL, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), -RXP_E_PEER_LOST);
 	rxp_future_release(f);
 	assert_int_equal(add(w, 5, NULL, &v), 0);
@@ -150,8 +149,8 @@ static void test_queue_full_is_retried_in_order(void **state)
 	for (int i = 0; i < N; i++) {
 		struct rxp_value args[2] = {rxp_v_int(i), rxp_v_int(1)};
 
-		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.add", args,
-					       2, NULL, 0, NULL, &f[i]),
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.add", args, 2, NULL,
+					       0, NULL, &f[i]),
 				 0);
 	}
 	for (int i = 0; i < N; i++) {
@@ -205,8 +204,8 @@ test_queued_responses_to_a_closed_connection_are_dropped(void **state)
 		struct rxp_value args[2] = {rxp_v_str("worker0"),
 					    rxp_v_str("t.whoami")};
 
-		assert_int_equal(rxp_rpc_async(w->a, "worker1", "t.call", args,
-					       2, NULL, 0, NULL, &f[i]),
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.call", args, 2, NULL,
+					       0, NULL, &f[i]),
 				 0);
 	}
 	/* worker1's four pool threads each wait for a response of ours that

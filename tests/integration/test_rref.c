@@ -45,7 +45,7 @@ static int teardown_nojoin(void **state)
 }
 
 /* (owned, forks, pending children, pending deletes) of @who */
-static void stats(struct world *w, const char *who, int64_t out[4])
+static void stats(struct world *w, int who, int64_t out[4])
 {
 	struct rxp_future *f;
 
@@ -62,22 +62,21 @@ static void stats(struct world *w, const char *who, int64_t out[4])
  * asynchronous: wait up to 10 s). */
 static void assert_all_clean(struct world *w)
 {
-	static const char *const names[] = {"worker0", "worker1", "worker2"};
-
 	for (int i = 0; i < w->size; i++) {
 		int64_t s[4] = {-1, -1, -1, -1};
 
 		for (int t = 0; t < 1000 * world_time_scale(); t++) {
-			stats(w, names[i], s);
+			stats(w, i, s);
 			if (!s[0] && !s[1] && !s[2] && !s[3])
 				break;
 			usleep(10000);
 		}
 		if (s[0] || s[1] || s[2] || s[3])
-			fail_msg("%s: owned %lld forks %lld children %lld "
-				 "deletes %lld",
-				 names[i], (long long)s[0], (long long)s[1],
-				 (long long)s[2], (long long)s[3]);
+			fail_msg(
+				"worker%d: owned %lld forks %lld children %lld "
+				"deletes %lld",
+				i, (long long)s[0], (long long)s[1],
+				(long long)s[2], (long long)s[3]);
 	}
 }
 
@@ -91,9 +90,8 @@ static void test_remote_then_to_here(void **state)
 	struct rxp_future *f;
 	const unsigned char *p;
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.add", args, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_owner(r, &owner), 0);
 	assert_string_equal(owner.name, "worker1");
 	assert_false(rxp_rref_is_owner(r));
@@ -107,9 +105,8 @@ static void test_remote_then_to_here(void **state)
 	assert_int_equal(rxp_future_wait(f), 0);
 	rxp_future_release(f);
 	/* a value with a storage, fetched zero-copy */
-	assert_int_equal(rxp_remote(w->a, "worker2", "t.fill", fill, 2, NULL, 0,
-				    NULL, &t),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 2, "t.fill", fill, 2, NULL, 0, NULL, &t), 0);
 	assert_int_equal(rxp_rref_to_here(t, RXP_TIMEOUT_DEFAULT, &f), 0);
 	assert_int_equal(rxp_future_wait(f), 0);
 	assert_int_equal(rxp_future_nstorages(f), 1);
@@ -130,9 +127,8 @@ static void test_self_owned_remote(void **state)
 	struct rxp_rref *r;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_remote(w->a, "worker0", "t.add", args, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 0, "t.add", args, 2, NULL, 0, NULL, &r), 0);
 	assert_true(rxp_rref_is_owner(r));
 	assert_int_equal(rxp_rref_to_here(r, RXP_TIMEOUT_DEFAULT, &f), 0);
 	assert_int_equal(rxp_future_wait(f), 0);
@@ -149,9 +145,8 @@ static void test_creation_error_surfaces_on_rref(void **state)
 	struct rxp_rref *r;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.fail", &arg, 1, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.fail", &arg, 1, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), -RXP_E_REMOTE);
 	assert_int_equal(rxp_rref_to_here(r, RXP_TIMEOUT_DEFAULT, &f), 0);
 	assert_int_equal(rxp_future_wait(f), -RXP_E_REMOTE);
@@ -159,9 +154,8 @@ static void test_creation_error_surfaces_on_rref(void **state)
 	rxp_future_release(f);
 	rxp_rref_release(r);
 	/* unknown function: also a creation error */
-	assert_int_equal(rxp_remote(w->a, "worker1", "no.such", NULL, 0, NULL,
-				    0, NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "no.such", NULL, 0, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), -RXP_E_NO_FUNCTION);
 	rxp_rref_release(r);
 	assert_all_clean(w);
@@ -175,9 +169,8 @@ static void test_creation_timeout_surfaces_on_rref(void **state)
 	struct rxp_rref *r;
 	struct rxp_future *f;
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.sleep_ms", &arg, 1,
-				    NULL, 0, &o, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.sleep_ms", &arg, 1, NULL, 0, &o, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), -ETIMEDOUT);
 	assert_int_equal(rxp_rref_to_here(r, RXP_TIMEOUT_DEFAULT, &f), 0);
 	assert_int_equal(rxp_future_wait(f), -ETIMEDOUT);
@@ -195,13 +188,12 @@ static void test_fork_to_third_worker(void **state)
 	struct rxp_future *f;
 	const unsigned char *p;
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.fill", fill, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.fill", fill, 2, NULL, 0, NULL, &r), 0);
 	/* pass it to worker2, which fetches it from worker1 */
 	arg = rxp_v_rref(r);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker2", "t.rref_to_here", &arg,
-				      1, NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 2, "t.rref_to_here", &arg, 1, NULL,
+				      0, NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	assert_int_equal(rxp_future_nstorages(f), 1);
@@ -210,8 +202,8 @@ static void test_fork_to_third_worker(void **state)
 	assert_int_equal(p[4095], 9);
 	rxp_future_release(f);
 	/* and back to the owner itself: a local reference there */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.rref_to_here", &arg,
-				      1, NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 1, "t.rref_to_here", &arg, 1, NULL,
+				      0, NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	rxp_future_release(f);
@@ -230,16 +222,15 @@ static void test_owner_table_empty_after_many_users(void **state)
 		struct rxp_value arg;
 		struct rxp_future *f;
 
-		assert_int_equal(rxp_remote(w->a, i % 2 ? "worker1" : "worker2",
-					    "t.add", args, 2, NULL, 0, NULL,
-					    &r[i]),
+		assert_int_equal(rxp_remote(w->a, i % 2 ? 1 : 2, "t.add", args,
+					    2, NULL, 0, NULL, &r[i]),
 				 0);
 		/* every other one is held by the third worker too */
 		if (i % 2)
 			continue;
 		arg = rxp_v_rref(r[i]);
-		assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.rref_keep",
-					      &arg, 1, NULL, 0, NULL, &f),
+		assert_int_equal(rxp_rpc_sync(w->a, 1, "t.rref_keep", &arg, 1,
+					      NULL, 0, NULL, &f),
 				 0);
 		assert_int_equal(rxp_future_status(f), 0);
 		rxp_future_release(f);
@@ -249,8 +240,8 @@ static void test_owner_table_empty_after_many_users(void **state)
 	{
 		struct rxp_future *f;
 
-		assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.rref_drop",
-					      NULL, 0, NULL, 0, NULL, &f),
+		assert_int_equal(rxp_rpc_sync(w->a, 1, "t.rref_drop", NULL, 0,
+					      NULL, 0, NULL, &f),
 				 0);
 		rxp_future_release(f);
 	}
@@ -303,15 +294,14 @@ static void test_malicious_delete_is_refused(void **state)
 	uint8_t p[40];
 	int64_t s[4];
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.add", args, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), 0);
 	rxp_rref_ids(r, &rid, &mine);
 	/* worker2 takes a fork */
 	arg = rxp_v_rref(r);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker2", "t.rref_keep", &arg, 1,
-				      NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 2, "t.rref_keep", &arg, 1, NULL, 0,
+				      NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	theirs.creator = (uint32_t)rxp_future_value(f)->u.list.items[0].u.i;
@@ -335,7 +325,7 @@ static void test_malicious_delete_is_refused(void **state)
 	assert_int_equal(rxp_future_wait(f), -RXP_E_REFUSED);
 	rxp_future_release(f);
 	/* still two forks at the owner */
-	stats(w, "worker1", s);
+	stats(w, 1, s);
 	assert_int_equal(s[1], 2);
 	/* our own delete, twice: idempotent */
 	for (int i = 0; i < 2; i++) {
@@ -347,11 +337,11 @@ static void test_malicious_delete_is_refused(void **state)
 		assert_int_equal(rxp_future_wait(f), 0);
 		rxp_future_release(f);
 	}
-	stats(w, "worker1", s);
+	stats(w, 1, s);
 	assert_int_equal(s[1], 1);
 	rxp_rref_release(r); /* its delete is acknowledged again */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker2", "t.rref_drop", NULL, 0,
-				      NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 2, "t.rref_drop", NULL, 0, NULL, 0,
+				      NULL, &f),
 			 0);
 	rxp_future_release(f);
 	assert_all_clean(w);
@@ -364,9 +354,8 @@ static void test_lost_owner_fails_to_here(void **state)
 	struct rxp_future *f;
 	struct rxp_rref *r;
 
-	assert_int_equal(rxp_remote(w->a, "worker1", "t.add", args, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), 0);
 	kill(w->pids[1], SIGKILL);
 	usleep(200000);
@@ -401,26 +390,23 @@ static void test_profiler_records_calls_and_callee_events(void **state)
 	size_t len;
 
 	/* off: nothing recorded */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.add", args, 2, NULL,
-				      0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &f), 0);
 	rxp_future_release(f);
 	assert_int_equal(rxp_profiler_events(w->a, ev, 64), 0);
 
 	assert_int_equal(rxp_profiler_enable(w->a, true), 0);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.prof_work", NULL, 0,
-				      NULL, 0, NULL, &f),
+	assert_int_equal(rxp_rpc_sync(w->a, 1, "t.prof_work", NULL, 0, NULL, 0,
+				      NULL, &f),
 			 0);
 	assert_int_equal(rxp_future_status(f), 0);
 	rxp_future_release(f);
-	assert_int_equal(rxp_rpc_async(w->a, "worker2", "t.add", args, 2, NULL,
-				       0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_async(w->a, 2, "t.add", args, 2, NULL, 0, NULL, &f), 0);
 	rxp_future_wait(f);
 	rxp_future_release(f);
-	assert_int_equal(rxp_remote(w->a, "worker2", "t.add", args, 2, NULL, 0,
-				    NULL, &r),
-			 0);
+	assert_int_equal(
+		rxp_remote(w->a, 2, "t.add", args, 2, NULL, 0, NULL, &r), 0);
 	assert_int_equal(rxp_rref_wait_confirmed(r, 5000), 0);
 	rxp_rref_release(r);
 	assert_int_equal(rxp_profiler_enable(w->a, false), 0);
@@ -501,9 +487,9 @@ static void test_autograd_metadata_round_trip(void **state)
 	struct rxp_future *f;
 
 	assert_int_equal(rxp_agent_set_autograd_hooks(w->a, &h), 0);
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.autograd", NULL, 0,
-				      NULL, 0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.autograd", NULL, 0, NULL, 0, &o, &f),
+		0);
 	assert_int_equal(rxp_future_status(f), 0);
 	v = rxp_future_value(f);
 	assert_int_equal(v->kind, RXP_V_TUPLE);
@@ -513,17 +499,17 @@ static void test_autograd_metadata_round_trip(void **state)
 	rxp_future_release(f);
 	assert_int_equal(sends, 1);
 	/* without metadata: none, and no hook */
-	assert_int_equal(rxp_rpc_sync(w->a, "worker1", "t.autograd", NULL, 0,
-				      NULL, 0, NULL, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.autograd", NULL, 0, NULL, 0, NULL, &f),
+		0);
 	assert_int_equal(rxp_future_value(f)->kind, RXP_V_NONE);
 	rxp_future_release(f);
 	assert_int_equal(sends, 1);
 	/* the callee's hook: call ourselves */
 	m.message_id = 12;
-	assert_int_equal(rxp_rpc_sync(w->a, "worker0", "t.autograd", NULL, 0,
-				      NULL, 0, &o, &f),
-			 0);
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 0, "t.autograd", NULL, 0, NULL, 0, &o, &f),
+		0);
 	rxp_future_release(f);
 	assert_int_equal(recvs, 1);
 	assert_int_equal(seen.context_id, 7);

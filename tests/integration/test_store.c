@@ -153,14 +153,12 @@ static void check_all_pairs(struct rxp_agent *a, int n)
 
 		snprintf(dname, sizeof(dname), "worker%d", dst);
 		for (int via = 0; via < n; via++) {
-			char vname[24];
 			struct rxp_value args[2] = {rxp_v_str(dname),
 						    rxp_v_str("t.whoami")};
 			struct rxp_future *f;
 
-			snprintf(vname, sizeof(vname), "worker%d", via);
-			assert_int_equal(rxp_rpc_sync(a, vname, "t.call", args,
-						      2, NULL, 0, NULL, &f),
+			assert_int_equal(rxp_rpc_sync(a, via, "t.call", args, 2,
+						      NULL, 0, NULL, &f),
 					 0);
 			assert_int_equal(rxp_future_status(f), 0);
 			assert_string_equal(rxp_future_value(f)->u.str.ptr,
@@ -226,8 +224,8 @@ static void test_store_join_times_out_then_resumes(void **state)
 	run_all(w, 2, wk_join);
 	assert_int_equal(w[0].ret, 0);
 	assert_int_equal(w[1].ret, 0);
-	/* timeout 0: no limit, waited out in slices longer than one get */
-	w[0].join_timeout_ms = 0;
+	/* no limit: waited out in slices longer than one get */
+	w[0].join_timeout_ms = RXP_TIMEOUT_NEVER;
 	assert_int_equal(pthread_create(&w[0].t, NULL, wk_join, &w[0]), 0);
 	usleep(1500 * 1000);
 	wk_join(&w[1]);

@@ -43,6 +43,12 @@ int64_t seconds_to_ms(float s)
 	return ms > 1e15 ? int64_t(1e15) : static_cast<int64_t>(ms);
 }
 
+// torch's seconds (<= 0: no limit) as an rxp timeout_ms
+int64_t rxp_timeout(float s)
+{
+	return s > 0 ? seconds_to_ms(s) : RXP_TIMEOUT_NEVER;
+}
+
 std::exception_ptr error_of(const std::string &text)
 {
 	return std::make_exception_ptr(std::runtime_error(text));
@@ -142,6 +148,7 @@ RxpAgent::RxpAgent(const c10::intrusive_ptr<::c10d::Store> &store,
 		    "not \"",
 		    opts.transport, "\"");
 	store_->store = store;
+	store_->ops.size = sizeof(store_->ops);
 	store_->ops.set = StoreCtx::set;
 	store_->ops.get = StoreCtx::get;
 	store_->ops.add = StoreCtx::add;
@@ -154,12 +161,12 @@ RxpAgent::RxpAgent(const c10::intrusive_ptr<::c10d::Store> &store,
 	at.transport = opts.transport.c_str();
 	if (!opts.bind_addr.empty())
 		at.bind_addr = opts.bind_addr.c_str();
-	at.rpc_timeout_ms = seconds_to_ms(opts.rpc_timeout_s);
+	at.rpc_timeout_ms = rxp_timeout(opts.rpc_timeout_s);
+	// rendezvous: its own timeout, else the rpc one, else rxp's default
 	at.init_timeout_ms =
-		seconds_to_ms(opts.init_timeout_s > 0 ? opts.init_timeout_s
-						      : opts.rpc_timeout_s);
-	if (at.init_timeout_ms == 0)
-		at.init_timeout_ms = 60000;
+		opts.init_timeout_s > 0	 ? seconds_to_ms(opts.init_timeout_s)
+		: opts.rpc_timeout_s > 0 ? seconds_to_ms(opts.rpc_timeout_s)
+					 : RXP_TIMEOUT_DEFAULT;
 	at.num_worker_threads = opts.num_worker_threads;
 	at.poll_us = opts.poll_us;
 	at.handler = on_request;
@@ -312,10 +319,14 @@ RxpAgent::send(const WorkerInfo &to, c10::intrusive_ptr<Message> message,
 	auto ctx = std::make_unique<SendCtx>();
 	ctx->fut = c10::make_intrusive<JitFuture>(at::AnyClassType::get());
 	ctx->to = to.name_;
-	ctx->timeout_ms =
-		rpcTimeoutSeconds == torch::distributed::rpc::kUnsetRpcTimeout
-			? getRpcTimeout().count()
-			: seconds_to_ms(rpcTimeoutSeconds);
+	// the agent's timeout as torch holds it now (setRpcTimeout changes
+	// it), or the call's; 0 is no limit in torch
+	if (rpcTimeoutSeconds == torch::distributed::rpc::kUnsetRpcTimeout) {
+		int64_t ms = getRpcTimeout().count();
+		ctx->timeout_ms = ms > 0 ? ms : RXP_TIMEOUT_NEVER;
+	} else {
+		ctx->timeout_ms = rxp_timeout(rpcTimeoutSeconds);
+	}
 	message->setId(next_id_.fetch_add(1, std::memory_order_relaxed));
 	encode(*message, ctx->enc); // throws WireError: the caller sees it
 	ctx->iov.reserve(ctx->enc.storages.size());
@@ -493,7 +504,7 @@ std::vector<WorkerInfo> RxpAgent::getWorkerInfos() const
 void RxpAgent::join(bool shutdown, float timeout)
 {
 	TORCH_CHECK(rxp_, "RXP: join() after shutdown");
-	int ret = rxp_agent_join(rxp_, seconds_to_ms(timeout));
+	int ret = rxp_agent_join(rxp_, rxp_timeout(timeout));
 
 	TORCH_CHECK(ret == 0, "RXP: join() of '", workerInfo_.name_,
 		    "' failed: ", rxp_error(ret),
