@@ -11,6 +11,7 @@
 #             core names no feature (the layer_probe ctests prove the rest)
 #   gcc       gcc -Werror RelWithDebInfo in build/ci-gcc; ctest (all labels:
 #             `verbs` tests skip themselves with 77 on a host without RDMA)
+#             then ci/abi.sh: exported symbols and ABI against ci/abi/
 #   asan      ASan+UBSan (gcc) in build/ci-asan; ctest
 #   tsan      TSan (clang-14, -Werror incl. -Wthread-safety) in build/ci-tsan;
 #             ctest -L 'unit|conformance|integration'
@@ -129,6 +130,8 @@ stage_layers() {
 stage_gcc() {
 	configure_build build/ci-gcc "${gcc_args[@]}"
 	ctest_in build/ci-gcc
+	# the exported symbols and the ABI against ci/abi/ (rxp.h, "ABI rules")
+	bash "$CI_DIR/abi.sh" build/ci-gcc
 }
 
 stage_asan() {
