@@ -122,7 +122,7 @@ int world_free_port(void)
 	return -1;
 }
 
-#define WORLD_NFNS 15
+#define WORLD_NFNS 16
 static const struct rxp_fn_def fns[WORLD_NFNS];
 
 static const char *env_or(const char *name, const char *def)
@@ -220,6 +220,17 @@ static int fn_fail(struct rxp_call *c, void *user)
 	return rxp_call_fail(c, "%s",
 			     n && v[0].kind == RXP_V_STRING ? v[0].u.str.ptr
 							    : "t.fail");
+}
+
+/* Returns a tensor in a storage it does not pass: rxp_call_return fails,
+ * and that consumed the call, so returning its error must not complete it
+ * a second time (the caller sees one failure, the encoding one). */
+static int fn_bad_return(struct rxp_call *c, void *user)
+{
+	struct rxp_value t =
+		rxp_v_tensor(RXP_DT_F32, 1, (int64_t[]){4}, NULL, 0, 0);
+
+	return rxp_call_return(c, &t, NULL, 0);
 }
 
 static int fn_sleep(struct rxp_call *c, void *user)
@@ -488,6 +499,7 @@ static const struct rxp_fn_def fns[WORLD_NFNS] = {
 	{"t.whoami", fn_whoami, 0, NULL},
 	{"t.call", fn_call, 0, NULL},
 	{"t.fill", fn_fill, 0, NULL},
+	{"t.bad_return", fn_bad_return, 0, NULL},
 };
 
 /* ---------------------------------------------------------- processes */

@@ -391,6 +391,31 @@ static void test_bad_arguments_fail_without_future(void **state)
 			 -EEXIST);
 }
 
+/* A return value that cannot be encoded fails the call, once, and the call
+ * is consumed all the same: the worker goes on serving. */
+static void test_failed_return_consumes_the_call(void **state)
+{
+	struct world *w = *state;
+	struct rxp_value args[2] = {rxp_v_int(1), rxp_v_int(1)};
+	struct rxp_call_opts o = {.timeout_ms = 5000 * world_time_scale()};
+	struct rxp_future *f;
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rxp_rpc_sync(w->a, 1, "t.bad_return", NULL, 0,
+					      NULL, 0, &o, &f),
+				 0);
+		/* the encoder's error, with what went wrong */
+		assert_int_equal(rxp_future_status(f), -EINVAL);
+		assert_non_null(
+			strstr(rxp_future_error(f), "could not be encoded"));
+		rxp_future_release(f);
+	}
+	assert_int_equal(
+		rxp_rpc_sync(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &f), 0);
+	assert_int_equal(rxp_future_status(f), 0);
+	rxp_future_release(f);
+}
+
 /* rxp_call_opts by the ABI rules: an older caller's smaller struct is read
  * only up to its size (the autograd pointer past it is never touched), a
  * newer caller's settings this library lacks fail the call. */
@@ -804,6 +829,9 @@ int main(int argc, char **argv)
 			teardown_join),
 		cmocka_unit_test_setup_teardown(
 			test_call_opts_are_read_up_to_their_size, setup2,
+			teardown_join),
+		cmocka_unit_test_setup_teardown(
+			test_failed_return_consumes_the_call, setup2,
 			teardown_join),
 		cmocka_unit_test_setup_teardown(
 			test_transport_is_the_one_asked_for, setup2,
