@@ -19,6 +19,9 @@
 #             mode two then mode one, then ci/perftest-rxe.sh (informational)
 #   perf      Google Benchmark binaries of build/ci-gcc/perf, smoke pass
 #   examples  install build/ci-gcc, build examples/ against the installed package
+#   package   cpack -G DEB from a /usr build (build/ci-deb); unpack the .debs into
+#             a clean root; build consumers against it (CMake shared and static,
+#             pkg-config) and run one
 #
 #   --quick       deps + gcc only
 #   --no-vm       skip the verbs stage
@@ -35,7 +38,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd -P)
 CI_DIR=$ROOT/ci
 
-ALL_STAGES=(deps format layers gcc asan tsan verbs perf examples)
+ALL_STAGES=(deps format layers gcc asan tsan verbs perf examples package)
 JOBS=${RXP_CI_JOBS:-$(nproc)}
 # verbs: the whole stage (both guests and perftest) stays under this
 VERBS_BUDGET=${RXP_CI_VERBS_BUDGET:-1200}
@@ -238,6 +241,48 @@ stage_examples() {
 	cmake -S "$ROOT/examples" -B "$ROOT/build/ci-examples" -G Ninja \
 		-DCMAKE_PREFIX_PATH="$inst" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS=-Werror
 	cmake --build "$ROOT/build/ci-examples" -j "$JOBS"
+}
+
+stage_package() {
+	local root=$ROOT/build/ci-deb-root deb d
+	configure_build build/ci-deb -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_INSTALL_PREFIX=/usr -DRXP_TORCH=OFF -DRXP_BUILD_TESTS=OFF -DRXP_BUILD_PERF=ON
+	rm -f "$ROOT"/build/ci-deb/*.deb
+	(cd "$ROOT/build/ci-deb" && cpack -G DEB >/dev/null)
+	rm -rf "$root"
+	mkdir -p "$root"
+	for deb in "$ROOT"/build/ci-deb/*.deb; do
+		log "$(basename "$deb"): $(dpkg-deb -f "$deb" Depends)"
+		dpkg-deb -x "$deb" "$root"
+	done
+	for p in librxp0.2 librxp-dev rxp-tools; do
+		ls "$ROOT"/build/ci-deb/${p}_*.deb >/dev/null || { log "no $p package"; return 1; }
+	done
+	local lib
+	lib=$(dirname "$(find "$root/usr/lib" -name 'librxp.so.0.2' | sed -n 1p)")
+	[ -n "$lib" ] && [ -f "$root/usr/include/rxp/rxp.h" ] && [ -x "$root/usr/bin/rxp-perf" ] &&
+		[ -f "$root/usr/share/man/man7/rxp.7" ] || { log "package contents incomplete"; return 1; }
+	# consumers: CMake shared and static, then pkg-config
+	for mode in OFF ON; do
+		d=$ROOT/build/ci-deb-consumer-$mode
+		rm -rf "$d"
+		cmake -S "$ROOT/examples" -B "$d" -G Ninja -DCMAKE_PREFIX_PATH="$root/usr" \
+			-DRXP_EXAMPLES_STATIC=$mode -DCMAKE_C_FLAGS=-Werror >/dev/null
+		cmake --build "$d" -j "$JOBS" >/dev/null
+	done
+	PKG_CONFIG_PATH=$lib/pkgconfig PKG_CONFIG_LIBDIR= \
+		cc -Werror -o "$ROOT/build/ci-deb-consumer-ON/pp-pkgconfig" "$ROOT/examples/rxp_pingpong.c" \
+		$(PKG_CONFIG_PATH=$lib/pkgconfig pkg-config --cflags --libs rxp)
+	# the static consumer needs no librxp.so; the shared one finds it in the root
+	ldd "$ROOT/build/ci-deb-consumer-ON/rxp-demo" | grep -q librxp && { log "static consumer needs librxp.so"; return 1; }
+	"$ROOT/build/ci-deb-consumer-ON/rxp-demo" -n 50 -m 1
+	LD_LIBRARY_PATH=$lib "$ROOT/build/ci-deb-consumer-OFF/rxp-demo" -n 50 -m 1 >/dev/null
+	LD_LIBRARY_PATH=$lib "$root/usr/bin/rxp-demo" -n 50 -m 1 >/dev/null
+	# the man pages render without warnings (where man-db is installed)
+	if command -v man >/dev/null; then
+		man -l --warnings "$root"/usr/share/man/man*/* 2>&1 >/dev/null | tee "$ROOT/build/ci-deb/man.log"
+		[ ! -s "$ROOT/build/ci-deb/man.log" ] || { log "man page warnings"; return 1; }
+	fi
 }
 
 # -------------------------------------------------------------- driver
