@@ -110,8 +110,8 @@ static int check_attr(const struct rxp_agent_attr *at)
 /* rank 0's server and the connection to it, or the framework's store;
  * @local_ip: where the data transport binds unless told otherwise */
 static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
-			   const char *maddr, int port, char *local_ip,
-			   size_t iplen)
+			   const struct rxp_auth_key *key, const char *maddr,
+			   int port, char *local_ip, size_t iplen)
 {
 	int ret;
 
@@ -122,11 +122,12 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 		return ret;
 	}
 	if (a->rank == 0) {
-		ret = rxp__rdv_serve(maddr, port, a->world, &a->rdv_server);
+		ret = rxp__rdv_serve(maddr, port, a->world, key,
+				     &a->rdv_server);
 		if (ret)
 			return ret;
 	}
-	ret = rxp__rdv_connect(maddr, port, a->init_timeout_ms, &a->rdv,
+	ret = rxp__rdv_connect(maddr, port, a->init_timeout_ms, key, &a->rdv,
 			       local_ip, iplen);
 	if (ret) {
 		rxp__rdv_server_stop(a->rdv_server);
@@ -344,7 +345,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 			goto err_free;
 		}
 	}
-	ret = rendezvous_open(a, at, maddr, port, local_ip, sizeof(local_ip));
+	ret = rendezvous_open(a, at, &key, maddr, port, local_ip,
+			      sizeof(local_ip));
 	if (ret)
 		goto err_free;
 	ret = start_transport(a, at, &key, local_ip, addr, sizeof(addr));

@@ -11,6 +11,7 @@
 
 #include <rxp/rxp.h>
 #include "rendezvous.h"
+#include "rxp_auth.h"
 #include "rxp_util.h"
 
 #define RDV_NAME_LEN 128
@@ -22,7 +23,9 @@
 enum rdv_join_step { RDV_JOIN_ADD, RDV_JOIN_SET_DONE, RDV_JOIN_WAIT };
 
 struct rxp__rdv {
-	int fd; /* the connection to rank 0; -1 with a store */
+	int fd;			 /* the connection to rank 0; -1 with a store */
+	struct rxp_auth_key key; /* off: no job secret (and with a store) */
+	char where[80];		 /* "host:port" of rank 0, for messages */
 	const struct rxp_store_ops *store; /* &store_ops, or NULL */
 	struct rxp_store_ops store_ops;	   /* the framework's, copied */
 	void *store_ctx;

@@ -149,6 +149,7 @@ bool world_transport_usable(void)
 
 const char *world_rank0_transport;
 int64_t world_rank0_rpc_timeout_ms;
+int64_t world_rank0_init_timeout_ms;
 const void *world_rank0_secret;
 size_t world_rank0_secret_len;
 
@@ -170,6 +171,8 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
 	attr->num_worker_threads = 4;
 	if (rank == 0 && world_rank0_transport)
 		attr->transport = world_rank0_transport;
+	if (rank == 0 && world_rank0_init_timeout_ms > 0)
+		attr->init_timeout_ms = world_rank0_init_timeout_ms;
 	if (rank == 0 && world_rank0_rpc_timeout_ms > 0)
 		attr->rpc_timeout_ms = world_rank0_rpc_timeout_ms;
 	if (rank == 0 && world_rank0_secret) {
@@ -517,7 +520,9 @@ static void worker_main(int rank, int size, int port)
 	if (ret) {
 		fprintf(stderr, "worker %d: create: %s\n", rank,
 			rxp_strerror(ret));
-		_exit(ret == -RXP_E_NO_DEVICE ? 77 : 2);
+		_exit(ret == -RXP_E_NO_DEVICE ? 77
+		      : ret == -RXP_E_AUTH    ? WORLD_EXIT_AUTH
+					      : 2);
 	}
 	/* until everyone joins, or rank 0 goes away */
 	rxp_agent_join(a, RXP_TIMEOUT_NEVER);
@@ -560,6 +565,29 @@ void world_maybe_worker(int argc, char **argv)
 		worker_main(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
 }
 
+/* Rank 0 failed: a second for the workers to end on their own (their
+ * exit codes say why), then SIGKILL for the rest. */
+static void reap_after_failure(struct world *w)
+{
+	for (int r = 1; r < w->size; r++) {
+		int st = 0;
+		pid_t got = 0;
+
+		for (int i = 0; i < 100 && !got; i++) {
+			got = waitpid(w->pids[r], &st, WNOHANG);
+			if (!got)
+				usleep(10000);
+		}
+		if (!got) {
+			kill(w->pids[r], SIGKILL);
+			waitpid(w->pids[r], &st, 0);
+		}
+		w->exit_code[r] =
+			got > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		w->pids[r] = 0;
+	}
+}
+
 int world_start(struct world *w, int size)
 {
 	struct rxp_agent_attr attr;
@@ -586,10 +614,7 @@ int world_start(struct world *w, int size)
 	world_attr(&attr, 0, size, w->port, name, sizeof(name));
 	ret = rxp_agent_create(&attr, &w->a);
 	if (ret) {
-		for (int r = 1; r < size; r++) {
-			kill(w->pids[r], SIGKILL);
-			waitpid(w->pids[r], NULL, 0);
-		}
+		reap_after_failure(w);
 		return ret == -RXP_E_NO_DEVICE ? 77 : ret;
 	}
 	return 0;

@@ -27,7 +27,13 @@ struct world {
 	int port;
 	pid_t pids[WORLD_MAX]; /* [0] unused (the test process) */
 	struct rxp_agent *a;   /* rank 0's agent, in the test process */
+	/* after a failed world_start: each worker's exit code (-1: killed
+	 * still running); WORLD_EXIT_AUTH if its create failed with
+	 * -RXP_E_AUTH */
+	int exit_code[WORLD_MAX];
 };
+
+#define WORLD_EXIT_AUTH 4
 
 /* false (after saying why) if the environment asks for a transport that
  * cannot run here, e.g. RXP_TRANSPORT=verbs without an RDMA device: the
@@ -48,6 +54,8 @@ int world_free_port(void);
 extern const char *world_rank0_transport;
 /* If > 0, rank 0's default call timeout (attr.rpc_timeout_ms). */
 extern int64_t world_rank0_rpc_timeout_ms;
+/* If > 0, rank 0's attr.init_timeout_ms (the others keep 30 s). */
+extern int64_t world_rank0_init_timeout_ms;
 /* If set, rank 0 uses this job secret (the others: $RXP_SECRET_FILE). */
 extern const void *world_rank0_secret;
 extern size_t world_rank0_secret_len;
@@ -60,7 +68,8 @@ void world_attr(struct rxp_agent_attr *attr, int rank, int size, int port,
  * Fork ranks 1..size-1 (each runs world_worker_main and _exits), then
  * create rank 0's agent in this process. Returns 0, 77 if the transport
  * is unusable here (e.g. verbs without a device: the caller skips), or
- * -errno.
+ * -errno; after a failure the workers have been given a second to exit
+ * on their own (then killed) and w->exit_code says how each ended.
  */
 int world_start(struct world *w, int size);
 /* First thing in main() of a program that uses world_start(): when this
