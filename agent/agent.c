@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent_int.h"
+#include "netif.h"
 
 /* --------------------------------------------------------- references */
 
@@ -56,7 +57,7 @@ void rxp_agent_attr_init(struct rxp_agent_attr *attr)
 	attr->rank = -1;      /* $RANK, else 0 */
 	attr->world_size = 0; /* $WORLD_SIZE, else 1 */
 	attr->rpc_timeout_ms = RXP_DEFAULT_RPC_TIMEOUT_MS;
-	attr->init_timeout_ms = RXP_DEFAULT_INIT_TIMEOUT_MS;
+	attr->init_timeout_ms = RXP_TIMEOUT_DEFAULT; /* see init_timeout() */
 	attr->num_worker_threads = 4;
 	attr->poll_us = -1;
 }
@@ -80,6 +81,23 @@ static int launcher_env(struct rxp_agent_attr *at)
 			return ret;
 		at->rank = (int)v;
 	}
+	return 0;
+}
+
+/* What an init_timeout_ms of RXP_TIMEOUT_DEFAULT means: the launcher's
+ * $RXP_RENDEZVOUS_TIMEOUT in whole seconds, strictly parsed, else 60 s. */
+static int init_timeout_default(int64_t *ms)
+{
+	long s;
+	int ret = rxp_env_int("RXP_RENDEZVOUS_TIMEOUT", 1, 86400,
+			      RXP_DEFAULT_INIT_TIMEOUT_MS / 1000, &s);
+
+	if (ret) {
+		rxp_err("agent", "RXP_RENDEZVOUS_TIMEOUT is whole seconds, "
+				 "1..86400");
+		return ret;
+	}
+	*ms = (int64_t)s * 1000;
 	return 0;
 }
 
@@ -117,8 +135,8 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 
 	if (at->store) {
 		ret = rxp__rdv_store_open(at->store, at->store_ctx, &a->rdv);
-		if (!ret)
-			rxp__rdv_route_ip(maddr, local_ip, iplen);
+		if (!ret && rxp_route_ip(maddr, local_ip, iplen))
+			local_ip[0] = '\0'; /* rxp_addr_plan falls back */
 		return ret;
 	}
 	if (a->rank == 0) {
@@ -136,32 +154,49 @@ static int rendezvous_open(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	return ret;
 }
 
+/* Where the data transport binds and what it advertises (netif.h has the
+ * rules). @route_ip NULL: only when that needs no route (a bind address or
+ * RXP_SOCKET_IFNAME given), so that a bad setting fails before the
+ * rendezvous waits; 1 then means "needs the route", to ask again. */
+static int plan_addr(const struct rxp_agent_attr *at, const char *maddr,
+		     const char *route_ip, struct rxp_addr_plan *plan)
+{
+	const char *bind =
+		at->bind_addr ? at->bind_addr : getenv("RXP_BIND_ADDR");
+	const char *ifspec = getenv(RXP_NETIF_VAR);
+
+	if (!route_ip && !(bind && *bind && !rxp_ip_is_any(bind)) &&
+	    !(ifspec && *ifspec))
+		return 1;
+	return rxp_addr_plan_host(bind, ifspec, maddr, route_ip, plan);
+}
+
 static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
-			   const struct rxp_auth_key *key, const char *local_ip,
-			   char *addr, size_t addrlen)
+			   const struct rxp_auth_key *key,
+			   const struct rxp_addr_plan *plan, char *addr,
+			   size_t addrlen)
 {
 	const char *want =
 		at->transport ? at->transport : getenv("RXP_TRANSPORT");
-	const char *bind =
-		at->bind_addr ? at->bind_addr : getenv("RXP_BIND_ADDR");
 	struct rxp_tp_attr ta = {0};
+	char tp_addr[128];
 	int ret;
 
-	if (!bind || !*bind)
-		bind = local_ip;
+	rxp_info("agent", "data transport binds %s, advertises %s%s%s (%s)",
+		 plan->bind, plan->advertise, *plan->ifname ? " on " : "",
+		 plan->ifname, plan->why);
 	if (key->on && (!want || !*want || !strcmp(want, "auto"))) {
 		/* verbs does not authenticate yet (it refuses a secret) */
 		rxp_info("agent", "job secret set: using tcp (verbs does not "
 				  "authenticate yet)");
 		want = "tcp";
 	}
-	a->ops = rxp_tp_select(want, bind, &ret);
-	if (!a->ops)
-		return ret;
+	/* the device that serves the address peers use */
+	a->ops = rxp_tp_select(want, plan->advertise, &ret);
 	if (!a->ops)
 		return ret;
 	rxp__poller_callbacks(a);
-	ta.bind_addr = bind;
+	ta.bind_addr = plan->bind;
 	ta.local_id = (uint32_t)at->rank;
 	ta.cb = &a->cb;
 	ta.port_num = -1;
@@ -171,10 +206,13 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	ret = a->ops->open(&ta, &a->tp);
 	if (ret) {
 		rxp_err("agent", "cannot open transport %s on %s: %s",
-			a->ops->name, bind, rxp_strerror(ret));
+			a->ops->name, plan->bind, rxp_strerror(ret));
 		return ret;
 	}
-	ret = a->ops->address(a->tp, addr, addrlen);
+	ret = a->ops->address(a->tp, tp_addr, sizeof(tp_addr));
+	if (!ret) /* never a wildcard: peers connect to it */
+		ret = rxp_addr_advertise(tp_addr, plan->advertise, addr,
+					 addrlen);
 	if (ret) {
 		a->ops->close(a->tp);
 		a->tp = NULL;
@@ -256,12 +294,13 @@ static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
 int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 {
 	const char *maddr;
-	char local_ip[64], addr[128];
+	char local_ip[RXP_NETIF_IPLEN], addr[128];
+	struct rxp_addr_plan plan;
 	struct rxp_auth_key key;
 	struct rxp_agent_attr eff;
 	struct rxp_agent *a;
-	int port, ret;
-	int64_t ns;
+	int port, ret, need_route;
+	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
 
 	if (!at || !out)
 		return -EINVAL;
@@ -284,6 +323,11 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = check_attr(at);
 	if (ret)
 		return ret;
+	if (at->init_timeout_ms == RXP_TIMEOUT_DEFAULT) {
+		ret = init_timeout_default(&init_def);
+		if (ret)
+			return ret;
+	}
 	maddr = at->master_addr ? at->master_addr : getenv("MASTER_ADDR");
 	if (!maddr || !*maddr)
 		maddr = "127.0.0.1";
@@ -297,6 +341,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 			return ret;
 		port = (int)p;
 	}
+	need_route = plan_addr(at, maddr, NULL, &plan);
+	if (need_route < 0)
+		return need_route;
 
 	/* before anything waits on the network: a bad secret fails at once */
 	ret = rxp_auth_load(at->secret, at->secret_len, &key);
@@ -315,8 +362,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	/* both checked by check_attr, so these cannot fail */
 	rxp_timeout_ns(at->rpc_timeout_ms, RXP_DEFAULT_RPC_TIMEOUT_MS * 1000000,
 		       &a->rpc_timeout_ns);
-	rxp_timeout_ns(at->init_timeout_ms,
-		       RXP_DEFAULT_INIT_TIMEOUT_MS * 1000000, &ns);
+	rxp_timeout_ns(at->init_timeout_ms, init_def * 1000000, &ns);
 	a->init_timeout_ms = ns ? (ns + 999999) / 1000000 : 0;
 	a->poll_us = at->poll_us >= 0 ? at->poll_us
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
@@ -349,7 +395,10 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 			      sizeof(local_ip));
 	if (ret)
 		goto err_free;
-	ret = start_transport(a, at, &key, local_ip, addr, sizeof(addr));
+	if (need_route) /* the default: the address that reaches rank 0 */
+		ret = plan_addr(at, maddr, local_ip, &plan);
+	if (!ret)
+		ret = start_transport(a, at, &key, &plan, addr, sizeof(addr));
 	rxp_auth_wipe(&key); /* the transport keeps its own copy */
 	if (ret)
 		goto err_rdv;

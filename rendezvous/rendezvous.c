@@ -237,28 +237,6 @@ static int sockaddr_ip(const struct sockaddr_storage *ss, char *ip,
 	return inet_ntop(ss->ss_family, a, ip, (socklen_t)iplen) ? 0 : -1;
 }
 
-void rxp__rdv_route_ip(const char *host, char *ip, size_t iplen)
-{
-	struct sockaddr_storage ss, me;
-	socklen_t sl, ml = sizeof(me);
-	int fd = -1;
-
-	/* a connected UDP socket: the kernel picks the route, sends nothing */
-	if (!resolve(host, 9, false, 0, &ss, &sl)) {
-		fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && !connect(fd, (struct sockaddr *)&ss, sl) &&
-		    !getsockname(fd, (struct sockaddr *)&me, &ml) &&
-		    !sockaddr_ip(&me, ip, iplen)) {
-			close(fd);
-			return;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	rxp_warn(LOG, "no route to %s: binding 127.0.0.1", host);
-	snprintf(ip, iplen, "127.0.0.1");
-}
-
 /* ---------------------------------------------------------------- client */
 
 int rxp__rdv_connect(const char *host, int port, int64_t timeout_ms,
@@ -1133,6 +1111,29 @@ out:
 	return NULL;
 }
 
+/* Bind @fd to @ss or, when that is not an address of this host (a
+ * MASTER_ADDR that is a service or DNS address forwarding here), to the
+ * wildcard of its family. 0 or -errno. */
+static int srv_bind(int fd, struct sockaddr_storage *ss, socklen_t sl,
+		    const char *host, int port)
+{
+	bool v6 = ss->ss_family == AF_INET6;
+
+	if (!bind(fd, (struct sockaddr *)ss, sl))
+		return 0;
+	if (errno != EADDRNOTAVAIL)
+		return -errno;
+	if (v6)
+		((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_any;
+	else
+		((struct sockaddr_in *)ss)->sin_addr.s_addr = htonl(INADDR_ANY);
+	rxp_info(LOG,
+		 "%s is not an address of this host: rank 0 listens on %s "
+		 "port %d instead",
+		 host, v6 ? "[::]" : "0.0.0.0", port);
+	return bind(fd, (struct sockaddr *)ss, sl) ? -errno : 0;
+}
+
 int rxp__rdv_serve(const char *host, int port, int world,
 		   const struct rxp_auth_key *key, struct rxp__rdv_server **out)
 {
@@ -1173,8 +1174,9 @@ int rxp__rdv_serve(const char *host, int port, int world,
 		goto err_free;
 	}
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s->lfd, (struct sockaddr *)&ss, sl) || listen(s->lfd, 128)) {
-		ret = -errno;
+	ret = srv_bind(s->lfd, &ss, sl, host, port);
+	if (ret || listen(s->lfd, 128)) {
+		ret = ret ? ret : -errno;
 		rxp_err(LOG, "rank 0 cannot listen on %s:%d: %s", host, port,
 			rxp_strerror(ret));
 		goto err_free;

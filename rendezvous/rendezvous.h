@@ -40,9 +40,6 @@ void rxp__rdv_close(struct rxp__rdv *r);
  * missing. */
 int rxp__rdv_store_open(const struct rxp_store_ops *ops, void *ctx,
 			struct rxp__rdv **out);
-/* The local address that routes to @host (a connected UDP socket: no
- * packet is sent), else "127.0.0.1". */
-void rxp__rdv_route_ip(const char *host, char *ip, size_t iplen);
 /* rank 0: serve rendezvous for @world workers on host:port; with @key on,
  * only workers that prove the job secret get a rank (and the table). */
 struct rxp__rdv_server;
