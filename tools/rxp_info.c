@@ -5,6 +5,11 @@
  *
  *   rxp-info [ADDR]     ADDR: the bind address to judge (default: the
  *                       RXP_ADDR / RXP_TEST_ADDR environment, else none)
+ *
+ * Also the TCP interfaces, which one RXP_SOCKET_IFNAME selects and the
+ * address rxp would advertise (util/netif: the agent's rules). Exit 1 when
+ * what the environment asks for cannot be had (RXP_SOCKET_IFNAME matching
+ * nothing, RXP_TRANSPORT=verbs without a device), 2 on bad usage.
  */
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -12,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "netif.h"
 #include "verbs/verbs.h"
 
 static const char *link_str(int ll)
@@ -117,15 +123,66 @@ static int show_devices(void)
 	return n;
 }
 
+/* The interfaces and the address plan; -errno if the plan fails. */
+static int show_interfaces(void)
+{
+	const char *spec = getenv(RXP_NETIF_VAR);
+	const char *master = getenv("MASTER_ADDR");
+	char ip[RXP_NETIF_IPLEN], route[RXP_NETIF_IPLEN] = "";
+	struct rxp_addr_plan plan;
+	struct rxp_netif *ifs;
+	size_t n;
+	int ret = rxp_netif_list(&ifs, &n);
+
+	if (ret) {
+		printf("interfaces: %s\n", strerror(-ret));
+		return ret;
+	}
+	printf("\nTCP interfaces (" RXP_NETIF_VAR "=%s):\n",
+	       spec && *spec ? spec : "(unset)");
+	for (size_t i = 0; i < n; i++) {
+		rxp_netif_ip(&ifs[i], ip, sizeof(ip));
+		printf("  %-12s %-4s %-40s%s\n", ifs[i].name,
+		       ifs[i].flags & IFF_UP ? "up" : "down", *ip ? ip : "-",
+		       spec && *spec && rxp_netif_match(spec, ifs[i].name)
+			       ? " matches"
+			       : "");
+	}
+	if (!master || !*master)
+		master = "127.0.0.1";
+	if (rxp_route_ip(master, route, sizeof(route)))
+		route[0] = '\0';
+	ret = rxp_addr_plan(getenv("RXP_BIND_ADDR"), spec, master, route, ifs,
+			    n, &plan);
+	rxp__free(ifs);
+	if (ret) {
+		printf("  no data address: %s (see the error above)\n",
+		       strerror(-ret));
+		return ret;
+	}
+	printf("  MASTER_ADDR=%s: binds %s, advertises %s%s%s (%s)\n", master,
+	       plan.bind, plan.advertise, *plan.ifname ? " on " : "",
+	       plan.ifname, plan.why);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *addr = argc > 1 ? argv[1] : getenv("RXP_ADDR");
 	const char *want = getenv("RXP_TRANSPORT");
 	char why[2048];
-	int ret;
+	int ret, bad;
 
-	if (argc > 2 || (argc > 1 && (!strcmp(argv[1], "-h") ||
-				      !strcmp(argv[1], "--help")))) {
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: rxp-info [bind-address]\n"
+		       "RDMA devices, TCP interfaces, and the address and "
+		       "transport rxp would use.\n"
+		       "Exit 1 if RXP_SOCKET_IFNAME matches nothing or "
+		       "RXP_TRANSPORT=verbs has no device.\n");
+		return 0;
+	}
+	if (argc > 2 || (argc > 1 && argv[1][0] == '-')) {
 		fprintf(stderr, "usage: rxp-info [bind-address]\n");
 		return 2;
 	}
@@ -135,22 +192,25 @@ int main(int argc, char **argv)
 	       ibv_is_fork_initialized() == IBV_FORK_UNNEEDED
 		       ? "kernel copies pinned pages (no ibv_fork_init needed)"
 		       : "ibv_fork_init() will be called before registering");
-	show_devices();
+	bad = show_devices() == 0 && want && !strcmp(want, "verbs");
+	bad |= show_interfaces() != 0;
 	if (!addr || !*addr) {
 		printf("\n(give an address to see which transport rxp "
 		       "picks)\n");
-		return 0;
+		return bad;
 	}
 	ret = rxp_verbs_probe(addr, why, sizeof(why));
 	printf("\nfor %s with RXP_TRANSPORT=%s:\n", addr,
 	       want && *want ? want : "auto");
-	if (want && !strcmp(want, "tcp"))
+	if (want && !strcmp(want, "tcp")) {
 		printf("  tcp (forced)\n");
-	else if (!ret)
+	} else if (!ret) {
 		printf("  verbs: %s\n", why);
-	else if (want && !strcmp(want, "verbs"))
+	} else if (want && !strcmp(want, "verbs")) {
 		printf("  none: RXP_TRANSPORT=verbs but %s\n", why);
-	else
+		bad = 1;
+	} else {
 		printf("  tcp: %s\n", why);
-	return 0;
+	}
+	return bad;
 }

@@ -412,7 +412,9 @@ struct rxp_agent_attr {
 				    that reaches master_addr (else
 				    127.0.0.1) */
 	int64_t rpc_timeout_ms;	 /* calls; RXP_TIMEOUT_DEFAULT: 60000 */
-	int64_t init_timeout_ms; /* rendezvous; RXP_TIMEOUT_DEFAULT: 60000 */
+	int64_t init_timeout_ms; /* rendezvous; RXP_TIMEOUT_DEFAULT (attr_init):
+				    $RXP_RENDEZVOUS_TIMEOUT seconds, else
+				    60000 */
 	int num_worker_threads;	 /* default 4 */
 	int poll_us;		 /* spin this long before sleeping; -1 =
 				    $RXP_POLL_US or 0 (sleep at once) */
