@@ -591,10 +591,32 @@ static void test_table_checked(void **state)
 	fake0_run(2, &no_key, -RXP_E_RENDEZVOUS);
 }
 
+/* MASTER_ADDR that is not ours (a service address): rank 0 listens on
+ * the wildcard instead of failing with EADDRNOTAVAIL, and is reachable */
+static void test_serve_falls_back_to_wildcard(void **state)
+{
+	struct rxp__rdv_server *s = NULL;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd, port;
+
+	/* 192.0.2.1: TEST-NET-1, never a local address */
+	assert_int_equal(rxp__rdv_serve("192.0.2.1", 0, 1, NULL, &s), 0);
+	port = rxp__rdv_server_port(s);
+	assert_true(port > 0);
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	rxp__rdv_server_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_world_forms_and_barrier),
+		cmocka_unit_test(test_serve_falls_back_to_wildcard),
 		cmocka_unit_test(test_strays_do_not_block),
 		cmocka_unit_test(test_bad_hello_refused_to_sender_only),
 		cmocka_unit_test(test_secret_checked),
