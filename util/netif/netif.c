@@ -184,29 +184,32 @@ static bool v4_loopback(const struct in_addr *a)
 	return (ntohl(a->s_addr) >> 24) == 127;
 }
 
+/* Parsed into the address types themselves: filling a sockaddr_storage
+ * and reading it back as a struct sockaddr is type punning that gcc -O2
+ * may reorder (the family read came back 0). */
+static bool v6_loopback(const struct in6_addr *a)
+{
+	return IN6_IS_ADDR_LOOPBACK(a) ||
+	       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 static bool sa_loopback(const struct sockaddr *sa)
 {
 	const struct sockaddr_in6 *v6 = (const void *)sa;
 
 	if (sa->sa_family == AF_INET)
 		return v4_loopback(&((const struct sockaddr_in *)sa)->sin_addr);
-	return sa->sa_family == AF_INET6 &&
-	       (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
-		(IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) &&
-		 v6->sin6_addr.s6_addr[12] == 127));
+	return sa->sa_family == AF_INET6 && v6_loopback(&v6->sin6_addr);
 }
 
 bool rxp_ip_is_loopback(const char *ip)
 {
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct in6_addr a6;
+	struct in_addr a4;
 
-	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
-		ss.ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
-		ss.ss_family = AF_INET6;
-	return sa_loopback((struct sockaddr *)&ss);
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		return v4_loopback(&a4);
+	return inet_pton(AF_INET6, ip, &a6) == 1 && v6_loopback(&a6);
 }
 
 bool rxp_host_is_loopback(const char *host)
