@@ -32,6 +32,7 @@
 #include "agent_int.h"
 #include "codec.h"
 #include "skip.h"
+#include "capture.h"
 #include "sock.h"
 #include "world.h"
 
@@ -387,6 +388,46 @@ static void test_replayed_handshake_runs_nothing(void **state)
  * another secret is refused there, fails its create at once with
  * -RXP_E_AUTH, and never gets the table; rank 0 keeps its slot open (a
  * hostile hello must not end the world) until its own init timeout. */
+struct two_calls {
+	struct world *w;
+	int answered;
+};
+
+static void run_two_calls(void *arg)
+{
+	struct two_calls *t = arg;
+	uint8_t rec[1024];
+	bool answered;
+
+	for (int i = 0; i < 2; i++) {
+		raw_call(t->w, secret, rec, &answered);
+		t->answered += answered;
+	}
+}
+
+/* An operator sees who got in (issue 12 item 7): the first accepted
+ * connection of a worker id is logged, once, with how it proved itself;
+ * a refused one is logged as refused. */
+static void test_first_accept_logged_once(void **state)
+{
+	struct two_calls t = {.w = start(true)};
+	int saved = rxp__log_level;
+	char log[8192];
+	const char *p;
+	int n = 0;
+
+	rxp__log_level = RXP_LOG_INFO;
+	capture_stderr(run_two_calls, &t, log, sizeof(log));
+	rxp__log_level = saved;
+	assert_int_equal(t.answered, 2);
+	for (p = log; (p = strstr(p, "accepted a connection from worker 1 "
+				     "(authenticated with the job secret)"));
+	     p++)
+		n++;
+	assert_int_equal(n, 1);
+	assert_int_equal(world_stop(t.w, true), 0);
+}
+
 static void test_mismatched_secrets_fail_clearly(void **state)
 {
 	static struct world w;
@@ -492,6 +533,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_no_secret_runs_nothing),
 		cmocka_unit_test(test_wrong_secret_runs_nothing),
 		cmocka_unit_test(test_replayed_handshake_runs_nothing),
+		cmocka_unit_test(test_first_accept_logged_once),
 		cmocka_unit_test(test_mismatched_secrets_fail_clearly),
 		cmocka_unit_test(test_secret_file_bad_permissions),
 		cmocka_unit_test(test_forged_response_ignored),

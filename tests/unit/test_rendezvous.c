@@ -35,6 +35,7 @@
 #include "rendezvous.h"
 #include "rxp_auth.h"
 #include "rxp_util.h"
+#include "capture.h"
 #include "sock.h"
 
 /* protocol v2, as documented */
@@ -440,26 +441,6 @@ static void test_slot_given_back(void **state)
 	rxp__rdv_server_stop(v.s);
 }
 
-/* stderr into a buffer while @fn runs */
-static void capture(void (*fn)(void *), void *arg, char *out, size_t cap)
-{
-	FILE *tmp = tmpfile();
-	int saved = dup(2);
-	size_t n;
-
-	assert_non_null(tmp);
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
-	fn(arg);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(out, 1, cap - 1, tmp);
-	out[n] = 0;
-	fclose(tmp);
-}
-
 struct missing_ctx {
 	struct srv v;
 	struct wk ws[2];
@@ -485,7 +466,7 @@ static void test_missing_ranks_named(void **state)
 
 	srv_start(&m.v, 4, &no_key);
 	rxp__log_level = RXP_LOG_ERROR;
-	capture(run_missing, &m, log, sizeof(log));
+	capture_stderr(run_missing, &m, log, sizeof(log));
 	rxp__log_level = saved;
 	assert_int_equal(m.ws[0].ret, -ETIMEDOUT);
 	assert_int_equal(m.ws[1].ret, -ETIMEDOUT);

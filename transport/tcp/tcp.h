@@ -328,6 +328,7 @@ struct tcp_tp {
 	uint32_t local_id;
 	uint32_t world_size;	 /* authenticated hellos must carry this */
 	struct rxp_auth_key key; /* .on: authenticate every connection */
+	uint8_t *peer_seen;	 /* bit per worker id: first accept logged */
 	uint64_t max_payload, max_storage;
 	size_t zc_threshold;  /* SEND_ZC for storages >= this */
 	size_t rx_copy_max;   /* body bytes copied out of ring buffers */

@@ -59,6 +59,11 @@ static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 					    : RXP_WIRE_DEFAULT_MAX_PAYLOAD;
 	tp->max_storage = attr->max_storage ? attr->max_storage
 					    : RXP_WIRE_DEFAULT_MAX_STORAGE;
+	tp->peer_seen = rxp__calloc((tp->world_size + 7) / 8 + 1, 1);
+	if (!tp->peer_seen) {
+		err = -ENOMEM;
+		goto err_free;
+	}
 	zc = rxp_env_long("RXP_TCP_ZC_THRESHOLD", TCP_ZC_DEFAULT);
 	tp->zc_threshold = zc > 0 ? (size_t)zc : SIZE_MAX;
 	tp->rx_copy_max = TCP_RX_COPY_MAX;
@@ -115,6 +120,7 @@ err_pool:
 	tcp_pool_put(tp->pool);
 err_free:
 	rxp_auth_wipe(&tp->key);
+	rxp__free(tp->peer_seen);
 	rxp__free(tp);
 	return err;
 }
@@ -159,6 +165,7 @@ static void tcp_close(struct rxp_tp *rtp)
 	tcp_pool_put(tp->pool_small);
 	tcp_pool_put(tp->pool);
 	rxp_auth_wipe(&tp->key);
+	rxp__free(tp->peer_seen);
 	rxp__free(tp);
 }
 

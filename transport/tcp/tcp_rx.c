@@ -165,6 +165,24 @@ static int auth_refuse(struct tcp_conn *c, int err, const char *why)
 	return err;
 }
 
+/* An operator sees who got in: the first accepted connection of each
+ * worker id is logged (later ones, reconnects, at debug). */
+static void log_accepted(struct tcp_conn *c)
+{
+	struct tcp_tp *tp = c->tp;
+	uint32_t id = c->base.peer_id;
+	bool first = id < tp->world_size &&
+		     !(tp->peer_seen[id / 8] & (1u << (id % 8)));
+
+	if (first)
+		tp->peer_seen[id / 8] |= (uint8_t)(1u << (id % 8));
+	rxp_log(first ? RXP_LOG_INFO : RXP_LOG_DEBUG, TCP_LOG,
+		"%s: accepted a connection from worker %u (%s)", c->peer_str,
+		id,
+		tp->key.on ? "authenticated with the job secret"
+			   : "unauthenticated: no job secret");
+}
+
 /* The peer is who it says (or no one authenticates): open. */
 static int hs_done(struct tcp_conn *c, const struct tcp_hs *hs)
 {
@@ -178,9 +196,10 @@ static int hs_done(struct tcp_conn *c, const struct tcp_hs *hs)
 	c->peer_max_storages = hs->max_storages < RXP_WIRE_MAX_STORAGES
 				       ? hs->max_storages
 				       : RXP_WIRE_MAX_STORAGES;
-	if (!c->base.outgoing)
+	if (!c->base.outgoing) {
 		c->base.peer_id = hs->worker_id;
-	else if (hs->worker_id != c->base.peer_id)
+		log_accepted(c);
+	} else if (hs->worker_id != c->base.peer_id)
 		rxp_warn(TCP_LOG, "%s: expected worker %u, peer says %u",
 			 c->peer_str, c->base.peer_id, hs->worker_id);
 	c->hs_rcvd = true;
