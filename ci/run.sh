@@ -76,10 +76,26 @@ configure_build() { # dir, then cmake -D... args
 	cmake --build "$ROOT/$dir" -j "$JOBS"
 }
 
+# A failed test runs once more (--repeat until-pass:2), so one rare flake
+# does not throw away a whole run; every test that needed the second run
+# is listed as FLAKY at the end of its stage, with its first failure in the
+# log above, and is a bug to fix (docs/ci.md). A test that fails twice
+# fails the stage.
 ctest_in() { # dir, then ctest args
-	local dir=$1
+	local dir=$1 out rc=0
 	shift
-	ctest --test-dir "$ROOT/$dir" --output-on-failure -j "$JOBS" "$@"
+	out=$(mktemp)
+	ctest --test-dir "$ROOT/$dir" --output-on-failure -j "$JOBS" \
+		--repeat until-pass:2 "$@" 2>&1 | tee "$out" || rc=$?
+	# ctest prints a retried test's failed first run as a final result
+	# ("k/n Test #N: name ...***Failed") and its passing retry without the
+	# "k/n" prefix ("    Test #N: name ... Passed")
+	sed -n 's/^ *Test *#[0-9]*: \([^ ]*\) .* Passed.*/\1/p' "$out" |
+		sort -u | while read -r t; do
+			log "FLAKY (failed once, passed on its retry): $t"
+		done
+	rm -f "$out"
+	return "$rc"
 }
 
 gcc_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DRXP_TORCH=ON)
