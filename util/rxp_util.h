@@ -24,12 +24,16 @@
  * component: text". The data path logs at debug only.
  */
 enum rxp_log_level { RXP_LOG_ERROR, RXP_LOG_WARN, RXP_LOG_INFO, RXP_LOG_DEBUG };
-extern int rxp__log_level;
+/* Atomic: any thread may log while rxp__log_init (a second agent or
+ * transport opening) or a test changes the level; relaxed, as a plain load. */
+extern _Atomic int rxp__log_level;
 void rxp__log(int level, const char *comp, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define rxp_log(level, comp, ...)                                              \
 	do {                                                                   \
-		if (rxp_unlikely((level) <= rxp__log_level))                   \
+		if (rxp_unlikely((level) <=                                    \
+				 atomic_load_explicit(&rxp__log_level,         \
+						      memory_order_relaxed)))  \
 			rxp__log(level, comp, __VA_ARGS__);                    \
 	} while (0)
 #define rxp_err(comp, ...) rxp_log(RXP_LOG_ERROR, comp, __VA_ARGS__)

@@ -12,7 +12,7 @@
 
 #include "rxp_util.h"
 
-int rxp__log_level = RXP_LOG_INFO;
+_Atomic int rxp__log_level = RXP_LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -25,7 +25,8 @@ void rxp__log_init(void)
 		return;
 	for (size_t i = 0; i < RXP_ARRAY_SIZE(names); i++) {
 		if (!strcasecmp(v, names[i])) {
-			rxp__log_level = (int)i;
+			atomic_store_explicit(&rxp__log_level, (int)i,
+					      memory_order_relaxed);
 			return;
 		}
 	}
