@@ -301,6 +301,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	struct rxp_agent *a;
 	int port, ret, need_route;
 	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
+	long grace_ms;
 
 	if (!at || !out)
 		return -EINVAL;
@@ -341,6 +342,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 			return ret;
 		port = (int)p;
 	}
+	ret = rxp_env_int("RXP_SEND_GRACE_MS", 0, 3600000, 1000, &grace_ms);
+	if (ret)
+		return ret;
 	need_route = plan_addr(at, maddr, NULL, &plan);
 	if (need_route < 0)
 		return need_route;
@@ -364,6 +368,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		       &a->rpc_timeout_ns);
 	rxp_timeout_ns(at->init_timeout_ms, init_def * 1000000, &ns);
 	a->init_timeout_ms = ns ? (ns + 999999) / 1000000 : 0;
+	a->send_grace_ns = (int64_t)grace_ms * 1000000;
 	a->poll_us = at->poll_us >= 0 ? at->poll_us
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
 	rxp_rwlock_init(&a->fn_lock);

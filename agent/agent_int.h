@@ -106,8 +106,17 @@ struct rxp_future {
 	int64_t deadline_ns RXP_GUARDED_BY(rxp__progress);
 	bool send_done RXP_GUARDED_BY(rxp__progress);
 	bool resp_done RXP_GUARDED_BY(rxp__progress);
-	/* on the agent's backlog (transport queue full) */
+	/* on its worker's backlog (transport queue full); ->next and
+	 * bl_prev link it there */
 	bool backlogged RXP_GUARDED_BY(rxp__progress);
+	struct rxp_future *bl_prev RXP_GUARDED_BY(rxp__progress);
+	/* timed out while the transport still sends from its memory: on
+	 * the agent's stuck list until on_send, or until grace_ns, when its
+	 * connection is closed (poller.c "Deadlines that hold") */
+	bool stuck RXP_GUARDED_BY(rxp__progress);
+	struct rxp_future *stuck_prev RXP_GUARDED_BY(rxp__progress);
+	struct rxp_future *stuck_next RXP_GUARDED_BY(rxp__progress);
+	int64_t grace_ns RXP_GUARDED_BY(rxp__progress);
 
 	/* result */
 	struct rxp_buf *resp_payload;
@@ -266,6 +275,13 @@ struct rxp__worker {
 	 * lock is in struct rxp_agent) */
 	struct rxp_conn *conn; /* outgoing */
 	uint64_t conn_key;
+	/* send -EAGAIN: this worker's requests and responses wait here, in
+	 * order, so a peer that stops reading delays only its own traffic;
+	 * a worker with either list non-empty is on the agent's bl_active */
+	struct rxp_future *bl_head, *bl_tail;
+	struct rxp_call *rbl_head, *rbl_tail;
+	struct rxp__worker *bl_next;
+	bool bl_active;
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
 };
@@ -317,11 +333,12 @@ struct rxp_agent {
 	pthread_t poller;
 	bool poller_started;
 
-	/* send -EAGAIN: requests and responses wait here */
-	struct rxp_future *backlog_head RXP_GUARDED_BY(rxp__progress);
-	struct rxp_future *backlog_tail RXP_GUARDED_BY(rxp__progress);
-	struct rxp_call *rbacklog_head RXP_GUARDED_BY(rxp__progress);
-	struct rxp_call *rbacklog_tail RXP_GUARDED_BY(rxp__progress);
+	/* workers with a backlog (struct rxp__worker) */
+	struct rxp__worker *bl_active RXP_GUARDED_BY(rxp__progress);
+	/* timed-out futures still in the transport, oldest grace first */
+	struct rxp_future *stuck_head RXP_GUARDED_BY(rxp__progress);
+	struct rxp_future *stuck_tail RXP_GUARDED_BY(rxp__progress);
+	int64_t send_grace_ns; /* RXP_SEND_GRACE_MS */
 	/* id -> future */
 	struct rxp__slots pending RXP_GUARDED_BY(rxp__progress);
 	/* conn key -> struct rxp_conn */
@@ -355,7 +372,7 @@ struct rxp_agent {
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
 		late_responses, proto_errors, calls_served, responses_dropped,
-		forged_responses;
+		forged_responses, sends_withdrawn, stuck_closes;
 };
 
 void rxp__agent_get(struct rxp_agent *a);

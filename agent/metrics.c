@@ -24,6 +24,8 @@ M(proto, atomic_load(&a->proto_errors))
 M(served, atomic_load(&a->calls_served))
 M(resp_dropped, atomic_load(&a->responses_dropped))
 M(forged, atomic_load(&a->forged_responses))
+M(withdrawn, atomic_load(&a->sends_withdrawn))
+M(stuck_closes, atomic_load(&a->stuck_closes))
 M(auth_refused,
   a->tp ? atomic_load_explicit(&a->tp->auth_refused, memory_order_relaxed) : 0)
 M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
@@ -45,6 +47,8 @@ static const struct rxp__metric metrics[] = {
 	{"calls.served", m_served},
 	{"calls.responses_dropped", m_resp_dropped},
 	{"calls.forged_responses", m_forged},
+	{"calls.timed_out_unsent", m_withdrawn},
+	{"conns.closed_stuck", m_stuck_closes},
 	{"errors.protocol", m_proto},
 	{"transport.bytes_sent", m_bytes_sent},
 	{"transport.bytes_received", m_bytes_recv},

@@ -188,33 +188,52 @@ static void fail_future(struct rxp_agent *a, struct rxp_future *f, int status,
 }
 
 /* -EAGAIN from the transport means "queue full, progress and retry": such
- * requests wait, in order, on a backlog (poller-owned), with their pending
- * slot and deadline already in place, and go out as the transport drains.
- * Anything submitted while the backlog is not empty queues behind it. */
+ * requests wait, in order, on their worker's backlog (poller-owned), with
+ * their pending slot and deadline already in place, and go out as the
+ * transport drains. Anything submitted to that worker while its backlog is
+ * not empty queues behind it; other workers' traffic does not (issue 12
+ * item 5: one peer that stops reading must delay only its own calls). */
+static void bl_activate(struct rxp_agent *a, struct rxp__worker *w)
+	RXP_REQUIRES(rxp__progress)
+{
+	if (w->bl_active)
+		return;
+	w->bl_active = true;
+	w->bl_next = a->bl_active;
+	a->bl_active = w;
+}
+
 static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
 	RXP_REQUIRES(rxp__progress)
 {
+	struct rxp__worker *w = &a->workers[f->dst];
+
 	f->next = NULL;
+	f->bl_prev = w->bl_tail;
 	f->backlogged = true;
-	if (a->backlog_tail)
-		a->backlog_tail->next = f;
+	if (w->bl_tail)
+		w->bl_tail->next = f;
 	else
-		a->backlog_head = f;
-	a->backlog_tail = f;
+		w->bl_head = f;
+	w->bl_tail = f;
+	bl_activate(a, w);
 }
 
+/* O(1): a deadline takes any future off the middle of its backlog */
 static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
 	RXP_REQUIRES(rxp__progress)
 {
-	struct rxp_future **pp, *prev = NULL;
+	struct rxp__worker *w = &a->workers[f->dst];
 
-	for (pp = &a->backlog_head; *pp; prev = *pp, pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			if (a->backlog_tail == f)
-				a->backlog_tail = prev;
-			break;
-		}
+	if (f->bl_prev)
+		f->bl_prev->next = f->next;
+	else
+		w->bl_head = f->next;
+	if (f->next)
+		f->next->bl_prev = f->bl_prev;
+	else
+		w->bl_tail = f->bl_prev;
+	f->next = f->bl_prev = NULL;
 	f->backlogged = false;
 	f->send_done = true; /* never handed to the transport */
 }
@@ -254,25 +273,45 @@ static void send_failed(struct rxp_agent *a, struct rxp_future *f, int ret)
 	snprintf(msg, sizeof(msg), "cannot send to worker '%s': %s",
 		 peer_name(a, f->dst), rxp_strerror(ret));
 	f->send_done = true;
+	/* a connection that failed but is not yet reported refuses sends
+	 * with its socket error: the peer is lost, as on_send says */
+	switch (ret) {
+	case -ECONNRESET:
+	case -ECONNREFUSED:
+	case -ECONNABORTED:
+	case -EPIPE:
+	case -ENOTCONN:
+	case -ETIMEDOUT:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+		ret = -RXP_E_PEER_LOST;
+		break;
+	default: /* this send alone was refused: its own error */
+		break;
+	}
 	fail_future(a, f, ret, msg);
 }
 
-/* Send what waits on the backlog; stop at the first -EAGAIN. */
-static int backlog_retry(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
+/* Send what waits on @w's request backlog; stop at its first -EAGAIN. */
+static int backlog_retry(struct rxp_agent *a, struct rxp__worker *w)
+	RXP_REQUIRES(rxp__progress)
 {
 	int n = 0;
 
-	while (a->backlog_head) {
-		struct rxp_future *f = a->backlog_head;
+	while (w->bl_head) {
+		struct rxp_future *f = w->bl_head;
 		/* read before f leaves our hands (see response_retry) */
 		struct rxp_future *next = f->next;
 		int ret = transmit(a, f);
 
 		if (ret == -EAGAIN)
 			break;
-		a->backlog_head = next;
-		if (!next)
-			a->backlog_tail = NULL;
+		w->bl_head = next;
+		if (next)
+			next->bl_prev = NULL;
+		else
+			w->bl_tail = NULL;
+		f->next = NULL;
 		f->backlogged = false;
 		if (ret)
 			send_failed(a, f, ret);
@@ -308,7 +347,7 @@ static void send_request(struct rxp_agent *a, struct rxp_future *f)
 		if (ret)
 			goto err_pending;
 	}
-	ret = a->backlog_head ? -EAGAIN : transmit(a, f);
+	ret = w->bl_head ? -EAGAIN : transmit(a, f);
 	if (ret == -EAGAIN) {
 		backlog_add(a, f);
 		return;
@@ -360,36 +399,64 @@ static int transmit_response(struct rxp_agent *a, struct rxp_call *c)
 }
 
 /*
- * Responses wait on their own backlog, like requests (see above).
+ * Responses wait on their caller's backlog, like requests (see above).
  * transmit_response() gives the call away (to the transport, or frees it
  * when the connection is gone), so the link to the next one is read
  * first: a call's ->next must not be touched once it left our hands.
  */
-static int response_retry(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
+static int response_retry(struct rxp_agent *a, struct rxp__worker *w)
+	RXP_REQUIRES(rxp__progress)
 {
 	int n = 0;
 
-	while (a->rbacklog_head) {
-		struct rxp_call *c = a->rbacklog_head;
+	while (w->rbl_head) {
+		struct rxp_call *c = w->rbl_head;
 		struct rxp_call *next = c->next;
 
 		if (transmit_response(a, c) == -EAGAIN)
 			break;
-		a->rbacklog_head = next;
+		w->rbl_head = next;
 		if (!next)
-			a->rbacklog_tail = NULL;
+			w->rbl_tail = NULL;
 		n++;
 	}
 	return n;
 }
 
-/* A connection closed: the responses still waiting for it can never go
- * out; free them now instead of when the backlog reaches them. */
-static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
-	RXP_REQUIRES(rxp__progress)
+/* Retry every worker with a backlog; a worker whose lists are empty
+ * leaves the active list. */
+static int backlogs_retry(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
-	struct rxp_call **pp = &a->rbacklog_head, *prev = NULL;
+	struct rxp__worker **pp = &a->bl_active;
+	int n = 0;
 
+	while (*pp) {
+		struct rxp__worker *w = *pp;
+
+		n += backlog_retry(a, w) + response_retry(a, w);
+		if (w->bl_head || w->rbl_head) {
+			pp = &w->bl_next;
+			continue;
+		}
+		*pp = w->bl_next;
+		w->bl_next = NULL;
+		w->bl_active = false;
+	}
+	return n;
+}
+
+/* A connection from @peer closed: the responses still waiting for it can
+ * never go out; free them now instead of when the backlog reaches them. */
+static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key,
+				uint32_t peer) RXP_REQUIRES(rxp__progress)
+{
+	struct rxp__worker *w;
+	struct rxp_call **pp, *prev = NULL;
+
+	if (peer >= (uint32_t)a->world)
+		return;
+	w = &a->workers[peer];
+	pp = &w->rbl_head;
 	while (*pp) {
 		struct rxp_call *c = *pp;
 
@@ -399,8 +466,8 @@ static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
 			continue;
 		}
 		*pp = c->next;
-		if (a->rbacklog_tail == c)
-			a->rbacklog_tail = prev;
+		if (w->rbl_tail == c)
+			w->rbl_tail = prev;
 		drop_response(a, c, -ENOTCONN);
 	}
 }
@@ -408,14 +475,22 @@ static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key)
 static void send_response(struct rxp_agent *a, struct rxp_call *c)
 	RXP_REQUIRES(rxp__progress)
 {
-	if (!a->rbacklog_head && !transmit_response(a, c))
+	struct rxp__worker *w;
+
+	if (c->caller >= (uint32_t)a->world) { /* on_conn refuses such ids */
+		drop_response(a, c, -ENOTCONN);
+		return;
+	}
+	w = &a->workers[c->caller];
+	if (!w->rbl_head && !transmit_response(a, c))
 		return;
 	c->next = NULL;
-	if (a->rbacklog_tail)
-		a->rbacklog_tail->next = c;
+	if (w->rbl_tail)
+		w->rbl_tail->next = c;
 	else
-		a->rbacklog_head = c;
-	a->rbacklog_tail = c;
+		w->rbl_head = c;
+	w->rbl_tail = c;
+	bl_activate(a, w);
 }
 
 /* Reverse a pushed stack into submission order. */
@@ -441,7 +516,7 @@ static int drain_submissions(struct rxp_agent *a, bool cancel)
 	REVERSE(struct rxp_future, f);
 	REVERSE(struct rxp_call, c);
 	if (!cancel)
-		n += backlog_retry(a) + response_retry(a);
+		n += backlogs_retry(a);
 	while (f) {
 		struct rxp_future *next = f->next;
 
@@ -479,6 +554,91 @@ static int drain_submissions(struct rxp_agent *a, bool cancel)
 	return n;
 }
 
+/*
+ * Deadlines that hold (issue 12 item 4; docs/DESIGN.md). A future fails at
+ * its deadline, but it completes only once nothing reads the caller's
+ * memory any more. A request still on its backlog is simply dropped. One
+ * the transport holds is taken back if no byte of it has gone (ops->cancel,
+ * counted in calls.timed_out_unsent), so it completes at the deadline too.
+ * One the transport has started (or cannot take back) is "stuck": if the
+ * transport has not let go RXP_SEND_GRACE_MS later, its connection is
+ * closed, which fails the send and lets the future complete. The unsent
+ * rest is never copied instead: an io_uring SENDMSG in flight, a SEND_ZC
+ * awaiting its notification, or a peer's RDMA READ of a verbs rendezvous
+ * storage may each read that memory at any moment, and only closing the
+ * connection makes them stop.
+ */
+static void stuck_unlink(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
+{
+	if (f->stuck_prev)
+		f->stuck_prev->stuck_next = f->stuck_next;
+	else
+		a->stuck_head = f->stuck_next;
+	if (f->stuck_next)
+		f->stuck_next->stuck_prev = f->stuck_prev;
+	else
+		a->stuck_tail = f->stuck_prev;
+	f->stuck_prev = f->stuck_next = NULL;
+	f->stuck = false;
+}
+
+/* @f timed out while the transport holds its request */
+static void timed_out_in_transport(struct rxp_agent *a, struct rxp_future *f,
+				   int64_t now) RXP_REQUIRES(rxp__progress)
+{
+	struct rxp_conn *conn = rxp__slots_get(&a->conns, f->conn_key);
+
+	if (conn && a->ops->cancel && a->ops->cancel(conn, f) == 0) {
+		atomic_fetch_add(&a->sends_withdrawn, 1);
+		f->send_done = true;
+		maybe_complete(a, f);
+		return;
+	}
+	/* grace times are in deadline order: append keeps the list sorted */
+	f->grace_ns = now + a->send_grace_ns;
+	f->stuck = true;
+	f->stuck_next = NULL;
+	f->stuck_prev = a->stuck_tail;
+	if (a->stuck_tail)
+		a->stuck_tail->stuck_next = f;
+	else
+		a->stuck_head = f;
+	a->stuck_tail = f;
+}
+
+static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
+			   uint32_t peer) RXP_REQUIRES(rxp__progress);
+
+/* Close the connections of stuck sends whose grace is over. */
+static int check_stuck(struct rxp_agent *a, int64_t now)
+	RXP_REQUIRES(rxp__progress)
+{
+	int n = 0;
+
+	while (a->stuck_head && a->stuck_head->grace_ns <= now) {
+		struct rxp_future *f = a->stuck_head;
+		uint64_t key = f->conn_key;
+		struct rxp_conn *conn = rxp__slots_get(&a->conns, key);
+
+		stuck_unlink(a, f);
+		n++;
+		if (!conn)
+			continue; /* closing already: its on_send will come */
+		atomic_fetch_add(&a->stuck_closes, 1);
+		rxp_warn(
+			"agent",
+			"worker '%s' has not taken a timed-out request %lld ms "
+			"after its deadline: closing the connection (its other "
+			"calls fail)",
+			peer_name(a, f->dst),
+			(long long)(a->send_grace_ns / 1000000));
+		fail_conn_calls(a, key, -ETIMEDOUT, f->dst);
+		a->ops->disconnect(conn); /* on_send(f) comes, now or later */
+	}
+	return n;
+}
+
 static int check_deadlines(struct rxp_agent *a, int64_t now)
 	RXP_REQUIRES(rxp__progress)
 {
@@ -488,6 +648,7 @@ static int check_deadlines(struct rxp_agent *a, int64_t now)
 
 	while (rxp__heap_top(&a->deadlines, &d) && d.t <= now) {
 		struct rxp_future *f;
+		bool in_tp;
 
 		rxp__heap_pop(&a->deadlines);
 		f = rxp__slots_get(&a->pending, d.id);
@@ -498,10 +659,14 @@ static int check_deadlines(struct rxp_agent *a, int64_t now)
 			 peer_name(a, f->dst),
 			 (long long)(f->timeout_ns / 1000000));
 		atomic_fetch_add(&a->calls_timed_out, 1);
+		/* read first: once complete, f may be gone */
+		in_tp = !f->send_done && !f->backlogged;
 		fail_future(a, f, -ETIMEDOUT, msg);
+		if (in_tp)
+			timed_out_in_transport(a, f, now);
 		n++;
 	}
-	return n;
+	return n + check_stuck(a, now);
 }
 
 /* ------------------------------------------------ transport callbacks */
@@ -521,6 +686,8 @@ static void on_send(void *ctx, void *cookie, int status)
 	}
 	struct rxp_future *f = cookie;
 
+	if (f->stuck)
+		stuck_unlink(a, f);
 	f->send_done = true;
 	if (status && !f->resp_done) {
 		char msg[256];
@@ -605,7 +772,7 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 	if (atomic_load(&a->stopping))
 		status = -ECANCELED;
 	n = fail_conn_calls(a, key, status, c->peer_id);
-	response_purge_conn(a, key);
+	response_purge_conn(a, key, c->peer_id);
 	/* a peer that leaves with nothing pending is a normal shutdown */
 	rxp_log(n ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent",
 		"connection to worker '%s' closed: %s (%d calls failed)",
@@ -762,11 +929,16 @@ static int next_timeout_ms(struct rxp_agent *a, int64_t now)
 	RXP_REQUIRES(rxp__progress)
 {
 	struct rxp__dl d;
-	int64_t ms;
+	int64_t t, ms;
 
 	if (!rxp__heap_top(&a->deadlines, &d))
+		d.t = INT64_MAX;
+	t = d.t;
+	if (a->stuck_head && a->stuck_head->grace_ns < t)
+		t = a->stuck_head->grace_ns;
+	if (t == INT64_MAX)
 		return -1;
-	ms = (d.t - now + 999999) / 1000000;
+	ms = (t - now + 999999) / 1000000;
 	if (ms < 0)
 		ms = 0;
 	return ms > 60000 ? 60000 : (int)ms;
@@ -799,7 +971,7 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 	tmo = next_timeout_ms(a, now);
 	/* a backlog waits for the transport's completions; should those
 	 * not wake us, look again soon anyway */
-	if ((a->backlog_head || a->rbacklog_head) && (tmo < 0 || tmo > 1))
+	if (a->bl_active && (tmo < 0 || tmo > 1))
 		tmo = 1;
 	a->sleep_until_ns = tmo < 0 ? INT64_MAX : now + (int64_t)tmo * 1000000;
 	current_leader = NULL;
@@ -827,13 +999,17 @@ static void poller_sleep(struct rxp_agent *a, int64_t now)
 
 static void poller_shutdown(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 {
-	while (a->rbacklog_head) {
-		struct rxp_call *c = a->rbacklog_head;
+	for (int i = 0; i < a->world; i++) {
+		struct rxp__worker *w = &a->workers[i];
 
-		a->rbacklog_head = c->next;
-		rxp__call_put(c);
+		while (w->rbl_head) {
+			struct rxp_call *c = w->rbl_head;
+
+			w->rbl_head = c->next;
+			rxp__call_put(c);
+		}
+		w->rbl_tail = NULL;
 	}
-	a->rbacklog_tail = NULL;
 	drain_submissions(a, true);
 	a->ops->close(a->tp); /* pending sends and conns fail -ECANCELED */
 	a->tp = NULL;

@@ -154,6 +154,12 @@ struct rxp_tp_ops {
 	void (*disconnect)(struct rxp_conn *c);
 	int (*send)(struct rxp_conn *c, const struct rxp_msg_out *m,
 		    void *cookie);
+	/* Optional (NULL: always -EBUSY). Take back the queued send of
+	 * @cookie if no byte of it can have reached the kernel or the NIC:
+	 * 0, and its on_send never comes; -EBUSY if it has started or may
+	 * be read at any moment (the caller must wait for on_send); -ENOENT
+	 * if @c holds no such send. */
+	int (*cancel)(struct rxp_conn *c, void *cookie);
 	/* Do all work that is ready without blocking: completions, accepts,
 	 * receives; invoke callbacks. Returns events handled (>= 0) or -errno
 	 * for a failure of the whole transport. */

@@ -513,7 +513,11 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * (calls.sent, calls.failed, calls.timed_out, calls.late_responses,
  * calls.responses_dropped (responses whose connection closed first),
  * calls.forged_responses (responses for a pending call that came on
- * another connection than its request: ignored), transport.auth_refused
+ * another connection than its request: ignored), calls.timed_out_unsent
+ * (timed-out requests taken back from the transport before any byte
+ * went), conns.closed_stuck (connections closed because a timed-out
+ * request was still being sent RXP_SEND_GRACE_MS after its deadline),
+ * transport.auth_refused
  * (connections refused by authentication),
  * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
@@ -594,9 +598,11 @@ struct rxp_call_opts {
 
 /*
  * Call @qualname on worker @dst (an id) with @args (tensors refer to
- * @storages, read until the future completes). @opts may be NULL
- * (defaults). Return 0 with *out set (the future is fulfilled exactly
- * once), or -errno with nothing sent: -EINVAL, -E2BIG (opts),
+ * @storages, read until the future completes: a call that times out
+ * completes at its deadline, or, if its request was already being sent,
+ * within RXP_SEND_GRACE_MS after it, when its connection is closed). @opts
+ * may be NULL (defaults). Return 0 with *out set (the future is fulfilled
+ * exactly once), or -errno with nothing sent: -EINVAL, -E2BIG (opts),
  * -RXP_E_NO_WORKER, -RXP_E_TOO_BIG, -RXP_E_SHUTDOWN, -ENOMEM.
  * Threads: any, agent threads included (nested calls from a function). It
  * may send at once on this thread when the polling thread sleeps.

@@ -34,3 +34,12 @@ rxp_add_test(test_auth SOURCES ${RXP_TEST_DIR}/test_auth.c
 rxp_add_test(test_auth SOURCES ${RXP_TEST_DIR}/test_auth.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 120 ENV RXP_TRANSPORT=tcp RXP_NO_URING=1)
+
+# peers that stop reading: deadlines hold, other peers are not delayed
+# (SERIAL: timing bounds, and 70,000 calls in flight)
+rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 180 SERIAL ENV RXP_TRANSPORT=tcp)
+rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 180 SERIAL ENV RXP_TRANSPORT=tcp RXP_NO_URING=1)

@@ -313,6 +313,12 @@ static int f_send(struct rxp_conn *c, const struct rxp_msg_out *m, void *cookie)
 	return c->tp->ops->send(c, m, cookie);
 }
 
+static int f_cancel(struct rxp_conn *c, void *cookie)
+{
+	/* the conns are the inner backend's */
+	return c->tp->ops->cancel ? c->tp->ops->cancel(c, cookie) : -EBUSY;
+}
+
 static int f_progress(struct rxp_tp *tp)
 {
 	struct fault_tp *f = to_ftp(tp);
@@ -369,6 +375,7 @@ const struct rxp_tp_ops rxp_fault_ops = {
 	.connect = f_connect,
 	.disconnect = f_disconnect,
 	.send = f_send,
+	.cancel = f_cancel,
 	.progress = f_progress,
 	.wait_fd = f_wait_fd,
 	.arm = f_arm,

@@ -248,6 +248,9 @@ struct tcp_conn {
 	struct tcp_slot_chunk *chunks;
 	unsigned nslots, nchunks;
 	unsigned tx_done; /* slots sent and released, on_send pending */
+	/* io_uring: slots from tx_cur the SENDMSG in flight (send_on) covers;
+	 * the kernel may read any of them until its completion */
+	unsigned tx_window;
 
 	struct tcp_rx rx;
 
@@ -382,6 +385,9 @@ int tcp_tx_queue(struct tcp_conn *c, const struct rxp_msg_out *m, void *cookie);
 int tcp_tx_fill(struct tcp_conn *c, struct iovec *iov, int max,
 		unsigned *nslots, bool *zc);
 void tcp_tx_advance(struct tcp_conn *c, size_t n);
+/* rxp_tp_ops.cancel: take back a queued frame no byte of which can have
+ * reached the kernel (0), else -EBUSY, or -ENOENT */
+int tcp_tx_cancel(struct tcp_conn *c, void *cookie);
 /* unsent bytes queued that may go now (not held by authentication) */
 bool tcp_tx_pending(const struct tcp_conn *c);
 /* The proof is filled in (or the peer is authenticated): send. */

@@ -260,6 +260,14 @@ static int tcp_send(struct rxp_conn *rc, const struct rxp_msg_out *m,
 	return 0;
 }
 
+static int tcp_cancel(struct rxp_conn *rc, void *cookie)
+{
+	struct tcp_conn *c = to_tconn(rc);
+
+	/* a failing connection reports every send with its error anyway */
+	return tcp_conn_live(c) ? tcp_tx_cancel(c, cookie) : -EBUSY;
+}
+
 static int tcp_progress(struct rxp_tp *rtp)
 {
 	return to_ttp(rtp)->be->progress(to_ttp(rtp));
@@ -283,6 +291,7 @@ const struct rxp_tp_ops rxp_tcp_ops = {
 	.connect = tcp_connect,
 	.disconnect = tcp_disconnect,
 	.send = tcp_send,
+	.cancel = tcp_cancel,
 	.progress = tcp_progress,
 	.wait_fd = tcp_wait_fd,
 	.arm = tcp_arm,

@@ -309,6 +309,45 @@ void tcp_tx_advance(struct tcp_conn *c, size_t n)
 	}
 }
 
+/* Only a frame wholly ahead of what the kernel may read goes: not sent in
+ * part, not in the window of a sendmsg in flight, and none while a SEND_ZC
+ * awaits its notification (those walk the queue by position). */
+int tcp_tx_cancel(struct tcp_conn *c, void *cookie)
+{
+	struct tcp_slot *s, *prev = NULL;
+	bool past_cur = false;
+	unsigned k = 0; /* position from tx_cur */
+
+	for (int i = 0; i < TCP_ZC_MAX; i++)
+		if (c->zc[i].busy)
+			return -EBUSY;
+	for (s = c->tx_head; s; prev = s, s = s->next) {
+		bool in_window;
+
+		if (s == c->tx_cur)
+			past_cur = true;
+		in_window = c->send_on && past_cur && k < c->tx_window;
+		if (past_cur)
+			k++;
+		if (s->internal || s->cookie != cookie)
+			continue;
+		if (!past_cur || s->sent || s->cur || s->off || s->zc_refs ||
+		    in_window)
+			return -EBUSY;
+		if (prev)
+			prev->next = s->next;
+		else
+			c->tx_head = s->next;
+		if (c->tx_tail == s)
+			c->tx_tail = prev;
+		if (c->tx_cur == s)
+			c->tx_cur = s->next;
+		slot_release(c, s);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 bool tcp_tx_pending(const struct tcp_conn *c)
 {
 	return c->tx_cur && !tx_held(c, c->tx_cur);

@@ -129,6 +129,7 @@ void tcp_ur_tx_kick(struct tcp_conn *c)
 		tp->stats.copy_sends++;
 	}
 	c->send_on = true;
+	c->tx_window = nslots;
 	c->io_refs++;
 }
 
