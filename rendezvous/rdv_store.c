@@ -256,7 +256,7 @@ static int check_names(const struct rxp__rdv_peer *peers, int world)
 			rxp_err(LOG,
 				"workers of rank %d and %d share the name '%s'",
 				v[i - 1]->rank, v[i]->rank, v[i]->name);
-			ret = -RXP_E_RENDEZVOUS;
+			ret = -RXP_E_DUP_NAME;
 		}
 	rxp__free(v);
 	return ret;

@@ -371,9 +371,10 @@ typedef void (*rxp_msg_handler)(struct rxp_request *r, void *user);
  *
  * Errors: a record read from the store is untrusted input; a malformed one
  * (magic, version, lengths, NUL termination, rank, world size), a
- * duplicate worker name, a transport other than this worker's, or an op
- * returning an error other than -ETIMEDOUT fails rxp_agent_create() with
- * -RXP_E_RENDEZVOUS (and rxp_agent_join() likewise), with a log line
+ * transport other than this worker's, or an op returning an error other
+ * than -ETIMEDOUT fails rxp_agent_create() with -RXP_E_RENDEZVOUS (and
+ * rxp_agent_join() likewise), two workers with one name with
+ * -RXP_E_DUP_NAME on every worker, each with a log line
  * naming the rank, the key and what was wrong. Ranks that never published
  * within init_timeout_ms fail create with -ETIMEDOUT and a log line naming
  * them ("ranks 2,3 never published"). Nothing is removed from the store.
@@ -455,7 +456,8 @@ RXP_API void rxp_agent_attr_init(struct rxp_agent_attr *attr);
  * attr.store when it is set (struct rxp_store_ops), else through rank 0's
  * port at master_addr:master_port.
  * Return: 0 with *out set; -EINVAL bad attr; -E2BIG attr from a newer
- * header setting fields this library lacks; -RXP_E_RENDEZVOUS; -ETIMEDOUT
+ * header setting fields this library lacks; -RXP_E_RENDEZVOUS;
+ * -RXP_E_DUP_NAME (attr.store: another worker has this name); -ETIMEDOUT
  * (workers missing at init_timeout_ms);
  * -RXP_E_NO_DEVICE (transport "verbs" forced without a device); -errno.
  * Threads: any.

@@ -251,7 +251,7 @@ static void test_store_duplicate_name_fails_every_worker(void **state)
 	run_all(w, 3, wk_create);
 	log = capture_end();
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(w[i].ret, -RXP_E_RENDEZVOUS);
+		assert_int_equal(w[i].ret, -RXP_E_DUP_NAME);
 		assert_null(w[i].a);
 	}
 	assert_non_null(strstr(
