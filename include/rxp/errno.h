@@ -33,7 +33,9 @@
 	X(RXP_E_REFUSED, 14, "request refused by the peer")                    \
 	X(RXP_E_AUTH, 15,                                                      \
 	  "peer authentication failed (job secret missing or different)")      \
-	X(RXP_E_DUP_NAME, 16, "worker name is not unique in the world")
+	X(RXP_E_DUP_NAME, 16, "worker name is not unique in the world")        \
+	X(RXP_E_LIMIT, 17,                                                     \
+	  "a configured limit of the worker was reached (see its log)")
 
 enum rxp_errno {
 #define RXP__ERR_ENUM(name, off, msg) name = RXP_ERRNO_BASE + (off),
