@@ -441,8 +441,10 @@ int rxp__rdv_exchange(struct rxp__rdv *r, int rank, int world, const char *name,
 			rxp_err(LOG, "rank 0 at %s refused this worker: %.*s",
 				r->where, len >= 4 ? (int)len - 4 : 0,
 				(char *)body + 4);
-			ret = code == -RXP_E_AUTH ? -RXP_E_AUTH
-						  : -RXP_E_RENDEZVOUS;
+			/* the two a user can act on keep their code */
+			ret = code == -RXP_E_AUTH || code == -RXP_E_DUP_NAME
+				      ? code
+				      : -RXP_E_RENDEZVOUS;
 		} else if (type != RDV_TABLE ||
 			   len < 4 + (r->key.on ? MAC_LEN : 0)) {
 			ret = -RXP_E_PROTO;
@@ -471,10 +473,11 @@ out:
 			(long long)timeout_ms, r->where,
 			*missing ? ": ranks " : "", missing,
 			*missing ? " never joined" : "");
-	else if (ret && ret != -RXP_E_AUTH && ret != -RXP_E_RENDEZVOUS)
+	else if (ret && ret != -RXP_E_AUTH && ret != -RXP_E_DUP_NAME &&
+		 ret != -RXP_E_RENDEZVOUS)
 		rxp_err(LOG, "exchange with %s failed: %s", r->where,
 			rxp_strerror(ret));
-	if (ret == -ETIMEDOUT || ret == -RXP_E_AUTH)
+	if (ret == -ETIMEDOUT || ret == -RXP_E_AUTH || ret == -RXP_E_DUP_NAME)
 		return ret;
 	return ret ? -RXP_E_RENDEZVOUS : 0;
 }
@@ -811,7 +814,7 @@ static void srv_hello(struct rxp__rdv_server *s, struct srv_conn *c,
 		if (m && !strcmp(m->name, c->name)) {
 			snprintf(msg, sizeof(msg),
 				 "name '%s' is taken by rank %d", c->name, r);
-			srv_refuse(s, c, -EEXIST, msg);
+			srv_refuse(s, c, -RXP_E_DUP_NAME, msg);
 			return;
 		}
 		if (m && strcmp(m->tpname, c->tpname)) {

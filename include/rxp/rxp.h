@@ -457,7 +457,9 @@ RXP_API void rxp_agent_attr_init(struct rxp_agent_attr *attr);
  * port at master_addr:master_port.
  * Return: 0 with *out set; -EINVAL bad attr; -E2BIG attr from a newer
  * header setting fields this library lacks; -RXP_E_RENDEZVOUS;
- * -RXP_E_DUP_NAME (attr.store: another worker has this name); -ETIMEDOUT
+ * -RXP_E_DUP_NAME (another worker has this name: with attr.store every
+ * worker fails, with rank 0's rendezvous the worker that came second);
+ * -ETIMEDOUT
  * (workers missing at init_timeout_ms);
  * -RXP_E_NO_DEVICE (transport "verbs" forced without a device); -errno.
  * Threads: any.

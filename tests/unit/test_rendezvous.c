@@ -317,6 +317,23 @@ static void test_strays_do_not_block(void **state)
 
 /* Bad hellos while rank 0 waits: each refused to its sender alone, with
  * the reason; the member in waiting keeps its rank, the world forms. */
+/* rank 1 of 2 calling itself "worker0": the result of its join */
+static int dup_name_worker(const struct srv *v)
+{
+	struct rxp__rdv *r;
+	struct rxp__rdv_peer peers[2];
+	char ip[64];
+	int ret = rxp__rdv_connect("127.0.0.1", v->port, 5000, &no_key, &r, ip,
+				   sizeof(ip));
+
+	if (ret)
+		return ret;
+	ret = rxp__rdv_exchange(r, 1, 2, "worker0", "10.0.0.9:5009", "tcp",
+				peers, 5000);
+	rxp__rdv_close(r);
+	return ret;
+}
+
 static void test_bad_hello_refused_to_sender_only(void **state)
 {
 	static const struct {
@@ -328,7 +345,7 @@ static void test_bad_hello_refused_to_sender_only(void **state)
 		{1, 3, "w-x", -EINVAL, "world of 2"},
 		{2, 2, "w-x", -EINVAL, "world of 2"},
 		{0, 2, "w-x", -EEXIST, "held by 'worker0'"},
-		{1, 2, "worker0", -EEXIST, "taken by rank 0"},
+		{1, 2, "worker0", -RXP_E_DUP_NAME, "taken by rank 0"},
 	};
 	uint8_t chal[CHAL_LEN], b[512];
 	char text[256];
@@ -349,6 +366,9 @@ static void test_bad_hello_refused_to_sender_only(void **state)
 		assert_non_null(strstr(text, bad[i].why));
 		close(fd);
 	}
+	/* a real worker with a taken name gets that code, not a generic
+	 * rendezvous failure */
+	assert_int_equal(dup_name_worker(&v), -RXP_E_DUP_NAME);
 	wk_start(&ws[1], &v, 1, 2, &no_key);
 	assert_int_equal(wk_wait(&ws[0]), 0);
 	assert_int_equal(wk_wait(&ws[1]), 0);
