@@ -79,6 +79,10 @@ struct rxp_tp {
 	/* connections refused by authentication; atomic: the agent's
 	 * metrics read it from any thread */
 	atomic_uint_fast64_t auth_refused;
+	/* budgets (atomic for the same reason): accepted connections closed
+	 * by a cap, connections failed because a started frame stalled, and
+	 * times accepting paused on a resource limit (EMFILE, ENFILE, ...) */
+	atomic_uint_fast64_t conns_limited, conns_stalled, accept_pauses;
 };
 
 struct rxp_msg_out {

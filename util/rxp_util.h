@@ -7,6 +7,7 @@
 #define RXP_UTIL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -126,6 +127,29 @@ static inline int64_t rxp_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A warning a peer can provoke is rate limited: at most one line per
+ * second, carrying how many events it stands for. rxp_ratelog_due()
+ * is called with the running total of events; when a line is due it
+ * returns true and *since = events since the last line. One writer
+ * (whoever holds the lock that guards the struct). */
+struct rxp_ratelog {
+	int64_t next;	 /* ns: no line before this */
+	uint64_t logged; /* total at the last line */
+};
+
+static inline bool rxp_ratelog_due(struct rxp_ratelog *rl, uint64_t total,
+				   uint64_t *since)
+{
+	int64_t now = rxp_now_ns();
+
+	if (now < rl->next)
+		return false;
+	*since = total - rl->logged;
+	rl->logged = total;
+	rl->next = now + 1000000000;
+	return true;
 }
 
 /* Environment helpers: value of @name parsed as an integer, or @def when

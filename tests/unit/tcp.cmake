@@ -13,3 +13,7 @@ foreach(t test_tcp_proto test_tcp_fault test_tcp_wire)
     target_include_directories(${t} PRIVATE ${RXP_TEST_DIR} ${PROJECT_SOURCE_DIR}/tests/conformance)
   endif()
 endforeach()
+# budgets: measures CPU time while accept() is at the fd limit, so alone
+rxp_add_test(test_tcp_limits SOURCES ${RXP_TEST_DIR}/test_tcp_limits.c ${_rxp_tcp_help}
+  LINK ${_rxp_tcp_link} LABELS unit TIMEOUT 60 SERIAL)
+target_include_directories(test_tcp_limits PRIVATE ${RXP_TEST_DIR} ${PROJECT_SOURCE_DIR}/tests/conformance)

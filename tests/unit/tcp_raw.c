@@ -91,10 +91,23 @@ int raw_accept(int lfd, struct h_side *s)
 
 int raw_connect(struct h_side *s)
 {
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (raw_connect_fd(s, fd)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int raw_connect_fd(struct h_side *s, int fd)
+{
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	char host[64];
 	const char *colon = strrchr(s->addr, ':');
-	int fd, one = 1;
+	int one = 1;
 
 	if (!colon || (size_t)(colon - s->addr) >= sizeof(host))
 		return -1;
@@ -103,15 +116,8 @@ int raw_connect(struct h_side *s)
 	sa.sin_port = htons((uint16_t)atoi(colon + 1));
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return -1;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -1 : 0;
 }
 
 int raw_read(int fd, void *buf, size_t n, struct h_side *s)

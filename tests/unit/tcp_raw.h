@@ -28,6 +28,8 @@ int raw_listen(char *addr, size_t len);
 int raw_accept(int lfd, struct h_side *s);
 /* Connect to @s's listener. */
 int raw_connect(struct h_side *s);
+/* The same with a socket made earlier: 0 or -1. */
+int raw_connect_fd(struct h_side *s, int fd);
 /* Read exactly @n bytes while progressing @s (2 s); 0 or -1. */
 int raw_read(int fd, void *buf, size_t n, struct h_side *s);
 int raw_write(int fd, const void *buf, size_t n);

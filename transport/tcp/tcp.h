@@ -239,6 +239,10 @@ struct tcp_conn {
 	uint8_t hello_mine[TCP_HELLO_MAX], hello_peer[TCP_HELLO_MAX];
 	int cb_depth;	  /* > 0 while one of its callbacks runs */
 	int64_t deadline; /* connect + handshake, ns */
+	/* stall detection: bytes received, the count the last service saw,
+	 * and when a started frame that got none since then fails */
+	uint64_t rx_total, rx_mark;
+	int64_t stall_at;
 	char peer_str[64];
 	uint64_t peer_max_payload, peer_max_storage;
 	uint32_t peer_max_storages;
@@ -300,6 +304,8 @@ struct tcp_backend {
 	int (*conn_start)(struct tcp_conn *c);
 	/* listening socket tp->lfd exists: start accepting */
 	int (*listen_start)(struct tcp_tp *tp);
+	/* stop accepting until listen_start() is called again */
+	void (*listen_pause)(struct tcp_tp *tp);
 	void (*conn_kick_tx)(struct tcp_conn *c);
 	/* conn failed: stop its I/O (cancel, shutdown) */
 	void (*conn_stop)(struct tcp_conn *c);
@@ -320,8 +326,10 @@ struct tcp_stats {
 	uint64_t accepted, proto_errors, hs_failures, zc_sends, copy_sends;
 	uint64_t direct_recvs, ms_rearms, enobufs;
 	uint64_t body_copied, body_direct; /* body bytes by receive path */
-	uint64_t auth_refused_logged;	   /* base.auth_refused at last log */
-	int64_t auth_log_next;		   /* ns: rate limit of that log */
+	struct rxp_ratelog auth_log;	   /* refused by authentication */
+	struct rxp_ratelog limit_log;	   /* refused by a connection cap */
+	struct rxp_ratelog accept_log;	   /* accept() failures */
+	uint64_t accept_errors;
 };
 
 struct tcp_tp {
@@ -336,6 +344,13 @@ struct tcp_tp {
 	size_t zc_threshold;  /* SEND_ZC for storages >= this */
 	size_t rx_copy_max;   /* body bytes copied out of ring buffers */
 	int64_t conn_timeout; /* ns: connect + handshake */
+	/* budgets (docs/tcp.md "Limits"): accepted connections alive, of
+	 * which still in their handshake (unauthenticated); a started frame
+	 * that gets no byte for stall_ns fails its connection (0 = never) */
+	unsigned max_conns, max_unauth;
+	int64_t stall_ns;
+	/* accept() ran out of fds or memory: not re-armed before this */
+	int64_t accept_pause_until, accept_backoff_ns;
 	int lfd;
 	int family;
 	char addr_str[80];
@@ -428,8 +443,22 @@ static inline void tcp_cb_leave(struct tcp_conn *c)
 
 /* tcp_conn.c: on_conn wrapper */
 void tcp_cb_conn(struct tcp_conn *c, int status);
+/* A connection refused or closed for a reason a peer can provoke:
+ * counted in @count, and logged at most once a second with how many
+ * since the last line (a stranger must not flood the log). */
+void tcp_refusal(atomic_uint_fast64_t *count, struct rxp_ratelog *rl,
+		 const char *who, const char *what, const char *why);
 /* A listening socket accepted @fd: make a connection of it. */
 void tcp_accept_fd(struct tcp_tp *tp, int fd);
+/* accept() failed with @err (-errno): log it (rate limited) and, when
+ * it is a resource limit, pause accepting (backing off to 1 s) so the
+ * loop does not spin on a full fd table. The backend does not re-arm
+ * accepting while tcp_accept_paused(); service resumes it. */
+void tcp_accept_error(struct tcp_tp *tp, int err);
+static inline bool tcp_accept_paused(const struct tcp_tp *tp)
+{
+	return tp->accept_pause_until != 0;
+}
 /* Deliver the teardown callbacks now if nothing stops it. */
 void tcp_conn_try_finish(struct tcp_conn *c);
 static inline bool tcp_conn_quiescent(const struct tcp_conn *c)
@@ -437,6 +466,7 @@ static inline bool tcp_conn_quiescent(const struct tcp_conn *c)
 	return c->io_refs == c->notif;
 }
 #define TCP_LOG "tcp"
+#define TCP_RX_DIRECT_CHUNK (16u << 20) /* bytes per direct receive */
 #define TCP_SMALL_BUF 1024u
 
 #endif

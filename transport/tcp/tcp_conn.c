@@ -305,6 +305,41 @@ static void sweep(struct tcp_tp *tp)
 	}
 }
 
+/*
+ * A frame that has started must keep arriving: a peer that sends a
+ * header announcing 1 GiB, then nothing, would otherwise pin what came
+ * (and its connection) for good. No clock is read on the receive path:
+ * each service compares the bytes received with what the last one saw.
+ * An idle connection between frames is left alone (closing it could
+ * race with a call the peer is sending); the connection caps bound how
+ * many there can be.
+ */
+static void check_stall(struct tcp_conn *c, int64_t now)
+{
+	struct tcp_tp *tp = c->tp;
+	bool started = c->rx.state != RX_HDR || c->rx.have;
+
+	if (!tp->stall_ns || !started) {
+		c->stall_at = 0;
+		c->rx_mark = c->rx_total;
+		return;
+	}
+	if (c->rx_total != c->rx_mark || !c->stall_at) {
+		c->rx_mark = c->rx_total;
+		c->stall_at = now + tp->stall_ns;
+		return;
+	}
+	if (now < c->stall_at)
+		return;
+	atomic_fetch_add_explicit(&tp->base.conns_stalled, 1,
+				  memory_order_relaxed);
+	rxp_warn(TCP_LOG,
+		 "%s: no byte of a started frame for %lld ms "
+		 "(RXP_RECV_STALL_MS): closing the connection",
+		 c->peer_str, (long long)(tp->stall_ns / 1000000));
+	tcp_conn_fail(c, -ETIMEDOUT);
+}
+
 int tcp_tp_service(struct tcp_tp *tp, int64_t now)
 {
 	int64_t next = 0;
@@ -313,12 +348,19 @@ int tcp_tp_service(struct tcp_tp *tp, int64_t now)
 
 	if (tp->cb_depth || tp->in_progress)
 		return 0;
+	if (tcp_accept_paused(tp) && now >= tp->accept_pause_until) {
+		tp->accept_pause_until = 0;
+		if (!tp->closing && tp->be->listen_start(tp))
+			tcp_accept_error(tp, -ENOMEM); /* try again later */
+	}
 	do {
 		again = false;
 		tp->need_service = false;
 		for (struct tcp_conn *c = tp->conns; c; c = c->next) {
 			if (c->state <= TC_HANDSHAKE && now > c->deadline)
 				tcp_conn_fail(c, -ETIMEDOUT);
+			else if (c->state == TC_OPEN)
+				check_stall(c, now);
 			if (tcp_conn_live(c)) {
 				n += tcp_tx_complete(c);
 			} else if (c->state == TC_CLOSING &&
@@ -332,13 +374,77 @@ int tcp_tp_service(struct tcp_tp *tp, int64_t now)
 		again |= tp->need_service;
 	} while (again && ++round < 8);
 	sweep(tp);
-	/* the earliest connect/handshake deadline must wake the sleeper */
-	for (struct tcp_conn *c = tp->conns; c; c = c->next)
-		if (c->state <= TC_HANDSHAKE && (!next || c->deadline < next))
-			next = c->deadline;
+	/* the earliest connect/handshake/stall deadline must wake the
+	 * sleeper, and so must the end of an accept pause */
+	for (struct tcp_conn *c = tp->conns; c; c = c->next) {
+		int64_t at = c->state <= TC_HANDSHAKE ? c->deadline
+			     : c->state == TC_OPEN    ? c->stall_at
+						      : 0;
+
+		if (at && (!next || at < next))
+			next = at;
+	}
+	if (tcp_accept_paused(tp) && (!next || tp->accept_pause_until < next))
+		next = tp->accept_pause_until;
 	if (next && !tp->closing)
 		tp->be->timer(tp, next);
 	return n;
+}
+
+void tcp_refusal(atomic_uint_fast64_t *count, struct rxp_ratelog *rl,
+		 const char *who, const char *what, const char *why)
+{
+	uint64_t total =
+		1 + atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+	uint64_t n;
+
+	if (rxp_ratelog_due(rl, total, &n))
+		rxp_warn(TCP_LOG,
+			 "%s: connection %s: %s (%llu since the last "
+			 "such line)",
+			 who, what, why, (unsigned long long)n);
+}
+
+static void limit_refuse(struct tcp_tp *tp, const char *who, const char *why)
+{
+	tcp_refusal(&tp->base.conns_limited, &tp->stats.limit_log, who,
+		    "closed by a cap", why);
+}
+
+/*
+ * Make room for one more accepted connection (docs/tcp.md "Limits").
+ * Connections still in their handshake have proved nothing: when they
+ * reach max_unauth, or all accepted ones reach max_conns, the oldest of
+ * them goes, so a flood of idle connects cannot lock real peers out.
+ * Returns false when every accepted connection is past its handshake
+ * and max_conns is reached: then the new one is refused.
+ */
+static bool make_room(struct tcp_tp *tp)
+{
+	struct tcp_conn *oldest = NULL;
+	unsigned in = 0, unauth = 0;
+
+	for (struct tcp_conn *c = tp->conns; c; c = c->next) {
+		if (c->base.outgoing || !tcp_conn_live(c))
+			continue;
+		in++;
+		if (c->state == TC_HANDSHAKE) {
+			unauth++;
+			oldest = c; /* the list is newest first */
+		}
+	}
+	if (in < tp->max_conns && unauth < tp->max_unauth)
+		return true;
+	if (!oldest)
+		return false;
+	limit_refuse(tp, oldest->peer_str,
+		     unauth >= tp->max_unauth
+			     ? "the oldest of RXP_MAX_UNAUTH_CONNS connections "
+			       "still in their handshake"
+			     : "the oldest connection still in its handshake, "
+			       "at RXP_MAX_CONNS");
+	tcp_conn_fail(oldest, -RXP_E_LIMIT);
+	return true;
 }
 
 void tcp_accept_fd(struct tcp_tp *tp, int fd)
@@ -346,10 +452,20 @@ void tcp_accept_fd(struct tcp_tp *tp, int fd)
 	const struct tcp_sys *sys = rxp__tcp_sys;
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
+	char who[64] = "?";
 	struct tcp_conn *c;
 	int err;
 
+	tp->accept_backoff_ns = 0; /* accepting works again */
 	if (tp->closing) {
+		sys->close(fd);
+		return;
+	}
+	if (!getpeername(fd, (struct sockaddr *)&sa, &len))
+		tcp_format_addr((struct sockaddr *)&sa, who, sizeof(who));
+	if (!make_room(tp)) {
+		limit_refuse(tp, who,
+			     "RXP_MAX_CONNS accepted connections are open");
 		sys->close(fd);
 		return;
 	}
@@ -357,14 +473,12 @@ void tcp_accept_fd(struct tcp_tp *tp, int fd)
 	if (!err)
 		err = tcp_conn_new(tp, fd, false, &c);
 	if (err) {
-		rxp_warn(TCP_LOG, "dropping an accepted connection: %s",
-			 rxp_strerror(err));
+		rxp_warn(TCP_LOG, "%s: dropping an accepted connection: %s",
+			 who, rxp_strerror(err));
 		sys->close(fd);
 		return;
 	}
-	if (!getpeername(fd, (struct sockaddr *)&sa, &len))
-		tcp_format_addr((struct sockaddr *)&sa, c->peer_str,
-				sizeof(c->peer_str));
+	memcpy(c->peer_str, who, sizeof(c->peer_str));
 	tp->stats.accepted++;
 	err = tp->be->conn_start(c);
 	if (err) {
@@ -372,4 +486,36 @@ void tcp_accept_fd(struct tcp_tp *tp, int fd)
 			 rxp_strerror(err));
 		tcp_conn_free(c);
 	}
+}
+
+void tcp_accept_error(struct tcp_tp *tp, int err)
+{
+	uint64_t n;
+	bool pause = err == -EMFILE || err == -ENFILE || err == -ENOBUFS ||
+		     err == -ENOMEM;
+
+	tp->stats.accept_errors++;
+	if (pause && !tp->closing) {
+		/* 10 ms, doubling to 1 s while it keeps failing */
+		int64_t b = 2 * tp->accept_backoff_ns;
+
+		tp->accept_backoff_ns = !b		   ? 10000000ll
+					: b > 1000000000ll ? 1000000000ll
+							   : b;
+		tp->accept_pause_until = rxp_now_ns() + tp->accept_backoff_ns;
+		atomic_fetch_add_explicit(&tp->base.accept_pauses, 1,
+					  memory_order_relaxed);
+		tp->be->listen_pause(tp);
+		tp->need_service = true;
+	}
+	if (rxp_ratelog_due(&tp->stats.accept_log, tp->stats.accept_errors, &n))
+		rxp_warn(TCP_LOG,
+			 "accept: %s%s (%llu failures since the last such "
+			 "line)",
+			 rxp_strerror(err),
+			 pause ? "; not accepting for a while (raise the fd "
+				 "limit, RLIMIT_NOFILE, or lower "
+				 "RXP_MAX_CONNS)"
+			       : "",
+			 (unsigned long long)n);
 }

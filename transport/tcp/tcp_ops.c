@@ -8,10 +8,16 @@
  *   RXP_NO_URING=1             force the fallback
  *   RXP_TCP_ZC_THRESHOLD=n     SEND_ZC for storages >= n bytes (0: never)
  *   RXP_TCP_CONNECT_TIMEOUT_MS connect + handshake deadline (10000)
+ *   RXP_MAX_CONNS=n            accepted connections alive at once
+ *   RXP_MAX_UNAUTH_CONNS=n     of which still in their handshake (64)
+ *   RXP_RECV_STALL_MS=n        a started frame idle this long fails its
+ *                              connection (60000; 0 = never)
+ * (docs/tcp.md "Limits")
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "tcp.h"
 
@@ -32,6 +38,48 @@ static void warn_unauthenticated(const struct tcp_tp *tp)
 		 "this port can run registered functions (set "
 		 "RXP_SECRET_FILE on every worker; see README)",
 		 tp->addr_str);
+}
+
+/*
+ * Connection caps. Each peer needs one accepted connection (two while it
+ * reconnects), so 2 x world + 64 is never reached by a real job; it is
+ * lowered to fit the fd limit, keeping room for our own outgoing
+ * connections and files, so a flood of connects cannot take the fds our
+ * real peers need.
+ */
+static int limits_init(struct tcp_tp *tp)
+{
+	uint64_t def = 2 * (uint64_t)tp->world_size + 64;
+	struct rlimit rl;
+	long conns, unauth, stall;
+	int err;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		uint64_t spare = (uint64_t)tp->world_size + 64;
+		uint64_t fit =
+			rl.rlim_cur > spare + 16 ? rl.rlim_cur - spare : 16;
+
+		def = def < fit ? def : fit;
+	}
+	if (def > 1000000)
+		def = 1000000;
+	err = rxp_env_int("RXP_MAX_CONNS", 1, 1000000, (long)def, &conns);
+	if (!err)
+		err = rxp_env_int("RXP_MAX_UNAUTH_CONNS", 1, 1000000, 64,
+				  &unauth);
+	if (!err)
+		err = rxp_env_int("RXP_RECV_STALL_MS", 0, 86400000, 60000,
+				  &stall);
+	if (err)
+		return err;
+	tp->max_conns = (unsigned)conns;
+	tp->max_unauth = (unsigned)unauth;
+	tp->stall_ns = (int64_t)stall * 1000000;
+	rxp_dbg(TCP_LOG,
+		"limits: %u accepted connections, %u in their handshake, "
+		"%ld ms for a stalled frame",
+		tp->max_conns, tp->max_unauth, stall);
+	return 0;
 }
 
 static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
@@ -59,6 +107,9 @@ static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 					    : RXP_WIRE_DEFAULT_MAX_PAYLOAD;
 	tp->max_storage = attr->max_storage ? attr->max_storage
 					    : RXP_WIRE_DEFAULT_MAX_STORAGE;
+	err = limits_init(tp);
+	if (err)
+		goto err_free;
 	tp->peer_seen = rxp__calloc((tp->world_size + 7) / 8 + 1, 1);
 	if (!tp->peer_seen) {
 		err = -ENOMEM;

@@ -98,6 +98,12 @@ static int p_listen_start(struct tcp_tp *tp)
 	return 0;
 }
 
+static void p_listen_pause(struct tcp_tp *tp)
+{
+	/* level-triggered: a full fd table would wake us in a loop */
+	rxp__tcp_sys->epoll_ctl(to_ep(tp)->epfd, EPOLL_CTL_DEL, tp->lfd, NULL);
+}
+
 static void set_events(struct tcp_conn *c, uint32_t want)
 {
 	struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -239,8 +245,7 @@ static void p_accept(struct tcp_tp *tp)
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != EINTR)
-				rxp_warn(TCP_LOG, "accept: %s",
-					 rxp_strerror(-errno));
+				tcp_accept_error(tp, -errno);
 			return;
 		}
 		tcp_accept_fd(tp, fd);
@@ -339,6 +344,7 @@ const struct tcp_backend tcp_poll_backend = {
 	.fini = p_fini,
 	.conn_start = p_conn_start,
 	.listen_start = p_listen_start,
+	.listen_pause = p_listen_pause,
 	.conn_kick_tx = p_kick_tx,
 	.conn_stop = p_conn_stop,
 	.conn_free = p_conn_free,

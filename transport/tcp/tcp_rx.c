@@ -147,21 +147,8 @@ static int start_body(struct tcp_conn *c, uint64_t body)
  * the number refused since the last line (a stranger must not flood). */
 static int auth_refuse(struct tcp_conn *c, int err, const char *why)
 {
-	struct tcp_tp *tp = c->tp;
-	int64_t now = rxp_now_ns();
-	uint64_t total = 1 + atomic_fetch_add_explicit(&tp->base.auth_refused,
-						       1, memory_order_relaxed);
-
-	if (now >= tp->stats.auth_log_next) {
-		uint64_t n = total - tp->stats.auth_refused_logged;
-
-		rxp_warn(TCP_LOG,
-			 "%s: connection refused: %s (%llu refused since the "
-			 "last such line)",
-			 c->peer_str, why, (unsigned long long)n);
-		tp->stats.auth_refused_logged = total;
-		tp->stats.auth_log_next = now + 1000000000ll;
-	}
+	tcp_refusal(&c->tp->base.auth_refused, &c->tp->stats.auth_log,
+		    c->peer_str, "refused", why);
 	return err;
 }
 
@@ -360,6 +347,7 @@ int tcp_rx_feed(struct tcp_conn *c, const uint8_t *p, size_t n)
 	int err = 0;
 
 	c->tp->base.bytes_received += n;
+	c->rx_total += n;
 	while (n && tcp_conn_live(c)) {
 		size_t take;
 
@@ -415,14 +403,21 @@ bool tcp_rx_want_direct(const struct tcp_conn *c)
 	return c->rx.state == RX_BODY && c->rx.body_left > c->tp->rx_copy_max;
 }
 
+/*
+ * At most TCP_RX_DIRECT_CHUNK bytes per direct receive: pieces past it
+ * are not allocated yet (a header announcing 1,024 storages of 16 GiB
+ * reserves one of them, not 2 TiB), and a MSG_WAITALL receive completes
+ * often enough for the stall check to see the bytes arrive.
+ */
 int tcp_rx_direct_iov(struct tcp_conn *c, struct iovec *iov, int max)
 {
 	struct tcp_rx *rx = &c->rx;
 	uint32_t npieces = rx->h.nstorages + 1;
-	size_t off = rx->off;
+	size_t off = rx->off, room = TCP_RX_DIRECT_CHUNK;
 	int n = 0, err;
 
-	for (uint32_t i = rx->piece; i < npieces && n < max; i++, off = 0) {
+	for (uint32_t i = rx->piece; i < npieces && n < max && room;
+	     i++, off = 0) {
 		struct rxp_buf *b;
 
 		if (rx->nbufs == i) {
@@ -432,8 +427,11 @@ int tcp_rx_direct_iov(struct tcp_conn *c, struct iovec *iov, int max)
 		}
 		b = rx->bufs[i];
 		if (b->len > off) {
+			size_t len = b->len - off;
+
 			iov[n].iov_base = (uint8_t *)b->data + off;
-			iov[n].iov_len = b->len - off;
+			iov[n].iov_len = len < room ? len : room;
+			room -= iov[n].iov_len;
 			n++;
 		}
 	}
@@ -445,6 +443,7 @@ int tcp_rx_direct_done(struct tcp_conn *c, size_t n)
 	struct tcp_rx *rx = &c->rx;
 
 	c->tp->base.bytes_received += n;
+	c->rx_total += n;
 	if (n > rx->body_left)
 		return -EIO; /* the kernel wrote past the iovecs we gave it */
 	rx->body_left -= n;

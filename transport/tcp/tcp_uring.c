@@ -117,7 +117,8 @@ static void arm_accept(struct tcp_tp *tp)
 	struct tcp_ur *ur = to_ur(tp);
 	struct io_uring_sqe *sqe;
 
-	if (ur->accept_on || tp->closing || tp->lfd < 0)
+	if (ur->accept_on || tp->closing || tp->lfd < 0 ||
+	    tcp_accept_paused(tp))
 		return;
 	sqe = u_sqe(ur);
 	if (!sqe) {
@@ -133,6 +134,13 @@ static int u_listen_start(struct tcp_tp *tp)
 {
 	arm_accept(tp);
 	return io_uring_submit(&to_ur(tp)->ring) < 0 ? -EIO : 0;
+}
+
+static void u_listen_pause(struct tcp_tp *tp)
+{
+	/* the failed CQE ended the multishot accept (no IORING_CQE_F_MORE)
+	 * and arm_accept() holds off while paused: nothing to stop */
+	(void)tp;
 }
 
 static int u_conn_start(struct tcp_conn *c)
@@ -216,7 +224,7 @@ static void on_accept(struct tcp_tp *tp, struct io_uring_cqe *cqe)
 	if (cqe->res >= 0)
 		tcp_accept_fd(tp, cqe->res);
 	else if (cqe->res != -ECANCELED && cqe->res != -EINTR)
-		rxp_warn(TCP_LOG, "accept: %s", rxp_strerror(cqe->res));
+		tcp_accept_error(tp, cqe->res);
 }
 
 static void handle(struct tcp_tp *tp, struct io_uring_cqe *cqe)
@@ -364,6 +372,7 @@ const struct tcp_backend tcp_uring_backend = {
 	.fini = u_fini,
 	.conn_start = u_conn_start,
 	.listen_start = u_listen_start,
+	.listen_pause = u_listen_pause,
 	.conn_kick_tx = u_kick_tx,
 	.conn_stop = u_conn_stop,
 	.conn_free = u_conn_free,
