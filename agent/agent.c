@@ -301,7 +301,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	struct rxp_agent *a;
 	int port, ret, need_route;
 	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
-	long grace_ms;
+	long grace_ms, max_calls, max_resps;
 
 	if (!at || !out)
 		return -EINVAL;
@@ -343,6 +343,12 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		port = (int)p;
 	}
 	ret = rxp_env_int("RXP_SEND_GRACE_MS", 0, 3600000, 1000, &grace_ms);
+	if (!ret)
+		ret = rxp_env_int("RXP_MAX_QUEUED_CALLS", 1, UINT32_MAX / 2,
+				  65536, &max_calls);
+	if (!ret)
+		ret = rxp_env_int("RXP_MAX_QUEUED_RESPONSES", 1, UINT32_MAX / 2,
+				  65536, &max_resps);
 	if (ret)
 		return ret;
 	need_route = plan_addr(at, maddr, NULL, &plan);
@@ -369,6 +375,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_timeout_ns(at->init_timeout_ms, init_def * 1000000, &ns);
 	a->init_timeout_ms = ns ? (ns + 999999) / 1000000 : 0;
 	a->send_grace_ns = (int64_t)grace_ms * 1000000;
+	a->max_queued_calls = (uint32_t)max_calls;
+	a->max_queued_resps = (uint32_t)max_resps;
 	a->poll_us = at->poll_us >= 0 ? at->poll_us
 				      : (int)rxp_env_long("RXP_POLL_US", 0);
 	rxp_rwlock_init(&a->fn_lock);

@@ -280,6 +280,7 @@ struct rxp__worker {
 	 * a worker with either list non-empty is on the agent's bl_active */
 	struct rxp_future *bl_head, *bl_tail;
 	struct rxp_call *rbl_head, *rbl_tail;
+	uint32_t bl_len, rbl_len; /* capped: RXP_MAX_QUEUED_CALLS/_RESPONSES */
 	struct rxp__worker *bl_next;
 	bool bl_active;
 	/* metrics */
@@ -339,6 +340,9 @@ struct rxp_agent {
 	struct rxp_future *stuck_head RXP_GUARDED_BY(rxp__progress);
 	struct rxp_future *stuck_tail RXP_GUARDED_BY(rxp__progress);
 	int64_t send_grace_ns; /* RXP_SEND_GRACE_MS */
+	/* per worker, beyond what its connection holds (docs/DESIGN.md
+	 * "Budgets"): RXP_MAX_QUEUED_CALLS, RXP_MAX_QUEUED_RESPONSES */
+	uint32_t max_queued_calls, max_queued_resps;
 	/* id -> future */
 	struct rxp__slots pending RXP_GUARDED_BY(rxp__progress);
 	/* conn key -> struct rxp_conn */
@@ -372,7 +376,8 @@ struct rxp_agent {
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
 		late_responses, proto_errors, calls_served, responses_dropped,
-		forged_responses, sends_withdrawn, stuck_closes;
+		forged_responses, sends_withdrawn, stuck_closes,
+		calls_refused_queue, backlog_closes;
 };
 
 void rxp__agent_get(struct rxp_agent *a);

@@ -26,6 +26,11 @@ M(resp_dropped, atomic_load(&a->responses_dropped))
 M(forged, atomic_load(&a->forged_responses))
 M(withdrawn, atomic_load(&a->sends_withdrawn))
 M(stuck_closes, atomic_load(&a->stuck_closes))
+M(refused_queue, atomic_load(&a->calls_refused_queue))
+M(backlog_closes, atomic_load(&a->backlog_closes))
+M(conns_limited, a->tp ? atomic_load(&a->tp->conns_limited) : 0)
+M(conns_stalled, a->tp ? atomic_load(&a->tp->conns_stalled) : 0)
+M(accept_pauses, a->tp ? atomic_load(&a->tp->accept_pauses) : 0)
 M(auth_refused,
   a->tp ? atomic_load_explicit(&a->tp->auth_refused, memory_order_relaxed) : 0)
 M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
@@ -49,6 +54,11 @@ static const struct rxp__metric metrics[] = {
 	{"calls.forged_responses", m_forged},
 	{"calls.timed_out_unsent", m_withdrawn},
 	{"conns.closed_stuck", m_stuck_closes},
+	{"calls.refused_queue_full", m_refused_queue},
+	{"conns.closed_unread_responses", m_backlog_closes},
+	{"conns.refused_limit", m_conns_limited},
+	{"conns.closed_stalled", m_conns_stalled},
+	{"conns.accept_pauses", m_accept_pauses},
 	{"errors.protocol", m_proto},
 	{"transport.bytes_sent", m_bytes_sent},
 	{"transport.bytes_received", m_bytes_recv},

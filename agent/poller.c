@@ -211,6 +211,7 @@ static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
 	f->next = NULL;
 	f->bl_prev = w->bl_tail;
 	f->backlogged = true;
+	w->bl_len++;
 	if (w->bl_tail)
 		w->bl_tail->next = f;
 	else
@@ -235,6 +236,7 @@ static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
 		w->bl_tail = f->bl_prev;
 	f->next = f->bl_prev = NULL;
 	f->backlogged = false;
+	w->bl_len--;
 	f->send_done = true; /* never handed to the transport */
 }
 
@@ -313,11 +315,25 @@ static int backlog_retry(struct rxp_agent *a, struct rxp__worker *w)
 			w->bl_tail = NULL;
 		f->next = NULL;
 		f->backlogged = false;
+		w->bl_len--;
 		if (ret)
 			send_failed(a, f, ret);
 		n++;
 	}
 	return n;
+}
+
+static void queue_full(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "cannot send to worker '%s': %u calls already wait for its "
+		 "connection (RXP_MAX_QUEUED_CALLS)",
+		 peer_name(a, f->dst), a->max_queued_calls);
+	f->send_done = true;
+	fail_future(a, f, -RXP_E_LIMIT, msg);
 }
 
 static void send_request(struct rxp_agent *a, struct rxp_future *f)
@@ -348,6 +364,16 @@ static void send_request(struct rxp_agent *a, struct rxp_future *f)
 			goto err_pending;
 	}
 	ret = w->bl_head ? -EAGAIN : transmit(a, f);
+	if (ret == -EAGAIN && w->bl_len >= a->max_queued_calls) {
+		/* the peer is not taking what its connection already holds;
+		 * memory for more would be unbounded (docs/DESIGN.md
+		 * "Budgets") */
+		atomic_fetch_add(&a->calls_refused_queue, 1);
+		rxp__slots_del(&a->pending, f->id);
+		f->id = 0;
+		queue_full(a, f);
+		return;
+	}
 	if (ret == -EAGAIN) {
 		backlog_add(a, f);
 		return;
@@ -418,6 +444,7 @@ static int response_retry(struct rxp_agent *a, struct rxp__worker *w)
 		w->rbl_head = next;
 		if (!next)
 			w->rbl_tail = NULL;
+		w->rbl_len--;
 		n++;
 	}
 	return n;
@@ -468,8 +495,32 @@ static void response_purge_conn(struct rxp_agent *a, uint64_t conn_key,
 		*pp = c->next;
 		if (w->rbl_tail == c)
 			w->rbl_tail = prev;
+		w->rbl_len--;
 		drop_response(a, c, -ENOTCONN);
 	}
+}
+
+/*
+ * The caller sends requests but does not read its responses: beyond
+ * RXP_MAX_QUEUED_RESPONSES the connection they came on is closed (its
+ * queued responses are freed by on_conn), rather than hold memory
+ * without bound. Its calls fail on its side with -RXP_E_PEER_LOST; a
+ * real caller never has that many responses unread.
+ */
+static void backlog_close(struct rxp_agent *a, struct rxp__worker *w,
+			  struct rxp_call *c) RXP_REQUIRES(rxp__progress)
+{
+	struct rxp_conn *conn = rxp__slots_get(&a->conns, c->conn_key);
+
+	drop_response(a, c, -RXP_E_LIMIT);
+	if (!conn)
+		return;
+	atomic_fetch_add(&a->backlog_closes, 1);
+	rxp_warn("agent",
+		 "closing a connection from worker '%s': %u responses wait "
+		 "for it to read (RXP_MAX_QUEUED_RESPONSES)",
+		 w->name, w->rbl_len);
+	a->ops->disconnect(conn); /* on_conn purges what it left queued */
 }
 
 static void send_response(struct rxp_agent *a, struct rxp_call *c)
@@ -484,6 +535,11 @@ static void send_response(struct rxp_agent *a, struct rxp_call *c)
 	w = &a->workers[c->caller];
 	if (!w->rbl_head && !transmit_response(a, c))
 		return;
+	if (w->rbl_len >= a->max_queued_resps) {
+		backlog_close(a, w, c);
+		return;
+	}
+	w->rbl_len++;
 	c->next = NULL;
 	if (w->rbl_tail)
 		w->rbl_tail->next = c;
@@ -1009,6 +1065,7 @@ static void poller_shutdown(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
 			rxp__call_put(c);
 		}
 		w->rbl_tail = NULL;
+		w->rbl_len = 0;
 	}
 	drain_submissions(a, true);
 	a->ops->close(a->tp); /* pending sends and conns fail -ECANCELED */

@@ -181,6 +181,19 @@ static bool metric_reaches(struct world *w, const char *key, int64_t want,
 	return false;
 }
 
+/* @n calls of t.call on worker1, each calling back t.whoami on rank 0 */
+static void call_back_into_rank0(struct world *w, struct rxp_future **f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct rxp_value args[2] = {rxp_v_str("worker0"),
+					    rxp_v_str("t.whoami")};
+
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.call", args, 2, NULL,
+					       0, NULL, &f[i]),
+				 0);
+	}
+}
+
 /*
  * Issue 12, finding 1: responses that wait for a full transport queue
  * (-EAGAIN) and whose connection then closes. A peer can force it: call,
@@ -200,14 +213,7 @@ test_queued_responses_to_a_closed_connection_are_dropped(void **state)
 	int scale = world_time_scale();
 	struct rxp_future *f[N];
 
-	for (int i = 0; i < N; i++) {
-		struct rxp_value args[2] = {rxp_v_str("worker0"),
-					    rxp_v_str("t.whoami")};
-
-		assert_int_equal(rxp_rpc_async(w->a, 1, "t.call", args, 2, NULL,
-					       0, NULL, &f[i]),
-				 0);
-	}
+	call_back_into_rank0(w, f, N);
 	/* worker1's four pool threads each wait for a response of ours that
 	 * sits on the backlog */
 	assert_true(metric_reaches(w, "calls.served", BUSY, 5000 * scale));
@@ -227,6 +233,86 @@ test_queued_responses_to_a_closed_connection_are_dropped(void **state)
 	usleep(50 * 1000);
 	assert_int_equal(metric(w, "calls.responses_dropped"), BUSY);
 	assert_int_equal(world_stop(w, false), 0);
+}
+
+/*
+ * Issue 12 item 6: what waits for a connection is bounded. Every send
+ * after the first finds the transport's queue full; with
+ * RXP_MAX_QUEUED_CALLS=10, ten calls wait on the backlog (and time out
+ * there), every further one fails at once with -RXP_E_LIMIT.
+ */
+static void test_queued_calls_are_capped(void **state)
+{
+	enum { N = 50, CAP = 10 };
+	struct rxp_call_opts o = {.timeout_ms = 1000 * world_time_scale()};
+	struct rxp_future *f[N];
+	int limited = 0, timed_out = 0, ok = 0;
+	struct world *w;
+
+	setenv("RXP_MAX_QUEUED_CALLS", "10", 1);
+	w = start("send:after=1:err=-11");
+	unsetenv("RXP_MAX_QUEUED_CALLS");
+	for (int i = 0; i < N; i++) {
+		struct rxp_value args[2] = {rxp_v_int(i), rxp_v_int(1)};
+
+		assert_int_equal(rxp_rpc_async(w->a, 1, "t.add", args, 2, NULL,
+					       0, &o, &f[i]),
+				 0);
+	}
+	for (int i = 0; i < N; i++) {
+		int st = rxp_future_wait_for(f[i], 5000 * world_time_scale());
+
+		assert_true(rxp_future_done(f[i]));
+		ok += st == 0;
+		timed_out += st == -ETIMEDOUT;
+		if (st == -RXP_E_LIMIT) {
+			limited++;
+			assert_non_null(strstr(rxp_future_error(f[i]),
+					       "RXP_MAX_QUEUED_CALLS"));
+		}
+		rxp_future_release(f[i]);
+	}
+	printf("  %d sent, %d timed out on the backlog, %d refused\n", ok,
+	       timed_out, limited);
+	assert_int_equal(ok, 1);
+	assert_int_equal(timed_out, CAP);
+	assert_int_equal(limited, N - 1 - CAP);
+	assert_int_equal(metric(w, "calls.refused_queue_full"), N - 1 - CAP);
+	assert_int_equal(world_stop(w, true), 0);
+	(void)state;
+}
+
+/*
+ * A caller that sends requests but does not read the responses: past
+ * RXP_MAX_QUEUED_RESPONSES its connection is closed (and what waited for
+ * it freed) instead of holding memory for good. Rank 0 is the callee:
+ * worker1 runs four t.call at a time, each calling back t.whoami here,
+ * and rank 0's responses all find the transport's queue full.
+ */
+static void test_unread_responses_close_their_connection(void **state)
+{
+	enum { N = 8 };
+	struct rxp_future *f[N];
+	int scale = world_time_scale();
+	struct world *w;
+
+	setenv("RXP_MAX_QUEUED_RESPONSES", "2", 1);
+	w = start("send:after=8:err=-11");
+	unsetenv("RXP_MAX_QUEUED_RESPONSES");
+	call_back_into_rank0(w, f, N);
+	/* each t.call fails on worker1 when its connection to us closes,
+	 * and says so in its response (which we can read) */
+	for (int i = 0; i < N; i++) {
+		int st = rxp_future_wait_for(f[i], 10000 * scale);
+
+		assert_true(rxp_future_done(f[i]));
+		assert_int_not_equal(st, 0);
+		rxp_future_release(f[i]);
+	}
+	assert_true(metric(w, "conns.closed_unread_responses") >= 1);
+	assert_true(metric(w, "calls.responses_dropped") >= 1);
+	assert_int_equal(world_stop(w, false), 0);
+	(void)state;
 }
 
 static void test_bad_fault_spec_is_refused(void **state)
@@ -256,6 +342,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_queue_full_is_retried_in_order),
 		cmocka_unit_test(
 			test_queued_responses_to_a_closed_connection_are_dropped),
+		cmocka_unit_test(test_queued_calls_are_capped),
+		cmocka_unit_test(test_unread_responses_close_their_connection),
 		cmocka_unit_test(test_bad_fault_spec_is_refused),
 	};
 	const char *inner = getenv("RXP_TRANSPORT");
