@@ -31,6 +31,7 @@ M(backlog_closes, atomic_load(&a->backlog_closes))
 M(conns_limited, a->tp ? atomic_load(&a->tp->conns_limited) : 0)
 M(conns_stalled, a->tp ? atomic_load(&a->tp->conns_stalled) : 0)
 M(accept_pauses, a->tp ? atomic_load(&a->tp->accept_pauses) : 0)
+M(prehs_failed, a->tp ? atomic_load(&a->tp->conns_prehs_failed) : 0)
 M(auth_refused,
   a->tp ? atomic_load_explicit(&a->tp->auth_refused, memory_order_relaxed) : 0)
 M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
@@ -59,6 +60,7 @@ static const struct rxp__metric metrics[] = {
 	{"conns.refused_limit", m_conns_limited},
 	{"conns.closed_stalled", m_conns_stalled},
 	{"conns.accept_pauses", m_accept_pauses},
+	{"conns.failed_handshake", m_prehs_failed},
 	{"errors.protocol", m_proto},
 	{"transport.bytes_sent", m_bytes_sent},
 	{"transport.bytes_received", m_bytes_recv},

@@ -83,6 +83,9 @@ struct rxp_tp {
 	 * by a cap, connections failed because a started frame stalled, and
 	 * times accepting paused on a resource limit (EMFILE, ENFILE, ...) */
 	atomic_uint_fast64_t conns_limited, conns_stalled, accept_pauses;
+	/* incoming connections that failed before their handshake completed
+	 * (silence, garbage; authentication refusals count above) */
+	atomic_uint_fast64_t conns_prehs_failed;
 };
 
 struct rxp_msg_out {

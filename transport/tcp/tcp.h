@@ -329,6 +329,7 @@ struct tcp_stats {
 	struct rxp_ratelog auth_log;	   /* refused by authentication */
 	struct rxp_ratelog limit_log;	   /* refused by a connection cap */
 	struct rxp_ratelog accept_log;	   /* accept() failures */
+	struct rxp_ratelog prehs_log;	   /* incoming, failed in handshake */
 	uint64_t accept_errors;
 };
 

@@ -261,14 +261,27 @@ void tcp_conn_fail(struct tcp_conn *c, int err)
 	c->state = TC_CLOSING;
 	if (err == -RXP_E_PROTO)
 		tp->stats.proto_errors++;
-	if (err == -ECANCELED)
+	if (err == -ECANCELED) {
 		rxp_dbg(TCP_LOG, "%s: disconnected", c->peer_str);
-	else /* a peer that goes away is the agent's to report */
-		rxp_log(err == -RXP_E_PEER_LOST || err == -ECONNRESET
+	} else if (!c->base.outgoing && !c->announced) {
+		/* a stranger's connection that never completed its handshake
+		 * (silence, garbage, a refused proof, a cap): anyone can make
+		 * these, so they are counted and logged once a second */
+		rxp_dbg(TCP_LOG, "%s: incoming connection failed: %s",
+			c->peer_str, rxp_strerror(err));
+		if (err != -RXP_E_LIMIT && err != -RXP_E_AUTH)
+			tcp_refusal(&tp->base.conns_prehs_failed,
+				    &tp->stats.prehs_log, c->peer_str,
+				    "failed in its handshake",
+				    rxp_strerror(err));
+	} else { /* a peer that goes away is the agent's to report */
+		rxp_log(err == -RXP_E_PEER_LOST || err == -ECONNRESET ||
+					err == -RXP_E_LIMIT
 				? RXP_LOG_DEBUG
 				: RXP_LOG_WARN,
 			TCP_LOG, "%s: connection %s: %s", c->peer_str,
 			c->announced ? "lost" : "failed", rxp_strerror(err));
+	}
 	tp->be->conn_stop(c);
 	tp->need_service = true;
 }

@@ -125,7 +125,10 @@ static void arm_accept(struct tcp_tp *tp)
 		tp->need_service = true;
 		return;
 	}
-	io_uring_prep_multishot_accept(sqe, tp->lfd, NULL, NULL, SOCK_CLOEXEC);
+	/* one accept at a time, re-armed after each: a multishot accept
+	 * lets the kernel take connections (and fds) while nobody reaps
+	 * them, e.g. during the rendezvous, past every cap we apply */
+	io_uring_prep_accept(sqe, tp->lfd, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &ur->r_accept);
 	ur->accept_on = true;
 }
@@ -138,8 +141,8 @@ static int u_listen_start(struct tcp_tp *tp)
 
 static void u_listen_pause(struct tcp_tp *tp)
 {
-	/* the failed CQE ended the multishot accept (no IORING_CQE_F_MORE)
-	 * and arm_accept() holds off while paused: nothing to stop */
+	/* the failed CQE was the accept's last and arm_accept() holds off
+	 * while paused: nothing to stop */
 	(void)tp;
 }
 
