@@ -84,8 +84,8 @@ static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
 		o->forks = v;
 		o->capforks = ncap;
 	}
-	o->forks[o->nforks++] =
-		(struct rxp__fork){.fork = *f, .holder = c->caller};
+	o->forks[o->nforks++] = (struct rxp__fork){
+		.fork = *f, .holder = c->caller, .conn = c->conn_key};
 	return 0;
 }
 
@@ -129,6 +129,17 @@ RXP_NO_THREAD_SAFETY_ANALYSIS static void owner_free(struct rxp__owner *o)
 	rxp__free(o);
 }
 
+/* A list of unlinked entries, through hnext (as owner_free) */
+RXP_NO_THREAD_SAFETY_ANALYSIS static void owners_free(struct rxp__owner *o)
+{
+	while (o) {
+		struct rxp__owner *next = o->hnext;
+
+		owner_free(o);
+		o = next;
+	}
+}
+
 /* ------------------------------------------------------ placeholders */
 
 /*
@@ -138,8 +149,9 @@ RXP_NO_THREAD_SAFETY_ANALYSIS static void owner_free(struct rxp__owner *o)
  * fork on an unfilled entry is charged to its holder: at most ph_max in
  * all and ph_per_peer per holder, so a peer that forks ids nobody will
  * create cannot make the owner hold more (docs/DESIGN.md "RRefs"). The
- * charge goes back when the remote() fills the entry or when the holder
- * deletes the fork.
+ * charge goes back when the remote() fills the entry, when the holder
+ * deletes the fork, or when the connection the fork came on closes: a
+ * holder whose connection is lost is treated as gone, like its calls.
  */
 #define PH_MAX_VAR "RXP_RREF_PLACEHOLDERS_MAX"
 #define PH_PER_PEER_VAR "RXP_RREF_PLACEHOLDERS_PER_PEER"
@@ -201,8 +213,12 @@ static int ph_fork_add(struct rxp_agent *a, struct rxp__rrefs *rr,
 	struct rxp__fork *dup = o ? fork_find(o, fork) : NULL;
 	int ret;
 
-	if (dup)
-		return dup->holder == c->caller ? 0 : -RXP_E_REFUSED;
+	if (dup) {
+		if (dup->holder != c->caller)
+			return -RXP_E_REFUSED;
+		dup->conn = c->conn_key; /* a repeat: it lives on the newer */
+		return 0;
+	}
 	ret = ph_charge(a, rr, c, msg, len, log_n);
 	if (ret)
 		return ret;
@@ -222,6 +238,62 @@ static void ph_fill(struct rxp__rrefs *rr, struct rxp__owner *o, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		ph_uncharge(rr, o->forks[i].holder);
+}
+
+/*
+ * Connection @key from worker @peer closed: drop the placeholder forks
+ * that came on it, and the placeholders nothing keeps any more. Fetches
+ * waiting on those learn that the RRef is unknown (their forks were
+ * refused or are gone: a holder's FETCH follows its FORK on one
+ * connection).
+ */
+static void rref_conn_closed(struct rxp_agent *a, uint32_t peer, uint64_t key)
+{
+	struct rxp__rrefs *rr = rr_of(a);
+	struct rxp__owner *dead = NULL;
+	struct rxp_call *fail = NULL;
+
+	rxp__rref_table_lock(&rr->mu);
+	for (uint32_t b = 0;
+	     peer < rr->world && rr->ph_by[peer] && b < OWNER_BUCKETS; b++) {
+		struct rxp__owner **pp = &rr->buckets[b];
+
+		while (*pp) {
+			struct rxp__owner *o = *pp;
+
+			for (uint32_t i = 0; !o->have_remote && i < o->nforks;)
+				if (o->forks[i].conn == key) {
+					ph_uncharge(rr, o->forks[i].holder);
+					o->forks[i] = o->forks[--o->nforks];
+				} else {
+					i++;
+				}
+			if (o->have_remote || o->nforks || o->local_refs) {
+				pp = &o->hnext;
+				continue;
+			}
+			while (o->waiters) {
+				struct rxp_call *w = o->waiters;
+
+				o->waiters = rrc(w)->wnext;
+				rrc(w)->wnext = fail;
+				fail = w;
+			}
+			*pp = o->hnext;
+			rr->nowners--;
+			o->hnext = dead;
+			dead = o;
+		}
+	}
+	rxp__rref_table_unlock(&rr->mu);
+	while (fail) {
+		struct rxp_call *w = fail;
+
+		fail = rrc(w)->wnext;
+		rxp__call_fail_code(w, -RXP_E_UNKNOWN_RREF,
+				    "unknown RRef: its forks are gone");
+	}
+	owners_free(dead);
 }
 
 /* Answer one fetch from a ready entry (rr->mu held: only pushes). */
@@ -779,6 +851,7 @@ const struct rxp__feature rxp__rref_feature = {
 	.msg_last = RXP__MSG_RREF_ACCEPT,
 	.on_msg = rxp__rref_on_request,
 	.peer_lost = rref_peer_lost,
+	.conn_closed = rref_conn_closed,
 	.prepare_args = rxp__rref_prepare_args,
 	.unprepare_args = rxp__rref_unprepare_args,
 	.before_run = rref_before_run,

@@ -47,6 +47,7 @@ static inline struct rref_call *rrc(struct rxp_call *c)
 struct rxp__fork {
 	struct rxp_rref_id fork;
 	uint32_t holder;
+	uint64_t conn; /* key of the connection the fork came on */
 };
 
 /* An owner table entry: all of it guarded by the table's lock */

@@ -414,6 +414,13 @@ static int teardown_budget(void **state)
 	return teardown_join(state);
 }
 
+static int teardown_budget_nojoin(void **state)
+{
+	unsetenv("RXP_RREF_PLACEHOLDERS_PER_PEER");
+	unsetenv("RXP_RREF_PLACEHOLDERS_MAX");
+	return teardown_nojoin(state);
+}
+
 /* worker @from sends FLOOD forks for ids no one creates to @to; how many
  * were acknowledged and refused with -RXP_E_LIMIT, the last refusal */
 static void flood(struct world *w, int from, int to, int64_t *acked,
@@ -442,13 +449,25 @@ static int64_t metric0(struct world *w, const char *key)
 	return v;
 }
 
+/* rank 0's @key reaches @want within 5 s (scaled) */
+static void metric0_becomes(struct world *w, const char *key, int64_t want)
+{
+	for (int i = 0; i < 500 * world_time_scale(); i++) {
+		if (metric0(w, key) == want)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%s is %lld, not %lld", key, (long long)metric0(w, key),
+		 (long long)want);
+}
+
 /*
  * Issue 12: RREF_FORK for ids nobody creates made the owner keep a
  * placeholder for each, for good (100,000 of them: +258 MiB). Now each
  * sender gets PH_PER_PEER, all of them PH_MAX, the rest fail with
- * -RXP_E_LIMIT and are counted.
+ * -RXP_E_LIMIT and are counted; the placeholders go with their sender.
  */
-static void test_fork_flood_is_bounded(void **state)
+static void test_fork_flood_is_bounded_and_freed_when_sender_goes(void **state)
 {
 	struct world *w = *state;
 	int64_t acked, limited;
@@ -470,11 +489,40 @@ static void test_fork_flood_is_bounded(void **state)
 	assert_int_equal(metric0(w, "rref.owned"), PH_MAX);
 	assert_int_equal(metric0(w, "rref.placeholders_refused"),
 			 2 * FLOOD - PH_MAX);
+	/* a sender that dies takes its placeholders along (the other
+	 * worker then leaves too: the world's barrier fails) */
+	kill(w->pids[1], SIGKILL);
+	kill(w->pids[2], SIGKILL);
+	metric0_becomes(w, "rref.placeholders", 0);
+	assert_int_equal(metric0(w, "rref.owned"), 0);
+	assert_int_equal(metric0(w, "rref.forks"), 0);
+}
+
+/* rank 0 sends one FORK for an id no one creates to @to */
+static void fork_unknown(struct world *w, int to, uint64_t local)
+{
+	struct rxp_rref_id id = {.creator = 0, .local = local};
+	uint8_t p[40];
+
+	put_desc_bytes(p, (uint32_t)to, &id, &id);
+	assert_int_equal(send_desc(w, to, RXP__MSG_RREF_FORK, p), 0);
+}
+
+/* Close rank 0's connection to @dst, as a peer that goes would. */
+static void drop_conn(struct world *w, int dst)
+{
+	struct rxp_agent *a = w->a;
+
+	rxp__progress_lock(&a->progress_mu);
+	if (a->workers[dst].conn)
+		a->ops->disconnect(a->workers[dst].conn);
+	rxp__progress_unlock(&a->progress_mu);
 }
 
 /* A fork that legitimately comes before its remote() still works while
- * another sender has used up its own budget at the same owner. */
-static void test_fork_before_remote_works_under_the_budget(void **state)
+ * another sender has used up its own budget at the same owner; a sender's
+ * lost connection takes only its unfilled placeholders. */
+static void test_fork_before_remote_works_and_only_unfilled_go(void **state)
 {
 	struct world *w = *state;
 	struct rxp_value args[2] = {rxp_v_int(2), rxp_v_int(3)};
@@ -512,6 +560,23 @@ static void test_fork_before_remote_works_under_the_budget(void **state)
 	stats(w, 1, s);
 	assert_int_equal(s[S_PH], PH_PER_PEER);
 	assert_int_equal(s[S_FORKS], PH_PER_PEER + 1 + 2); /* r0, r1 + ours */
+	/* one more of ours that nobody fills; then our connection goes: that
+	 * placeholder goes with it, worker2's and the filled entry's forks
+	 * (real state) stay */
+	fork_unknown(w, 1, 1ull << 42);
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER + 1);
+	drop_conn(w, 1);
+	for (int t = 0; t < 500 * world_time_scale(); t++) {
+		/* over a new connection (the first try may still find the
+		 * closing one: -ECANCELED) */
+		if (!stats_try(w, 1, s) && s[S_PH] == PH_PER_PEER)
+			break;
+		usleep(10000);
+	}
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER);
+	assert_int_equal(s[S_FORKS], PH_PER_PEER + 1 + 2);
 	/* our fork and the creator's go: the entry with them */
 	assert_int_equal(send_desc(w, 1, RXP__MSG_RREF_DELETE, p), 0);
 	rxp_rref_release(r0);
@@ -741,10 +806,11 @@ int main(int argc, char **argv)
 			teardown_join),
 		cmocka_unit_test_setup_teardown(test_lost_owner_fails_to_here,
 						setup3, teardown_nojoin),
-		cmocka_unit_test_setup_teardown(test_fork_flood_is_bounded,
-						setup_budget, teardown_budget),
 		cmocka_unit_test_setup_teardown(
-			test_fork_before_remote_works_under_the_budget,
+			test_fork_flood_is_bounded_and_freed_when_sender_goes,
+			setup_budget, teardown_budget_nojoin),
+		cmocka_unit_test_setup_teardown(
+			test_fork_before_remote_works_and_only_unfilled_go,
 			setup_budget, teardown_budget),
 		cmocka_unit_test(test_bad_placeholder_limit_fails_create),
 		cmocka_unit_test_setup_teardown(
