@@ -76,6 +76,10 @@ struct rxp__feature {
 	/* how a lost peer reads in the error of a request of @type this
 	 * feature sent ("owner lost"); NULL: "peer lost" */
 	const char *(*peer_lost)(uint8_t type);
+	/* a connection from or to worker @peer closed, after its calls
+	 * failed (progress-lock holder): requests that came on it
+	 * (c->conn_key == @key) can get no answer, their sender is gone */
+	void (*conn_closed)(struct rxp_agent *a, uint32_t peer, uint64_t key);
 
 	/* ---- caller side of a script call (rpc_async, rpc_sync, remote) */
 	/* Before encoding: a copy of the argument tree to send instead

@@ -797,6 +797,7 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 {
 	struct rxp_agent *a = ctx;
 	uint64_t key = (uint64_t)(uintptr_t)c->agent_data;
+	const struct rxp__feature *ft;
 	int n;
 
 	rxp__progress_held(a); /* the transport calls back under it */
@@ -829,6 +830,8 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 		status = -ECANCELED;
 	n = fail_conn_calls(a, key, status, c->peer_id);
 	response_purge_conn(a, key, c->peer_id);
+	rxp__for_each_feature(ft) if (ft->conn_closed)
+		ft->conn_closed(a, c->peer_id, key);
 	/* a peer that leaves with nothing pending is a normal shutdown */
 	rxp_log(n ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent",
 		"connection to worker '%s' closed: %s (%d calls failed)",

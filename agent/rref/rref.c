@@ -58,13 +58,23 @@ static struct rxp__owner *owner_get(struct rxp__rrefs *rr,
 	return o;
 }
 
-static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
-		    uint32_t holder) RXP_REQUIRES(rxp__rref_table)
+static struct rxp__fork *fork_find(struct rxp__owner *o,
+				   const struct rxp_rref_id *f)
+	RXP_REQUIRES(rxp__rref_table)
 {
 	for (uint32_t i = 0; i < o->nforks; i++)
 		if (id_eq(&o->forks[i].fork, f))
-			return o->forks[i].holder == holder ? 0
-							    : -RXP_E_REFUSED;
+			return &o->forks[i];
+	return NULL;
+}
+
+static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
+		    const struct rxp_call *c) RXP_REQUIRES(rxp__rref_table)
+{
+	struct rxp__fork *dup = fork_find(o, f);
+
+	if (dup)
+		return dup->holder == c->caller ? 0 : -RXP_E_REFUSED;
 	if (o->nforks == o->capforks) {
 		uint32_t ncap = o->capforks ? o->capforks * 2 : 4;
 		struct rxp__fork *v = rxp__realloc(o->forks, ncap * sizeof(*v));
@@ -74,9 +84,15 @@ static int fork_add(struct rxp__owner *o, const struct rxp_rref_id *f,
 		o->forks = v;
 		o->capforks = ncap;
 	}
-	o->forks[o->nforks++] =
-		(struct rxp__fork){.fork = *f, .holder = holder};
+	o->forks[o->nforks++] = (struct rxp__fork){
+		.fork = *f, .holder = c->caller, .conn = c->conn_key};
 	return 0;
+}
+
+static bool owner_unused(const struct rxp__owner *o)
+	RXP_REQUIRES(rxp__rref_table)
+{
+	return !o->nforks && !o->local_refs && !o->running && !o->waiters;
 }
 
 /* Unlink and return @o if nothing keeps it any more (caller frees it
@@ -87,7 +103,7 @@ static struct rxp__owner *owner_maybe_unlink(struct rxp__rrefs *rr,
 {
 	struct rxp__owner **pp;
 
-	if (o->nforks || o->local_refs || o->running || o->waiters)
+	if (!owner_unused(o))
 		return NULL;
 	for (pp = &rr->buckets[id_hash(&o->id)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == o) {
@@ -111,6 +127,173 @@ RXP_NO_THREAD_SAFETY_ANALYSIS static void owner_free(struct rxp__owner *o)
 	rxp__free(o->forks);
 	rxp__free(o->errmsg);
 	rxp__free(o);
+}
+
+/* A list of unlinked entries, through hnext (as owner_free) */
+RXP_NO_THREAD_SAFETY_ANALYSIS static void owners_free(struct rxp__owner *o)
+{
+	while (o) {
+		struct rxp__owner *next = o->hnext;
+
+		owner_free(o);
+		o = next;
+	}
+}
+
+/* ------------------------------------------------------ placeholders */
+
+/*
+ * A fork may reach the owner before its RRef's remote() (the creator's
+ * REMOTE and the child's FORK travel on different connections). It is
+ * kept on an unfilled entry, a placeholder, that the remote() fills. Each
+ * fork on an unfilled entry is charged to its holder: at most ph_max in
+ * all and ph_per_peer per holder, so a peer that forks ids nobody will
+ * create cannot make the owner hold more (docs/DESIGN.md "RRefs"). The
+ * charge goes back when the remote() fills the entry, when the holder
+ * deletes the fork, or when the connection the fork came on closes: a
+ * holder whose connection is lost is treated as gone, like its calls.
+ */
+#define PH_MAX_VAR "RXP_RREF_PLACEHOLDERS_MAX"
+#define PH_PER_PEER_VAR "RXP_RREF_PLACEHOLDERS_PER_PEER"
+#define PH_MAX_DEFAULT 65536
+#define PH_PER_PEER_DEFAULT 4096
+#define PH_LIMIT_HI (1l << 24)
+
+static void ph_uncharge(struct rxp__rrefs *rr, uint32_t holder)
+	RXP_REQUIRES(rxp__rref_table)
+{
+	rr->nph--;
+	rr->ph_by[holder]--;
+}
+
+/* One more placeholder fork for the sender of @c, or -RXP_E_LIMIT with
+ * @msg naming the limit it would pass (and whether to log it). */
+static int ph_charge(struct rxp_agent *a, struct rxp__rrefs *rr,
+		     const struct rxp_call *c, char *msg, size_t len,
+		     uint64_t *log_n) RXP_REQUIRES(rxp__rref_table)
+{
+	int64_t now;
+
+	if (rr->ph_by[c->caller] < rr->ph_per_peer && rr->nph < rr->ph_max) {
+		rr->nph++;
+		rr->ph_by[c->caller]++;
+		return 0;
+	}
+	if (rr->ph_by[c->caller] >= rr->ph_per_peer)
+		snprintf(msg, len,
+			 "refused: worker '%s' has %u forks waiting for their "
+			 "remote() on '%s' (" PH_PER_PEER_VAR "=%u)",
+			 a->workers[c->caller].name, rr->ph_by[c->caller],
+			 a->name, rr->ph_per_peer);
+	else
+		snprintf(msg, len,
+			 "refused: %u forks wait for their remote() on '%s' "
+			 "(" PH_MAX_VAR "=%u)",
+			 rr->nph, a->name, rr->ph_max);
+	/* the first refusal is logged, then one line a second at most */
+	rr->ph_refused++;
+	now = rxp_now_ns();
+	if (now >= rr->ph_log_next) {
+		*log_n = rr->ph_refused - rr->ph_refused_logged;
+		rr->ph_refused_logged = rr->ph_refused;
+		rr->ph_log_next = now + 1000000000ll;
+	}
+	return -RXP_E_LIMIT;
+}
+
+/* A FORK for an RRef whose remote() has not come (@o NULL: not known at
+ * all): record it on a placeholder within the budget. *@dead: an entry to
+ * free when that failed. */
+static int ph_fork_add(struct rxp_agent *a, struct rxp__rrefs *rr,
+		       struct rxp__owner *o, const struct rxp_rref_id *id,
+		       const struct rxp_rref_id *fork, const struct rxp_call *c,
+		       char *msg, size_t len, uint64_t *log_n,
+		       struct rxp__owner **dead) RXP_REQUIRES(rxp__rref_table)
+{
+	struct rxp__fork *dup = o ? fork_find(o, fork) : NULL;
+	int ret;
+
+	if (dup) {
+		if (dup->holder != c->caller)
+			return -RXP_E_REFUSED;
+		dup->conn = c->conn_key; /* a repeat: it lives on the newer */
+		return 0;
+	}
+	ret = ph_charge(a, rr, c, msg, len, log_n);
+	if (ret)
+		return ret;
+	if (!o)
+		o = owner_get(rr, id);
+	ret = o ? fork_add(o, fork, c) : -ENOMEM;
+	if (ret) {
+		ph_uncharge(rr, c->caller);
+		*dead = o ? owner_maybe_unlink(rr, o) : NULL;
+	}
+	return ret;
+}
+
+/* The remote() for @o came: its first @n forks are real state now. */
+static void ph_fill(struct rxp__rrefs *rr, struct rxp__owner *o, uint32_t n)
+	RXP_REQUIRES(rxp__rref_table)
+{
+	for (uint32_t i = 0; i < n; i++)
+		ph_uncharge(rr, o->forks[i].holder);
+}
+
+/*
+ * Connection @key from worker @peer closed: drop the placeholder forks
+ * that came on it, and the placeholders nothing keeps any more. Fetches
+ * waiting on those learn that the RRef is unknown (their forks were
+ * refused or are gone: a holder's FETCH follows its FORK on one
+ * connection).
+ */
+static void rref_conn_closed(struct rxp_agent *a, uint32_t peer, uint64_t key)
+{
+	struct rxp__rrefs *rr = rr_of(a);
+	struct rxp__owner *dead = NULL;
+	struct rxp_call *fail = NULL;
+
+	rxp__rref_table_lock(&rr->mu);
+	for (uint32_t b = 0;
+	     peer < rr->world && rr->ph_by[peer] && b < OWNER_BUCKETS; b++) {
+		struct rxp__owner **pp = &rr->buckets[b];
+
+		while (*pp) {
+			struct rxp__owner *o = *pp;
+
+			for (uint32_t i = 0; !o->have_remote && i < o->nforks;)
+				if (o->forks[i].conn == key) {
+					ph_uncharge(rr, o->forks[i].holder);
+					o->forks[i] = o->forks[--o->nforks];
+				} else {
+					i++;
+				}
+			if (o->have_remote || o->nforks || o->local_refs) {
+				pp = &o->hnext;
+				continue;
+			}
+			while (o->waiters) {
+				struct rxp_call *w = o->waiters;
+
+				o->waiters = rrc(w)->wnext;
+				rrc(w)->wnext = fail;
+				fail = w;
+			}
+			*pp = o->hnext;
+			rr->nowners--;
+			o->hnext = dead;
+			dead = o;
+		}
+	}
+	rxp__rref_table_unlock(&rr->mu);
+	while (fail) {
+		struct rxp_call *w = fail;
+
+		fail = rrc(w)->wnext;
+		rxp__call_fail_code(w, -RXP_E_UNKNOWN_RREF,
+				    "unknown RRef: its forks are gone");
+	}
+	owners_free(dead);
 }
 
 /* Answer one fetch from a ready entry (rr->mu held: only pushes). */
@@ -308,7 +491,7 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 	struct rxp__rrefs *rr = rr_of(a);
 	uint64_t lens_inline[RXP__INLINE_STORAGES] = {0};
 	uint64_t *lens = rxp__buf_lens(c->st, c->nst, lens_inline);
-	struct rxp__owner *o;
+	struct rxp__owner *o, *dead = NULL;
 	int ret;
 
 	if (!lens) {
@@ -333,13 +516,19 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 	} else if (o->have_remote) {
 		ret = -RXP_E_REFUSED; /* a second remote() for one id */
 	} else {
-		ret = fork_add(o, &c->dc.meta.fork_id, c->caller);
+		uint32_t n = o->nforks; /* placeholder forks, if any */
+
+		ret = fork_add(o, &c->dc.meta.fork_id, c);
 		if (!ret) {
+			ph_fill(rr, o, n);
 			o->have_remote = o->running = true;
 			rrc(c)->owner = o;
 		}
 	}
+	if (ret && o)
+		dead = owner_maybe_unlink(rr, o); /* not if others keep it */
 	rxp__rref_table_unlock(&rr->mu);
+	owner_free(dead);
 	if (ret) {
 		rxp__call_fail_code(c, ret, "cannot create the RRef");
 		return;
@@ -388,6 +577,9 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 	struct rxp__rrefs *rr = rr_of(a);
 	struct rxp_rref_id id, fork;
 	struct rxp__owner *o, *dead = NULL;
+	struct rxp__fork *f;
+	uint64_t log_n = 0;
+	char msg[512]; /* two worker names */
 	uint32_t owner;
 	int ret = 0;
 
@@ -403,29 +595,32 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 		return;
 	}
 	rxp__rref_table_lock(&rr->mu);
-	if (add) {
-		/* a fork may arrive before the creator's remote(): keep a
-		 * placeholder that the remote() fills */
-		o = owner_get(rr, &id);
-		ret = o ? fork_add(o, &fork, c->caller) : -ENOMEM;
-	} else {
-		o = rxp__owner_find(rr, &id);
-		for (uint32_t i = 0; o && i < o->nforks; i++) {
-			if (!id_eq(&o->forks[i].fork, &fork))
-				continue;
-			if (o->forks[i].holder != c->caller) {
-				ret = -RXP_E_REFUSED;
-				break;
-			}
-			o->forks[i] = o->forks[--o->nforks];
+	o = rxp__owner_find(rr, &id);
+	if (add && o && o->have_remote) {
+		ret = fork_add(o, &fork, c);
+	} else if (add) {
+		/* before the creator's remote(): on a placeholder */
+		ret = ph_fork_add(a, rr, o, &id, &fork, c, msg, sizeof(msg),
+				  &log_n, &dead);
+	} else if ((f = o ? fork_find(o, &fork) : NULL)) {
+		if (f->holder != c->caller) {
+			ret = -RXP_E_REFUSED;
+		} else {
+			if (!o->have_remote)
+				ph_uncharge(rr, f->holder);
+			*f = o->forks[--o->nforks];
 			dead = owner_maybe_unlink(rr, o);
-			break;
 		}
-		/* unknown RRef or fork: already deleted; idempotent */
 	}
+	/* a delete of an unknown RRef or fork: already deleted; idempotent */
 	rxp__rref_table_unlock(&rr->mu);
 	owner_free(dead);
-	if (ret == -RXP_E_REFUSED)
+	if (log_n)
+		rxp_warn("rref", "%s (%llu refused since the last such line)",
+			 msg, (unsigned long long)log_n);
+	if (ret == -RXP_E_LIMIT)
+		rxp__call_fail_code(c, ret, msg);
+	else if (ret == -RXP_E_REFUSED)
 		rxp__call_fail_code(c, ret,
 				    add ? "refused: that fork belongs to "
 					  "another worker"
@@ -490,13 +685,27 @@ void rxp__rref_on_request(struct rxp_agent *a, struct rxp_call *c)
 int rxp__rrefs_init(struct rxp_agent *a)
 {
 	struct rxp__rrefs *rr = rxp__calloc(1, sizeof(*rr));
+	long max, per;
+	int ret;
 
 	if (!rr)
 		return -ENOMEM;
 	rxp_mutex_init(&rr->mu);
 	pthread_cond_init(&rr->cv, NULL);
 	a->feat[RXP__SLOT_RREF] = rr;
-	return 0;
+	/* strict: a bad value fails the create, and the log names it */
+	ret = rxp_env_int(PH_MAX_VAR, 1, PH_LIMIT_HI, PH_MAX_DEFAULT, &max);
+	if (!ret)
+		ret = rxp_env_int(PH_PER_PEER_VAR, 1, PH_LIMIT_HI,
+				  PH_PER_PEER_DEFAULT, &per);
+	if (ret)
+		return ret;
+	rr->ph_max = (uint32_t)max;
+	rr->ph_per_peer = (uint32_t)per;
+	/* untouched pages until used: no cost for a large world */
+	rr->world = (uint32_t)a->world;
+	rr->ph_by = rxp__calloc(rr->world, sizeof(*rr->ph_by));
+	return rr->ph_by ? 0 : -ENOMEM;
 }
 
 void rxp__rrefs_fini(struct rxp_agent *a)
@@ -525,6 +734,7 @@ void rxp__rrefs_fini(struct rxp_agent *a)
 		rr->dels = d->next;
 		rxp__free(d);
 	}
+	rxp__free(rr->ph_by);
 	rxp__rref_table_unlock(&rr->mu);
 	rxp_mutex_destroy(&rr->mu);
 	pthread_cond_destroy(&rr->cv);
@@ -578,6 +788,12 @@ int64_t rxp__rref_metric(struct rxp_agent *a, int which)
 	case 2:
 		v = rr->nchildren;
 		break;
+	case 4:
+		v = rr->nph;
+		break;
+	case 5:
+		v = (int64_t)rr->ph_refused;
+		break;
 	default:
 		v = rr->ndels + rr->inflight;
 		break;
@@ -612,6 +828,8 @@ RREF_METRIC(owned, 0)
 RREF_METRIC(forks, 1)
 RREF_METRIC(children, 2)
 RREF_METRIC(deletes, 3)
+RREF_METRIC(placeholders, 4)
+RREF_METRIC(placeholders_refused, 5)
 #undef RREF_METRIC
 
 static const struct rxp__metric rref_metrics[] = {
@@ -619,6 +837,8 @@ static const struct rxp__metric rref_metrics[] = {
 	{"rref.forks", metric_forks},
 	{"rref.pending_children", metric_children},
 	{"rref.pending_deletes", metric_deletes},
+	{"rref.placeholders", metric_placeholders},
+	{"rref.placeholders_refused", metric_placeholders_refused},
 };
 
 const struct rxp__feature rxp__rref_feature = {
@@ -631,6 +851,7 @@ const struct rxp__feature rxp__rref_feature = {
 	.msg_last = RXP__MSG_RREF_ACCEPT,
 	.on_msg = rxp__rref_on_request,
 	.peer_lost = rref_peer_lost,
+	.conn_closed = rref_conn_closed,
 	.prepare_args = rxp__rref_prepare_args,
 	.unprepare_args = rxp__rref_unprepare_args,
 	.before_run = rref_before_run,

@@ -47,6 +47,7 @@ static inline struct rref_call *rrc(struct rxp_call *c)
 struct rxp__fork {
 	struct rxp_rref_id fork;
 	uint32_t holder;
+	uint64_t conn; /* key of the connection the fork came on */
 };
 
 /* An owner table entry: all of it guarded by the table's lock */
@@ -101,6 +102,15 @@ struct rxp__rrefs {
 	uint32_t inflight RXP_GUARDED_BY(rxp__rref_table);
 	uint64_t deletes_done RXP_GUARDED_BY(rxp__rref_table);
 	uint64_t deletes_given_up RXP_GUARDED_BY(rxp__rref_table);
+	/* placeholders (rref.c): forks on entries whose remote() has not
+	 * arrived, at most ph_max in all and ph_per_peer per holder */
+	uint32_t ph_max, ph_per_peer;
+	uint32_t world;
+	uint32_t nph RXP_GUARDED_BY(rxp__rref_table);
+	uint32_t *ph_by RXP_PT_GUARDED_BY(rxp__rref_table); /* [world] */
+	uint64_t ph_refused RXP_GUARDED_BY(rxp__rref_table);
+	uint64_t ph_refused_logged RXP_GUARDED_BY(rxp__rref_table);
+	int64_t ph_log_next RXP_GUARDED_BY(rxp__rref_table); /* ns */
 };
 
 struct rxp_rref {

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_int.h"
 #include "rxp_transport.h"
 #include "world.h"
 
@@ -122,7 +123,7 @@ int world_free_port(void)
 	return -1;
 }
 
-#define WORLD_NFNS 16
+#define WORLD_NFNS 17
 static const struct rxp_fn_def fns[WORLD_NFNS];
 
 static const char *env_or(const char *name, const char *def)
@@ -438,22 +439,86 @@ static int fn_rref_drop(struct rxp_call *c, void *user)
 	return rxp_call_return(c, NULL, NULL, 0);
 }
 
-/* t.rref_stats(): (owned, forks, pending children, pending deletes) */
+/* t.rref_stats(): (owned, forks, pending children, pending deletes,
+ * placeholders, placeholders refused) */
 static int fn_rref_stats(struct rxp_call *c, void *user)
 {
-	static const char *const keys[4] = {"rref.owned", "rref.forks",
+	static const char *const keys[6] = {"rref.owned",
+					    "rref.forks",
 					    "rref.pending_children",
-					    "rref.pending_deletes"};
-	struct rxp_value r[4];
+					    "rref.pending_deletes",
+					    "rref.placeholders",
+					    "rref.placeholders_refused"};
+	struct rxp_value r[6];
 	struct rxp_value tup;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 6; i++) {
 		int64_t v = -1;
 
 		rxp_agent_metric(rxp_call_agent(c), keys[i], &v);
 		r[i] = rxp_v_int(v);
 	}
-	tup = rxp_v_tuple(r, 4);
+	tup = rxp_v_tuple(r, 6);
+	return rxp_call_return(c, &tup, NULL, 0);
+}
+
+/* t.rref_fork_flood(int dst, int n): n RREF_FORK messages to dst for RRef
+ * ids no one creates, as a hostile peer would send them; returns (acked,
+ * refused with -RXP_E_LIMIT, the last refusal's message) */
+static int fn_rref_fork_flood(struct rxp_call *c, void *user)
+{
+	static atomic_uint_fast64_t batch;
+	struct rxp_agent *a = rxp_call_agent(c);
+	uint32_t n, me = (uint32_t)a->rank;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	int64_t acked = 0, limited = 0;
+	struct rxp_future **f;
+	struct rxp_value r[3], tup;
+	char last[512] = "";
+	uint64_t base;
+	int ret = 0;
+
+	if (n != 2 || v[0].kind != RXP_V_INT || v[1].kind != RXP_V_INT ||
+	    v[1].u.i < 1 || v[1].u.i > 1000000)
+		return rxp_call_fail(c, "t.rref_fork_flood takes (dst, n)");
+	n = (uint32_t)v[1].u.i;
+	f = calloc(n, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	base = (1ull << 40) + (atomic_fetch_add(&batch, 1) << 24);
+	for (uint32_t i = 0; i < n && !ret; i++) {
+		uint32_t owner = (uint32_t)v[0].u.i;
+		uint64_t rid = base + i, fid = base + (1ull << 23) + i;
+		uint8_t p[40] = {0};
+
+		memcpy(p, &owner, 4);
+		memcpy(p + 8, &me, 4);
+		memcpy(p + 16, &rid, 8);
+		memcpy(p + 24, &me, 4);
+		memcpy(p + 32, &fid, 8);
+		ret = rxp__send_internal(a, (int)owner, RXP__MSG_RREF_FORK, p,
+					 sizeof(p), RXP_TIMEOUT_DEFAULT,
+					 RXP__FUT_MSG, &f[i]);
+	}
+	for (uint32_t i = 0; i < n && f[i]; i++) {
+		int st = rxp_future_wait(f[i]);
+
+		if (!st) {
+			acked++;
+		} else if (st == -RXP_E_LIMIT) {
+			limited++;
+			snprintf(last, sizeof(last), "%s",
+				 rxp_future_error(f[i]));
+		}
+		rxp_future_release(f[i]);
+	}
+	free(f);
+	if (ret)
+		return rxp_call_fail(c, "send: %s", rxp_strerror(ret));
+	r[0] = rxp_v_int(acked);
+	r[1] = rxp_v_int(limited);
+	r[2] = rxp_v_str(last);
+	tup = rxp_v_tuple(r, 3);
 	return rxp_call_return(c, &tup, NULL, 0);
 }
 
@@ -491,6 +556,7 @@ static const struct rxp_fn_def fns[WORLD_NFNS] = {
 	{"t.rref_keep", fn_rref_keep, 0, NULL},
 	{"t.rref_drop", fn_rref_drop, 0, NULL},
 	{"t.rref_stats", fn_rref_stats, 0, NULL},
+	{"t.rref_fork_flood", fn_rref_fork_flood, 0, NULL},
 	{"t.autograd", fn_autograd, 0, NULL},
 	{"t.prof_work", fn_prof_work, 0, NULL},
 	{"t.echo", fn_echo, 0, NULL},

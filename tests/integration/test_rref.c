@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "agent_int.h"
+#include "capture.h"
 #include "skip.h"
 #include "world.h"
 
@@ -44,18 +45,27 @@ static int teardown_nojoin(void **state)
 	return 0;
 }
 
-/* (owned, forks, pending children, pending deletes) of @who */
-static void stats(struct world *w, int who, int64_t out[4])
+/* (owned, forks, pending children, pending deletes, placeholders,
+ * placeholders refused) of @who */
+enum { S_OWNED, S_FORKS, S_CHILDREN, S_DELETES, S_PH, S_PH_REFUSED, NSTATS };
+static int stats_try(struct world *w, int who, int64_t out[NSTATS])
 {
 	struct rxp_future *f;
+	int ret = rxp_rpc_sync(w->a, who, "t.rref_stats", NULL, 0, NULL, 0,
+			       NULL, &f);
 
-	assert_int_equal(rxp_rpc_sync(w->a, who, "t.rref_stats", NULL, 0, NULL,
-				      0, NULL, &f),
-			 0);
-	assert_int_equal(rxp_future_status(f), 0);
-	for (int i = 0; i < 4; i++)
+	if (ret)
+		return ret;
+	ret = rxp_future_status(f);
+	for (int i = 0; !ret && i < NSTATS; i++)
 		out[i] = rxp_future_value(f)->u.list.items[i].u.i;
 	rxp_future_release(f);
+	return ret;
+}
+
+static void stats(struct world *w, int who, int64_t out[NSTATS])
+{
+	assert_int_equal(stats_try(w, who, out), 0);
 }
 
 /* Every worker's owner table empties and nothing is pending (deletes are
@@ -63,20 +73,21 @@ static void stats(struct world *w, int who, int64_t out[4])
 static void assert_all_clean(struct world *w)
 {
 	for (int i = 0; i < w->size; i++) {
-		int64_t s[4] = {-1, -1, -1, -1};
+		int64_t s[NSTATS] = {-1, -1, -1, -1, -1};
 
 		for (int t = 0; t < 1000 * world_time_scale(); t++) {
 			stats(w, i, s);
-			if (!s[0] && !s[1] && !s[2] && !s[3])
+			if (!s[0] && !s[1] && !s[2] && !s[3] && !s[S_PH])
 				break;
 			usleep(10000);
 		}
-		if (s[0] || s[1] || s[2] || s[3])
+		if (s[0] || s[1] || s[2] || s[3] || s[S_PH])
 			fail_msg(
 				"worker%d: owned %lld forks %lld children %lld "
-				"deletes %lld",
+				"deletes %lld placeholders %lld",
 				i, (long long)s[0], (long long)s[1],
-				(long long)s[2], (long long)s[3]);
+				(long long)s[2], (long long)s[3],
+				(long long)s[S_PH]);
 	}
 }
 
@@ -283,6 +294,21 @@ static void put_desc_bytes(uint8_t *p, uint32_t owner,
 	memcpy(p + 32, &fork->local, 8);
 }
 
+/* rank 0 sends the RRef control message @type with descriptor @p to @to:
+ * its outcome */
+static int send_desc(struct world *w, int to, uint8_t type, const uint8_t *p)
+{
+	struct rxp_future *f;
+	int ret = rxp__send_internal(w->a, to, type, p, 40, RXP_TIMEOUT_DEFAULT,
+				     RXP__FUT_MSG, &f);
+
+	if (ret)
+		return ret;
+	ret = rxp_future_wait(f);
+	rxp_future_release(f);
+	return ret;
+}
+
 static void test_malicious_delete_is_refused(void **state)
 {
 	struct world *w = *state;
@@ -292,7 +318,7 @@ static void test_malicious_delete_is_refused(void **state)
 	struct rxp_future *f;
 	struct rxp_rref *r;
 	uint8_t p[40];
-	int64_t s[4];
+	int64_t s[NSTATS];
 
 	assert_int_equal(
 		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r), 0);
@@ -364,6 +390,243 @@ static void test_lost_owner_fails_to_here(void **state)
 	assert_non_null(strstr(rxp_future_error(f), "owner lost"));
 	rxp_future_release(f);
 	rxp_rref_release(r); /* the delete retries in the background */
+}
+
+/* ------------------------------------------- placeholders' budget */
+
+/* Every worker of the world gets these limits: 48 placeholder forks per
+ * sender, 64 in all (the defaults, 4,096 and 65,536, take longer floods) */
+#define PH_PER_PEER 48
+#define PH_MAX 64
+#define FLOOD 100
+
+static int setup_budget(void **state)
+{
+	setenv("RXP_RREF_PLACEHOLDERS_PER_PEER", "48", 1);
+	setenv("RXP_RREF_PLACEHOLDERS_MAX", "64", 1);
+	return setup3(state);
+}
+
+static int teardown_budget(void **state)
+{
+	unsetenv("RXP_RREF_PLACEHOLDERS_PER_PEER");
+	unsetenv("RXP_RREF_PLACEHOLDERS_MAX");
+	return teardown_join(state);
+}
+
+static int teardown_budget_nojoin(void **state)
+{
+	unsetenv("RXP_RREF_PLACEHOLDERS_PER_PEER");
+	unsetenv("RXP_RREF_PLACEHOLDERS_MAX");
+	return teardown_nojoin(state);
+}
+
+/* worker @from sends FLOOD forks for ids no one creates to @to; how many
+ * were acknowledged and refused with -RXP_E_LIMIT, the last refusal */
+static void flood(struct world *w, int from, int to, int64_t *acked,
+		  int64_t *limited, char *last, size_t len)
+{
+	struct rxp_value args[2] = {rxp_v_int(to), rxp_v_int(FLOOD)};
+	const struct rxp_value *v;
+	struct rxp_future *f;
+
+	assert_int_equal(rxp_rpc_sync(w->a, from, "t.rref_fork_flood", args, 2,
+				      NULL, 0, NULL, &f),
+			 0);
+	assert_int_equal(rxp_future_status(f), 0);
+	v = rxp_future_value(f)->u.list.items;
+	*acked = v[0].u.i;
+	*limited = v[1].u.i;
+	snprintf(last, len, "%.*s", (int)v[2].u.str.len, v[2].u.str.ptr);
+	rxp_future_release(f);
+}
+
+static int64_t metric0(struct world *w, const char *key)
+{
+	int64_t v = -1;
+
+	assert_int_equal(rxp_agent_metric(w->a, key, &v), 0);
+	return v;
+}
+
+/* rank 0's @key reaches @want within 5 s (scaled) */
+static void metric0_becomes(struct world *w, const char *key, int64_t want)
+{
+	for (int i = 0; i < 500 * world_time_scale(); i++) {
+		if (metric0(w, key) == want)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%s is %lld, not %lld", key, (long long)metric0(w, key),
+		 (long long)want);
+}
+
+/*
+ * Issue 12: RREF_FORK for ids nobody creates made the owner keep a
+ * placeholder for each, for good (100,000 of them: +258 MiB). Now each
+ * sender gets PH_PER_PEER, all of them PH_MAX, the rest fail with
+ * -RXP_E_LIMIT and are counted; the placeholders go with their sender.
+ */
+static void test_fork_flood_is_bounded_and_freed_when_sender_goes(void **state)
+{
+	struct world *w = *state;
+	int64_t acked, limited;
+	char last[512];
+
+	/* worker1 stops at its own limit */
+	flood(w, 1, 0, &acked, &limited, last, sizeof(last));
+	assert_int_equal(acked, PH_PER_PEER);
+	assert_int_equal(limited, FLOOD - PH_PER_PEER);
+	assert_non_null(strstr(last, "RXP_RREF_PLACEHOLDERS_PER_PEER=48"));
+	assert_int_equal(metric0(w, "rref.placeholders"), PH_PER_PEER);
+	/* worker2 at the global one */
+	flood(w, 2, 0, &acked, &limited, last, sizeof(last));
+	assert_int_equal(acked, PH_MAX - PH_PER_PEER);
+	assert_int_equal(limited, FLOOD - (PH_MAX - PH_PER_PEER));
+	assert_non_null(strstr(last, "RXP_RREF_PLACEHOLDERS_MAX=64"));
+	/* what the owner holds stays inside the budget */
+	assert_int_equal(metric0(w, "rref.placeholders"), PH_MAX);
+	assert_int_equal(metric0(w, "rref.owned"), PH_MAX);
+	assert_int_equal(metric0(w, "rref.placeholders_refused"),
+			 2 * FLOOD - PH_MAX);
+	/* a sender that dies takes its placeholders along (the other
+	 * worker then leaves too: the world's barrier fails) */
+	kill(w->pids[1], SIGKILL);
+	kill(w->pids[2], SIGKILL);
+	metric0_becomes(w, "rref.placeholders", 0);
+	assert_int_equal(metric0(w, "rref.owned"), 0);
+	assert_int_equal(metric0(w, "rref.forks"), 0);
+}
+
+/* rank 0 sends one FORK for an id no one creates to @to */
+static void fork_unknown(struct world *w, int to, uint64_t local)
+{
+	struct rxp_rref_id id = {.creator = 0, .local = local};
+	uint8_t p[40];
+
+	put_desc_bytes(p, (uint32_t)to, &id, &id);
+	assert_int_equal(send_desc(w, to, RXP__MSG_RREF_FORK, p), 0);
+}
+
+/* Close rank 0's connection to @dst, as a peer that goes would. */
+static void drop_conn(struct world *w, int dst)
+{
+	struct rxp_agent *a = w->a;
+
+	rxp__progress_lock(&a->progress_mu);
+	if (a->workers[dst].conn)
+		a->ops->disconnect(a->workers[dst].conn);
+	rxp__progress_unlock(&a->progress_mu);
+}
+
+/* A fork that legitimately comes before its remote() still works while
+ * another sender has used up its own budget at the same owner; a sender's
+ * lost connection takes only its unfilled placeholders. */
+static void test_fork_before_remote_works_and_only_unfilled_go(void **state)
+{
+	struct world *w = *state;
+	struct rxp_value args[2] = {rxp_v_int(2), rxp_v_int(3)};
+	struct rxp_rref_id rid, next,
+		fork = {.creator = 0, .local = 1ull << 41};
+	struct rxp_rref *r0, *r1;
+	struct rxp_future *f;
+	int64_t acked, limited, s[NSTATS];
+	char last[512];
+	uint8_t p[40];
+
+	flood(w, 2, 1, &acked, &limited, last, sizeof(last));
+	assert_int_equal(acked, PH_PER_PEER);
+	/* rank 0's next RRef id: remote() takes one for the RRef, one for
+	 * its fork */
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r0), 0);
+	assert_int_equal(rxp_rref_wait_confirmed(r0, 5000), 0);
+	rxp_rref_ids(r0, &rid, NULL);
+	next = (struct rxp_rref_id){.creator = 0, .local = rid.local + 2};
+	/* our fork of that RRef reaches worker1 before the remote() */
+	put_desc_bytes(p, 1, &next, &fork);
+	assert_int_equal(send_desc(w, 1, RXP__MSG_RREF_FORK, p), 0);
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER + 1);
+	/* the remote() fills the placeholder: real state, off the budget */
+	assert_int_equal(
+		rxp_remote(w->a, 1, "t.add", args, 2, NULL, 0, NULL, &r1), 0);
+	rxp_rref_ids(r1, &rid, NULL);
+	assert_true(rid.creator == next.creator && rid.local == next.local);
+	assert_int_equal(rxp_rref_to_here(r1, 5000, &f), 0);
+	assert_int_equal(rxp_future_wait(f), 0);
+	assert_int_equal(rxp_future_value(f)->u.i, 5);
+	rxp_future_release(f);
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER);
+	assert_int_equal(s[S_FORKS], PH_PER_PEER + 1 + 2); /* r0, r1 + ours */
+	/* one more of ours that nobody fills; then our connection goes: that
+	 * placeholder goes with it, worker2's and the filled entry's forks
+	 * (real state) stay */
+	fork_unknown(w, 1, 1ull << 42);
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER + 1);
+	drop_conn(w, 1);
+	for (int t = 0; t < 500 * world_time_scale(); t++) {
+		/* over a new connection (the first try may still find the
+		 * closing one: -ECANCELED) */
+		if (!stats_try(w, 1, s) && s[S_PH] == PH_PER_PEER)
+			break;
+		usleep(10000);
+	}
+	stats(w, 1, s);
+	assert_int_equal(s[S_PH], PH_PER_PEER);
+	assert_int_equal(s[S_FORKS], PH_PER_PEER + 1 + 2);
+	/* our fork and the creator's go: the entry with them */
+	assert_int_equal(send_desc(w, 1, RXP__MSG_RREF_DELETE, p), 0);
+	rxp_rref_release(r0);
+	rxp_rref_release(r1);
+	for (int t = 0; t < 500 * world_time_scale(); t++) {
+		stats(w, 1, s);
+		if (s[S_OWNED] == PH_PER_PEER)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(s[S_OWNED], PH_PER_PEER);
+	assert_int_equal(s[S_FORKS], PH_PER_PEER);
+}
+
+struct create_try {
+	const char *var, *val;
+	int ret;
+};
+
+static void try_create(void *arg)
+{
+	struct create_try *t = arg;
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a = NULL;
+	char name[32];
+
+	setenv(t->var, t->val, 1);
+	world_attr(&attr, 0, 1, world_free_port(), name, sizeof(name));
+	t->ret = rxp_agent_create(&attr, &a);
+	unsetenv(t->var);
+	rxp_agent_shutdown(a);
+}
+
+static void test_bad_placeholder_limit_fails_create(void **state)
+{
+	static const struct create_try bad[] = {
+		{"RXP_RREF_PLACEHOLDERS_MAX", "4k", 0},
+		{"RXP_RREF_PLACEHOLDERS_MAX", "0", 0},
+		{"RXP_RREF_PLACEHOLDERS_PER_PEER", "-1", 0},
+		{"RXP_RREF_PLACEHOLDERS_PER_PEER", "99999999999", 0},
+	};
+	char log[4096];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct create_try t = bad[i];
+
+		capture_stderr(try_create, &t, log, sizeof(log));
+		assert_int_equal(t.ret, -EINVAL);
+		assert_non_null(strstr(log, t.var));
+	}
 }
 
 /* ------------------------------------------------------------ profiler */
@@ -543,6 +806,13 @@ int main(int argc, char **argv)
 			teardown_join),
 		cmocka_unit_test_setup_teardown(test_lost_owner_fails_to_here,
 						setup3, teardown_nojoin),
+		cmocka_unit_test_setup_teardown(
+			test_fork_flood_is_bounded_and_freed_when_sender_goes,
+			setup_budget, teardown_budget_nojoin),
+		cmocka_unit_test_setup_teardown(
+			test_fork_before_remote_works_and_only_unfilled_go,
+			setup_budget, teardown_budget),
+		cmocka_unit_test(test_bad_placeholder_limit_fails_create),
 		cmocka_unit_test_setup_teardown(
 			test_profiler_records_calls_and_callee_events, setup3,
 			teardown_join),
