@@ -172,8 +172,6 @@ static int ph_charge(struct rxp_agent *a, struct rxp__rrefs *rr,
 		     const struct rxp_call *c, char *msg, size_t len,
 		     uint64_t *log_n) RXP_REQUIRES(rxp__rref_table)
 {
-	int64_t now;
-
 	if (rr->ph_by[c->caller] < rr->ph_per_peer && rr->nph < rr->ph_max) {
 		rr->nph++;
 		rr->ph_by[c->caller]++;
@@ -192,12 +190,7 @@ static int ph_charge(struct rxp_agent *a, struct rxp__rrefs *rr,
 			 rr->nph, a->name, rr->ph_max);
 	/* the first refusal is logged, then one line a second at most */
 	rr->ph_refused++;
-	now = rxp_now_ns();
-	if (now >= rr->ph_log_next) {
-		*log_n = rr->ph_refused - rr->ph_refused_logged;
-		rr->ph_refused_logged = rr->ph_refused;
-		rr->ph_log_next = now + 1000000000ll;
-	}
+	rxp_ratelog_due(&rr->ph_log, rr->ph_refused, log_n);
 	return -RXP_E_LIMIT;
 }
 

@@ -109,8 +109,7 @@ struct rxp__rrefs {
 	uint32_t nph RXP_GUARDED_BY(rxp__rref_table);
 	uint32_t *ph_by RXP_PT_GUARDED_BY(rxp__rref_table); /* [world] */
 	uint64_t ph_refused RXP_GUARDED_BY(rxp__rref_table);
-	uint64_t ph_refused_logged RXP_GUARDED_BY(rxp__rref_table);
-	int64_t ph_log_next RXP_GUARDED_BY(rxp__rref_table); /* ns */
+	struct rxp_ratelog ph_log RXP_GUARDED_BY(rxp__rref_table);
 };
 
 struct rxp_rref {
