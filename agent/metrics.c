@@ -33,10 +33,10 @@ M(conns_stalled, a->tp ? atomic_load(&a->tp->conns_stalled) : 0)
 M(accept_pauses, a->tp ? atomic_load(&a->tp->accept_pauses) : 0)
 M(auth_refused,
   a->tp ? atomic_load_explicit(&a->tp->auth_refused, memory_order_relaxed) : 0)
-M(bytes_sent, a->tp ? a->tp->bytes_sent : 0)
-M(bytes_recv, a->tp ? a->tp->bytes_received : 0)
-M(msgs_sent, a->tp ? a->tp->msgs_sent : 0)
-M(msgs_recv, a->tp ? a->tp->msgs_received : 0)
+M(bytes_sent, a->tp ? rxp_tp_counter(&a->tp->bytes_sent) : 0)
+M(bytes_recv, a->tp ? rxp_tp_counter(&a->tp->bytes_received) : 0)
+M(msgs_sent, a->tp ? rxp_tp_counter(&a->tp->msgs_sent) : 0)
+M(msgs_recv, a->tp ? rxp_tp_counter(&a->tp->msgs_received) : 0)
 #undef M
 
 static const struct rxp__metric metrics[] = {
