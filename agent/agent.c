@@ -30,6 +30,7 @@ static void agent_free(struct rxp_agent *a)
 	const struct rxp__feature *ft;
 
 	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
+	rxp__log_drop_id(&a->log_id);
 	registry_free(a);
 	rxp_rwlock_destroy(&a->fn_lock);
 	rxp_mutex_destroy(&a->progress_mu);
@@ -298,6 +299,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	struct rxp_addr_plan plan;
 	struct rxp_auth_key key;
 	struct rxp_agent_attr eff;
+	const struct rxp_log_id *prev_id;
 	struct rxp_agent *a;
 	int port, ret, need_route;
 	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
@@ -369,6 +371,12 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	snprintf(a->name, sizeof(a->name), "%s", at->name);
 	a->rank = at->rank;
 	a->world = at->world_size;
+	/* from here on this thread's lines name this worker, and so do
+	 * other threads' until an agent created before it does */
+	a->log_id.rank = a->rank;
+	memcpy(a->log_id.name, a->name, sizeof(a->log_id.name));
+	prev_id = rxp__log_thread_id(&a->log_id);
+	rxp__log_offer_id(&a->log_id);
 	/* both checked by check_attr, so these cannot fail */
 	rxp_timeout_ns(at->rpc_timeout_ms, RXP_DEFAULT_RPC_TIMEOUT_MS * 1000000,
 		       &a->rpc_timeout_ns);
@@ -426,7 +434,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		ret = -errno;
 		goto err_conns;
 	}
-	ret = rxp__pool_start(&a->pool, at->num_worker_threads);
+	ret = rxp__pool_start(&a->pool, at->num_worker_threads, &a->log_id);
 	if (ret)
 		goto err_wake;
 	ret = -pthread_create(&a->poller, NULL, rxp__poller_main, a);
@@ -435,6 +443,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_info("agent", "worker '%s' rank %d/%d up on %s %s (poll %d us)",
 		 a->name, a->rank, a->world, a->tp->name, addr, a->poll_us);
 	*out = a;
+	rxp__log_thread_id(prev_id);
 	return 0;
 
 err_pool:
@@ -451,11 +460,14 @@ err_rdv:
 err_free:
 	rxp_auth_wipe(&key);
 	agent_free(a);
+	rxp__log_thread_id(prev_id);
 	return ret;
 }
 
 void rxp_agent_shutdown(struct rxp_agent *a)
 {
+	const struct rxp_log_id *prev_id;
+
 	if (!a)
 		return;
 	if (rxp__on_poller(a) || rxp__pool_is_worker(&a->pool)) {
@@ -463,6 +475,7 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 				 "thread: refused");
 		return;
 	}
+	prev_id = rxp__log_thread_id(&a->log_id);
 	atomic_store(&a->stopping, true);
 	{
 		uint64_t one = 1;
@@ -489,6 +502,9 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 	rxp__rdv_close(a->rdv);
 	rxp__rdv_server_stop(a->rdv_server);
 	rxp_mutex_destroy(&a->join_mu);
+	/* other threads' lines no longer name it */
+	rxp__log_drop_id(&a->log_id);
+	rxp__log_thread_id(prev_id);
 	rxp__agent_put(a);
 }
 

@@ -257,8 +257,10 @@ struct rxp__pool {
 	int nthreads;
 	pthread_t *threads;
 	atomic_int idle;
+	const struct rxp_log_id *log_id; /* who its threads log as */
 };
-int rxp__pool_start(struct rxp__pool *p, int nthreads);
+int rxp__pool_start(struct rxp__pool *p, int nthreads,
+		    const struct rxp_log_id *log_id);
 /* Queue a task. -ENOMEM when the queue cannot grow, -ECANCELED when
  * stopped (the caller then runs or drops the task itself). */
 int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg);
@@ -304,6 +306,7 @@ struct rxp_agent {
 	atomic_uint refs;
 	char name[128];
 	int rank, world;
+	struct rxp_log_id log_id; /* rank and name, for log lines */
 	struct rxp__worker *workers;
 	int64_t rpc_timeout_ns; /* 0 = never */
 	int poll_us;

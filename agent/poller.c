@@ -1090,6 +1090,7 @@ void *rxp__poller_main(void *arg)
 	int64_t spin_ns = (int64_t)a->poll_us * 1000;
 	int64_t idle_since = rxp_now_ns();
 
+	rxp__log_thread_id(&a->log_id);
 	rxp__progress_lock(&a->progress_mu);
 	current_leader = a;
 	while (!atomic_load(&a->stopping)) {

@@ -89,6 +89,49 @@ RXP_API const char *rxp_strerror(int err);
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. Threads: any. */
 RXP_API const char *rxp_version(void);
 
+/* ------------------------------------------------------------- logging */
+
+/*
+ * rxp logs one line per event, at the level $RXP_LOG selects: error, warn,
+ * info (the default: the choices made at start-up) or debug (also the
+ * data path's events). A line reads
+ *   2026-12-03T12:00:00.123Z rxp[rank 1 trainer1] warn tcp: text
+ * that is UTC time, the worker that logs, level, subsystem and text. The
+ * worker is the agent's whose thread logs (its polling thread and worker
+ * pool, and the thread inside its rxp_agent_create / rxp_agent_shutdown);
+ * on any other thread (the caller's, rank 0's rendezvous server) it is
+ * the process's first agent still alive, and "pid N" while there is none.
+ * Without a handler each line goes to stderr with one write(2), so lines
+ * of threads and processes sharing a terminal do not interleave.
+ */
+enum rxp_log_level {
+	RXP_LOG_ERROR = 0,
+	RXP_LOG_WARN = 1,
+	RXP_LOG_INFO = 2,
+	RXP_LOG_DEBUG = 3
+};
+
+/* @level: enum rxp_log_level. @subsystem: "agent", "tcp", "verbs",
+ * "rendezvous", "metrics", ... @line: the whole line as above, without a
+ * newline; @msg points into it, at the text after "subsystem: ". Both are
+ * valid during the call only. */
+typedef void (*rxp_log_fn)(void *user, int level, const char *subsystem,
+			   const char *line, const char *msg);
+
+/*
+ * rxp_log_set_handler() - send rxp's log lines to @fn instead of stderr.
+ * @fn: NULL sends them to stderr again. Lines below the $RXP_LOG level are
+ *      never made. @fn runs on the thread that logs (any rxp thread, the
+ *      polling thread too, possibly several at once, possibly with rxp's
+ *      locks held): it must return soon and must not call rxp functions
+ *      other than rxp_strerror() and rxp_version().
+ * @user: passed to @fn.
+ * Process-wide: one handler for every agent.
+ * Threads: any, but not from @fn. Once it returns, the previous handler
+ * is not running and is not called again.
+ */
+RXP_API void rxp_log_set_handler(rxp_log_fn fn, void *user);
+
 /* A piece of caller memory (a tensor storage to send). */
 struct rxp_iov {
 	const void *base;
