@@ -279,14 +279,25 @@ static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
 
 	if (!peers)
 		return -ENOMEM;
+	rxp_dbg("agent",
+		"rendezvous: telling rank 0 this worker's %s address %s, "
+		"waiting for all %d workers",
+		rxp_tp_wire_name(a->ops), addr, a->world);
 	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
 				rxp_tp_wire_name(a->ops), peers, timeout_ms);
+	if (!ret)
+		rxp_dbg("agent", "rendezvous: the world of %d is known",
+			a->world);
 	for (int i = 0; !ret && i < a->world; i++) {
 		struct rxp__worker *w = &a->workers[i];
 
 		memcpy(w->name, peers[i].name, sizeof(w->name));
 		memcpy(w->addr, peers[i].addr, sizeof(w->addr));
 		w->rank = peers[i].rank;
+		/* a large world: the first ones tell the story */
+		if (i < 16 || i == a->world - 1)
+			rxp_dbg("agent", "rendezvous: worker %d is '%s' at %s",
+				i, w->name, w->addr);
 	}
 	rxp__free(peers);
 	return ret;
@@ -524,9 +535,13 @@ int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 		usleep(1000);
 	}
 	rxp_mutex_lock(&a->join_mu);
+	rxp_dbg("agent", "join: no call of ours is pending; waiting for the "
+			 "other workers at the barrier");
 	ret = rxp__rdv_barrier(
 		a->rdv, deadline ? (deadline - rxp_now_ns()) / 1000000 + 1 : 0);
 	rxp_mutex_unlock(&a->join_mu);
+	rxp_log(ret ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent", "join: %s",
+		ret ? rxp_strerror(ret) : "every worker is there");
 	return ret;
 }
 

@@ -287,6 +287,8 @@ struct rxp__worker {
 	bool bl_active;
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
+	/* the first request sent and answered were logged (debug) */
+	bool said_sent, said_answered;
 };
 
 /* ---------------------------------------------------------------- agent */

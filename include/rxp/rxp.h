@@ -94,7 +94,8 @@ RXP_API const char *rxp_version(void);
 /*
  * rxp logs one line per event, at the level $RXP_LOG selects: error, warn,
  * info (the default: the choices made at start-up) or debug (also the
- * data path's events). A line reads
+ * story of a job: rendezvous, each connection, the transport chosen, the
+ * first call to each peer, every failed call). A line reads
  *   2026-12-03T12:00:00.123Z rxp[rank 1 trainer1] warn tcp: text
  * that is UTC time, the worker that logs, level, subsystem and text. The
  * worker is the agent's whose thread logs (its polling thread and worker
