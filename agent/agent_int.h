@@ -269,6 +269,38 @@ void rxp__pool_stop(struct rxp__pool *p);
 bool rxp__pool_is_worker(const struct rxp__pool *p);
 
 /* ---------------------------------------------- workers (from rendezvous) */
+/*
+ * Round trips of the answered calls to one peer (metrics.c writes them as
+ * a Prometheus histogram). Bucket b counts round trips of at most 2^b us
+ * (1 us .. 2^25 us = 33.6 s), the last one the rest; not cumulative. Only
+ * the progress lock's holder records (maybe_complete), so a relaxed load
+ * and store are enough: no locked instruction, no allocation, no syscall
+ * on the call path; they are atomics for the readers.
+ */
+#define RXP__LAT_BUCKETS 26 /* finite ones; n[RXP__LAT_BUCKETS] is +Inf */
+struct rxp__lat_hist {
+	atomic_uint_fast64_t n[RXP__LAT_BUCKETS + 1];
+	atomic_uint_fast64_t sum_ns;
+};
+
+static inline void rxp__lat_add(atomic_uint_fast64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* the progress lock's holder only */
+static inline void rxp__lat_record(struct rxp__lat_hist *h, int64_t ns)
+{
+	uint64_t us = ns > 0 ? ((uint64_t)ns + 999) / 1000 : 0;
+	/* the first b with us <= 2^b */
+	unsigned b = us <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(us - 1);
+
+	rxp__lat_add(&h->n[b < RXP__LAT_BUCKETS ? b : RXP__LAT_BUCKETS], 1);
+	rxp__lat_add(&h->sum_ns, ns > 0 ? (uint64_t)ns : 0);
+}
+
 struct rxp__worker {
 	char name[128];
 	char addr[128]; /* transport address */
@@ -287,6 +319,7 @@ struct rxp__worker {
 	bool bl_active;
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
+	struct rxp__lat_hist lat;
 	/* the first request sent and answered were logged (debug) */
 	bool said_sent, said_answered;
 };

@@ -164,16 +164,19 @@ static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
 	if (f->dst < (uint32_t)a->world) {
 		struct rxp__worker *w = &a->workers[f->dst];
 
-		/* answered (a value or the callee's error) */
-		if (f->resp_payload && rxp_unlikely(!w->said_answered)) {
-			w->said_answered = true;
-			rxp_dbg("agent",
-				"first answer from worker '%s' (rank %u) after "
-				"%lld us: %s",
-				w->name, f->dst,
-				(long long)(rxp_now_ns() - f->t_submit_ns) /
-					1000,
-				rxp_strerror(f->status));
+		/* answered (a value or the callee's error): its round trip */
+		if (f->resp_payload) {
+			int64_t rtt = rxp_now_ns() - f->t_submit_ns;
+
+			rxp__lat_record(&w->lat, rtt);
+			if (rxp_unlikely(!w->said_answered)) {
+				w->said_answered = true;
+				rxp_dbg("agent",
+					"first answer from worker '%s' (rank "
+					"%u) after %lld us: %s",
+					w->name, f->dst, (long long)rtt / 1000,
+					rxp_strerror(f->status));
+			}
 		}
 		if (f->status) {
 			atomic_fetch_add(&w->errors, 1);

@@ -567,7 +567,9 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * request was still being sent RXP_SEND_GRACE_MS after its deadline),
  * transport.auth_refused
  * (connections refused by authentication),
- * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
+ * transport.bytes_sent, transport.bytes_received,
+ * peer.<name>.calls/bytes_sent/bytes_received/errors ...; README.md,
+ * "Metrics and logs", lists them all).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
  * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and
  * returns the length it needed (like snprintf).
@@ -576,6 +578,38 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
 RXP_API int rxp_agent_metric(struct rxp_agent *a, const char *key,
 			     int64_t *value);
 RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len);
+
+enum rxp_metrics_format {
+	/* "key value\n" lines, those of rxp_agent_metrics_dump() */
+	RXP_METRICS_TEXT = 0,
+	/* The Prometheus text exposition format, version 0.0.4: each metric
+	 * with "# HELP" and "# TYPE" lines, named "rxp_" + its key with '.'
+	 * as '_' and "_total" after a counter's (calls.sent ->
+	 * rxp_calls_sent_total, agent.client_active_calls ->
+	 * rxp_agent_client_active_calls); every sample labelled
+	 * worker="<this worker>",rank="<its rank>"; per peer (peers sent
+	 * to, heard from or failed) peer.<name>.calls ->
+	 * rxp_peer_calls_total{...,peer="<name>"} and the histogram
+	 * rxp_peer_call_latency_seconds: round trips, submit to response, of
+	 * the calls and messages the peer answered, in buckets of 1 us
+	 * doubling to 33.6 s; plus rxp_agent_info{...,transport,version} 1. */
+	RXP_METRICS_PROMETHEUS = 1
+};
+
+/*
+ * rxp_agent_metrics_write() - write @a's metrics to @fd in @format.
+ * @fd: written with write(2) from its current offset; not closed. A
+ *      file, a pipe, a socket, a memfd.
+ * @format: enum rxp_metrics_format.
+ * Nothing is allocated; the counters are read as rxp_agent_metric()
+ * reads them.
+ * Return: 0; -EINVAL (@a NULL, @fd < 0, unknown @format); or the first
+ * error of write(2) (-EBADF, -ENOSPC, -EPIPE, ...), after which part of
+ * the text may have been written.
+ * Threads: any, until rxp_agent_shutdown() begins (a snapshot is not
+ * atomic; a histogram's buckets, +Inf and _count agree).
+ */
+RXP_API int rxp_agent_metrics_write(struct rxp_agent *a, int fd, int format);
 
 /* ---------------------------------------------- script-call level (RPC) */
 
