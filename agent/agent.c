@@ -31,6 +31,7 @@ static void agent_free(struct rxp_agent *a)
 
 	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
 	rxp__log_drop_id(&a->log_id);
+	rxp__mexport_free(a);
 	registry_free(a);
 	rxp_rwlock_destroy(&a->fn_lock);
 	rxp_mutex_destroy(&a->progress_mu);
@@ -402,6 +403,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_mutex_init(&a->join_mu);
 	rxp_mutex_init(&a->progress_mu);
 	rxp_agent_set_handler(a, at->handler, at->handler_user);
+	ret = rxp__mexport_config(a);
+	if (ret)
+		goto err_free;
 	ret = features_init(a);
 	if (ret)
 		goto err_free;
@@ -451,6 +455,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	ret = -pthread_create(&a->poller, NULL, rxp__poller_main, a);
 	if (ret)
 		goto err_pool;
+	rxp__mexport_first(a);
 	rxp_info("agent", "worker '%s' rank %d/%d up on %s %s (poll %d us)",
 		 a->name, a->rank, a->world, a->tp->name, addr, a->poll_us);
 	*out = a;
@@ -487,6 +492,8 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 		return;
 	}
 	prev_id = rxp__log_thread_id(&a->log_id);
+	/* the last snapshot, while the transport's counters are there */
+	rxp__mexport_close(a);
 	atomic_store(&a->stopping, true);
 	{
 		uint64_t one = 1;

@@ -410,6 +410,11 @@ struct rxp_agent {
 	/* a feature's on_submit hook wants every script call (profiler on) */
 	atomic_bool call_hooks;
 
+	/* RXP_METRICS_FILE (metrics_export.c; NULL: not asked for), and
+	 * when the polling thread queues its next write */
+	struct rxp__mexport *mexport;
+	int64_t metrics_next_ns RXP_GUARDED_BY(rxp__progress);
+
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
@@ -417,6 +422,21 @@ struct rxp_agent {
 		forged_responses, sends_withdrawn, stuck_closes,
 		calls_refused_queue, backlog_closes;
 };
+
+/* metrics_export.c: RXP_METRICS_FILE and RXP_METRICS_INTERVAL_MS.
+ * _config reads them (create, before rendezvous: -EINVAL for a bad value,
+ * logged with its name); _first writes the file once (create, agent up);
+ * _first_due / _due (polling thread) say when the next write is due, _due
+ * also queuing one on the worker pool; _close writes the last snapshot
+ * (shutdown, before the transport closes; later queued writes do nothing);
+ * _free when the agent is freed. Each is a no-op without the variable. */
+struct rxp__mexport;
+int rxp__mexport_config(struct rxp_agent *a);
+void rxp__mexport_first(struct rxp_agent *a);
+int64_t rxp__mexport_first_due(const struct rxp_agent *a, int64_t now);
+int64_t rxp__mexport_due(struct rxp_agent *a, int64_t now);
+void rxp__mexport_close(struct rxp_agent *a);
+void rxp__mexport_free(struct rxp_agent *a);
 
 void rxp__agent_get(struct rxp_agent *a);
 void rxp__agent_put(struct rxp_agent *a);

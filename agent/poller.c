@@ -1031,6 +1031,8 @@ static int next_timeout_ms(struct rxp_agent *a, int64_t now)
 	t = d.t;
 	if (a->stuck_head && a->stuck_head->grace_ns < t)
 		t = a->stuck_head->grace_ns;
+	if (a->metrics_next_ns < t) /* RXP_METRICS_FILE */
+		t = a->metrics_next_ns;
 	if (t == INT64_MAX)
 		return -1;
 	ms = (t - now + 999999) / 1000000;
@@ -1132,6 +1134,7 @@ void *rxp__poller_main(void *arg)
 	rxp__log_thread_id(&a->log_id);
 	rxp__progress_lock(&a->progress_mu);
 	current_leader = a;
+	a->metrics_next_ns = rxp__mexport_first_due(a, idle_since);
 	while (!atomic_load(&a->stopping)) {
 		int64_t now;
 		int n = drain_submissions(a, false);
@@ -1144,6 +1147,8 @@ void *rxp__poller_main(void *arg)
 		}
 		now = rxp_now_ns();
 		n += r + check_deadlines(a, now);
+		if (rxp_unlikely(now >= a->metrics_next_ns))
+			a->metrics_next_ns = rxp__mexport_due(a, now);
 		if (n) {
 			idle_since = now;
 			continue;

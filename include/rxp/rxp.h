@@ -602,7 +602,8 @@ enum rxp_metrics_format {
  *      file, a pipe, a socket, a memfd.
  * @format: enum rxp_metrics_format.
  * Nothing is allocated; the counters are read as rxp_agent_metric()
- * reads them.
+ * reads them. With $RXP_METRICS_FILE set the agent writes that file by
+ * itself every $RXP_METRICS_INTERVAL_MS and at shutdown (README).
  * Return: 0; -EINVAL (@a NULL, @fd < 0, unknown @format); or the first
  * error of write(2) (-EBADF, -ENOSPC, -EPIPE, ...), after which part of
  * the text may have been written.

@@ -4,10 +4,14 @@
  * the Prometheus text format, read by Debian's python3-prometheus-client
  * parser (check_metrics.py): legal names, HELP and TYPE, per-peer
  * latency histograms whose buckets are cumulative and whose count is the
- * number of calls made; the text format is rxp_agent_metrics_dump()'s.
+ * number of calls made; the text format is rxp_agent_metrics_dump()'s;
+ * RXP_METRICS_FILE written at start, periodically and at shutdown;
+ * RXP_METRICS_INTERVAL_MS parsed strictly.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +34,13 @@
 #endif
 
 static char tmpdir[256];
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
 
 /* check_metrics.py @file @args...; its exit code */
 static int check(const char *file, const char *args)
@@ -156,12 +168,158 @@ static void test_metrics_write_refuses_bad_arguments(void **state)
 	assert_int_equal(world_stop(&w, true), 0);
 }
 
+/* ------------------------------------------------- RXP_METRICS_FILE */
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && st.st_size > 0;
+}
+
+/* true once @path holds @text (within @ms) */
+static bool wait_for(const char *path, const char *text, int ms)
+{
+	static char buf[65536];
+
+	for (int t = 0; t < ms; t += 20) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if (strstr(buf, text))
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
+/* no temporary file left beside it */
+static int tmp_files(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strstr(e->d_name, ".tmp.") != NULL;
+	closedir(d);
+	return n;
+}
+
+static void test_metrics_file_at_start_periodically_and_at_close(void **state)
+{
+	struct world w;
+	char spec[300], f0[300], f1[300];
+	int ret;
+
+	snprintf(spec, sizeof(spec), "%s/rank%%r.prom", tmpdir);
+	snprintf(f0, sizeof(f0), "%s/rank0.prom", tmpdir);
+	snprintf(f1, sizeof(f1), "%s/rank1.prom", tmpdir);
+	unlink(f0);
+	unlink(f1);
+	setenv("RXP_METRICS_FILE", spec, 1); /* the forked rank 1 too */
+	setenv("RXP_METRICS_INTERVAL_MS", "50", 1);
+	ret = world_start(&w, 2);
+	unsetenv("RXP_METRICS_FILE");
+	unsetenv("RXP_METRICS_INTERVAL_MS");
+	if (ret == 77)
+		skip();
+	assert_int_equal(ret, 0);
+	/* the first one is written by create */
+	assert_true(file_exists(f0));
+	assert_int_equal(check(f0, "--worker worker0"), 0);
+	make_calls(&w, 30, 0);
+	/* a rewrite within a few intervals (50 ms) has them */
+	assert_true(wait_for(f0,
+			     "rxp_peer_calls_total{worker=\"worker0\",rank="
+			     "\"0\",peer=\"worker1\"} 30\n",
+			     5000 * world_time_scale()));
+	assert_int_equal(check(f0, "--worker worker0 --peer worker1 "
+				   "--calls 30 --answered 30 --errors 0"),
+			 0);
+	assert_true(file_exists(f1)); /* rank 1 writes its own */
+	assert_int_equal(check(f1, "--worker worker1"), 0);
+	/* the last snapshot at shutdown has the calls made just before */
+	make_calls(&w, 7, 0);
+	assert_int_equal(world_stop(&w, true), 0);
+	assert_int_equal(check(f0, "--worker worker0 --peer worker1 "
+				   "--calls 37 --answered 37 --errors 0"),
+			 0);
+	assert_int_equal(tmp_files(), 0);
+}
+
+struct logged {
+	char text[4096];
+};
+
+/* the handler runs on the threads that log, several at once */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void keep_log(void *user, int level, const char *subsystem,
+		     const char *line, const char *msg)
+{
+	struct logged *l = user;
+	size_t n;
+
+	pthread_mutex_lock(&log_mu);
+	n = strlen(l->text);
+	snprintf(l->text + n, sizeof(l->text) - n, "%s\n", line);
+	pthread_mutex_unlock(&log_mu);
+}
+
+/* create with @var=@val: its return code; the log in @l */
+static int create_with(const char *var, const char *val, struct logged *l)
+{
+	struct rxp_agent_attr attr;
+	struct rxp_agent *a = NULL;
+	char name[32];
+	int ret;
+
+	world_attr(&attr, 0, 1, world_free_port(), name, sizeof(name));
+	setenv(var, val, 1);
+	l->text[0] = '\0';
+	rxp_log_set_handler(keep_log, l);
+	ret = rxp_agent_create(&attr, &a);
+	rxp_log_set_handler(NULL, NULL);
+	unsetenv(var);
+	if (!ret)
+		rxp_agent_shutdown(a);
+	return ret;
+}
+
+static void test_bad_metrics_settings_fail_create(void **state)
+{
+	static const char *const bad_ms[] = {"abc", "5", "-1", "10x",
+					     "99999999999"};
+	struct logged l;
+	char spec[300];
+
+	for (size_t i = 0; i < sizeof(bad_ms) / sizeof(bad_ms[0]); i++) {
+		assert_int_equal(
+			create_with("RXP_METRICS_INTERVAL_MS", bad_ms[i], &l),
+			-EINVAL);
+		assert_non_null(strstr(l.text, "RXP_METRICS_INTERVAL_MS"));
+	}
+	snprintf(spec, sizeof(spec), "%s/x%%q.prom", tmpdir);
+	assert_int_equal(create_with("RXP_METRICS_FILE", spec, &l), -EINVAL);
+	assert_non_null(strstr(l.text, "RXP_METRICS_FILE"));
+	/* a good one works, and says where it writes */
+	assert_int_equal(create_with("RXP_METRICS_INTERVAL_MS", "1000", &l), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prometheus_text_parses_and_counts_calls),
 		cmocka_unit_test(test_text_format_is_the_dump),
 		cmocka_unit_test(test_metrics_write_refuses_bad_arguments),
+		cmocka_unit_test(
+			test_metrics_file_at_start_periodically_and_at_close),
+		cmocka_unit_test(test_bad_metrics_settings_fail_create),
 	};
 	const char *t = getenv("TMPDIR");
 	int ret;
