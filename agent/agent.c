@@ -30,6 +30,8 @@ static void agent_free(struct rxp_agent *a)
 	const struct rxp__feature *ft;
 
 	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
+	rxp__log_drop_id(&a->log_id);
+	rxp__mexport_free(a);
 	registry_free(a);
 	rxp_rwlock_destroy(&a->fn_lock);
 	rxp_mutex_destroy(&a->progress_mu);
@@ -278,14 +280,25 @@ static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
 
 	if (!peers)
 		return -ENOMEM;
+	rxp_dbg("agent",
+		"rendezvous: telling rank 0 this worker's %s address %s, "
+		"waiting for all %d workers",
+		rxp_tp_wire_name(a->ops), addr, a->world);
 	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
 				rxp_tp_wire_name(a->ops), peers, timeout_ms);
+	if (!ret)
+		rxp_dbg("agent", "rendezvous: the world of %d is known",
+			a->world);
 	for (int i = 0; !ret && i < a->world; i++) {
 		struct rxp__worker *w = &a->workers[i];
 
 		memcpy(w->name, peers[i].name, sizeof(w->name));
 		memcpy(w->addr, peers[i].addr, sizeof(w->addr));
 		w->rank = peers[i].rank;
+		/* a large world: the first ones tell the story */
+		if (i < 16 || i == a->world - 1)
+			rxp_dbg("agent", "rendezvous: worker %d is '%s' at %s",
+				i, w->name, w->addr);
 	}
 	rxp__free(peers);
 	return ret;
@@ -298,6 +311,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	struct rxp_addr_plan plan;
 	struct rxp_auth_key key;
 	struct rxp_agent_attr eff;
+	const struct rxp_log_id *prev_id;
 	struct rxp_agent *a;
 	int port, ret, need_route;
 	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
@@ -369,6 +383,12 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	snprintf(a->name, sizeof(a->name), "%s", at->name);
 	a->rank = at->rank;
 	a->world = at->world_size;
+	/* from here on this thread's lines name this worker, and so do
+	 * other threads' until an agent created before it does */
+	a->log_id.rank = a->rank;
+	memcpy(a->log_id.name, a->name, sizeof(a->log_id.name));
+	prev_id = rxp__log_thread_id(&a->log_id);
+	rxp__log_offer_id(&a->log_id);
 	/* both checked by check_attr, so these cannot fail */
 	rxp_timeout_ns(at->rpc_timeout_ms, RXP_DEFAULT_RPC_TIMEOUT_MS * 1000000,
 		       &a->rpc_timeout_ns);
@@ -383,6 +403,9 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	rxp_mutex_init(&a->join_mu);
 	rxp_mutex_init(&a->progress_mu);
 	rxp_agent_set_handler(a, at->handler, at->handler_user);
+	ret = rxp__mexport_config(a);
+	if (ret)
+		goto err_free;
 	ret = features_init(a);
 	if (ret)
 		goto err_free;
@@ -426,15 +449,17 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		ret = -errno;
 		goto err_conns;
 	}
-	ret = rxp__pool_start(&a->pool, at->num_worker_threads);
+	ret = rxp__pool_start(&a->pool, at->num_worker_threads, &a->log_id);
 	if (ret)
 		goto err_wake;
 	ret = -pthread_create(&a->poller, NULL, rxp__poller_main, a);
 	if (ret)
 		goto err_pool;
+	rxp__mexport_first(a);
 	rxp_info("agent", "worker '%s' rank %d/%d up on %s %s (poll %d us)",
 		 a->name, a->rank, a->world, a->tp->name, addr, a->poll_us);
 	*out = a;
+	rxp__log_thread_id(prev_id);
 	return 0;
 
 err_pool:
@@ -451,11 +476,14 @@ err_rdv:
 err_free:
 	rxp_auth_wipe(&key);
 	agent_free(a);
+	rxp__log_thread_id(prev_id);
 	return ret;
 }
 
 void rxp_agent_shutdown(struct rxp_agent *a)
 {
+	const struct rxp_log_id *prev_id;
+
 	if (!a)
 		return;
 	if (rxp__on_poller(a) || rxp__pool_is_worker(&a->pool)) {
@@ -463,6 +491,9 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 				 "thread: refused");
 		return;
 	}
+	prev_id = rxp__log_thread_id(&a->log_id);
+	/* the last snapshot, while the transport's counters are there */
+	rxp__mexport_close(a);
 	atomic_store(&a->stopping, true);
 	{
 		uint64_t one = 1;
@@ -489,6 +520,9 @@ void rxp_agent_shutdown(struct rxp_agent *a)
 	rxp__rdv_close(a->rdv);
 	rxp__rdv_server_stop(a->rdv_server);
 	rxp_mutex_destroy(&a->join_mu);
+	/* other threads' lines no longer name it */
+	rxp__log_drop_id(&a->log_id);
+	rxp__log_thread_id(prev_id);
 	rxp__agent_put(a);
 }
 
@@ -508,9 +542,13 @@ int rxp_agent_join(struct rxp_agent *a, int64_t timeout_ms)
 		usleep(1000);
 	}
 	rxp_mutex_lock(&a->join_mu);
+	rxp_dbg("agent", "join: no call of ours is pending; waiting for the "
+			 "other workers at the barrier");
 	ret = rxp__rdv_barrier(
 		a->rdv, deadline ? (deadline - rxp_now_ns()) / 1000000 + 1 : 0);
 	rxp_mutex_unlock(&a->join_mu);
+	rxp_log(ret ? RXP_LOG_WARN : RXP_LOG_DEBUG, "agent", "join: %s",
+		ret ? rxp_strerror(ret) : "every worker is there");
 	return ret;
 }
 

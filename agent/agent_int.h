@@ -257,8 +257,10 @@ struct rxp__pool {
 	int nthreads;
 	pthread_t *threads;
 	atomic_int idle;
+	const struct rxp_log_id *log_id; /* who its threads log as */
 };
-int rxp__pool_start(struct rxp__pool *p, int nthreads);
+int rxp__pool_start(struct rxp__pool *p, int nthreads,
+		    const struct rxp_log_id *log_id);
 /* Queue a task. -ENOMEM when the queue cannot grow, -ECANCELED when
  * stopped (the caller then runs or drops the task itself). */
 int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg);
@@ -267,6 +269,38 @@ void rxp__pool_stop(struct rxp__pool *p);
 bool rxp__pool_is_worker(const struct rxp__pool *p);
 
 /* ---------------------------------------------- workers (from rendezvous) */
+/*
+ * Round trips of the answered calls to one peer (metrics.c writes them as
+ * a Prometheus histogram). Bucket b counts round trips of at most 2^b us
+ * (1 us .. 2^25 us = 33.6 s), the last one the rest; not cumulative. Only
+ * the progress lock's holder records (maybe_complete), so a relaxed load
+ * and store are enough: no locked instruction, no allocation, no syscall
+ * on the call path; they are atomics for the readers.
+ */
+#define RXP__LAT_BUCKETS 26 /* finite ones; n[RXP__LAT_BUCKETS] is +Inf */
+struct rxp__lat_hist {
+	atomic_uint_fast64_t n[RXP__LAT_BUCKETS + 1];
+	atomic_uint_fast64_t sum_ns;
+};
+
+static inline void rxp__lat_add(atomic_uint_fast64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* the progress lock's holder only */
+static inline void rxp__lat_record(struct rxp__lat_hist *h, int64_t ns)
+{
+	uint64_t us = ns > 0 ? ((uint64_t)ns + 999) / 1000 : 0;
+	/* the first b with us <= 2^b */
+	unsigned b = us <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(us - 1);
+
+	rxp__lat_add(&h->n[b < RXP__LAT_BUCKETS ? b : RXP__LAT_BUCKETS], 1);
+	rxp__lat_add(&h->sum_ns, ns > 0 ? (uint64_t)ns : 0);
+}
+
 struct rxp__worker {
 	char name[128];
 	char addr[128]; /* transport address */
@@ -285,6 +319,9 @@ struct rxp__worker {
 	bool bl_active;
 	/* metrics */
 	atomic_uint_fast64_t calls, bytes_sent, bytes_recv, errors;
+	struct rxp__lat_hist lat;
+	/* the first request sent and answered were logged (debug) */
+	bool said_sent, said_answered;
 };
 
 /* ---------------------------------------------------------------- agent */
@@ -304,6 +341,7 @@ struct rxp_agent {
 	atomic_uint refs;
 	char name[128];
 	int rank, world;
+	struct rxp_log_id log_id; /* rank and name, for log lines */
 	struct rxp__worker *workers;
 	int64_t rpc_timeout_ns; /* 0 = never */
 	int poll_us;
@@ -372,6 +410,11 @@ struct rxp_agent {
 	/* a feature's on_submit hook wants every script call (profiler on) */
 	atomic_bool call_hooks;
 
+	/* RXP_METRICS_FILE (metrics_export.c; NULL: not asked for), and
+	 * when the polling thread queues its next write */
+	struct rxp__mexport *mexport;
+	int64_t metrics_next_ns RXP_GUARDED_BY(rxp__progress);
+
 	/* metrics */
 	atomic_long client_active, server_active, server_active_async;
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
@@ -379,6 +422,21 @@ struct rxp_agent {
 		forged_responses, sends_withdrawn, stuck_closes,
 		calls_refused_queue, backlog_closes;
 };
+
+/* metrics_export.c: RXP_METRICS_FILE and RXP_METRICS_INTERVAL_MS.
+ * _config reads them (create, before rendezvous: -EINVAL for a bad value,
+ * logged with its name); _first writes the file once (create, agent up);
+ * _first_due / _due (polling thread) say when the next write is due, _due
+ * also queuing one on the worker pool; _close writes the last snapshot
+ * (shutdown, before the transport closes; later queued writes do nothing);
+ * _free when the agent is freed. Each is a no-op without the variable. */
+struct rxp__mexport;
+int rxp__mexport_config(struct rxp_agent *a);
+void rxp__mexport_first(struct rxp_agent *a);
+int64_t rxp__mexport_first_due(const struct rxp_agent *a, int64_t now);
+int64_t rxp__mexport_due(struct rxp_agent *a, int64_t now);
+void rxp__mexport_close(struct rxp_agent *a);
+void rxp__mexport_free(struct rxp_agent *a);
 
 void rxp__agent_get(struct rxp_agent *a);
 void rxp__agent_put(struct rxp_agent *a);

@@ -49,10 +49,17 @@ struct rxp__ext {
 			       _Alignof(type) <= _Alignof(struct rxp__ext),    \
 		       #type " fits a feature extension area")
 
-/* A metric a feature adds to rxp_agent_metric() / rxp_agent_metrics_dump(). */
+/* A metric a feature adds to rxp_agent_metric() and the metrics dumps
+ * (agent/metrics.c says how a key becomes a Prometheus name). */
+enum rxp__metric_kind {
+	RXP__GAUGE,  /* goes up and down (the default) */
+	RXP__COUNTER /* only grows */
+};
 struct rxp__metric {
 	const char *key;
 	int64_t (*get)(struct rxp_agent *a);
+	enum rxp__metric_kind kind;
+	const char *help; /* one sentence; NULL: the key */
 };
 
 struct rxp__feature {

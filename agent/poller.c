@@ -161,11 +161,34 @@ static void maybe_complete(struct rxp_agent *a, struct rxp_future *f)
 
 		rxp__for_each_feature(ft) if (ft->on_done) ft->on_done(a, f);
 	}
-	if (f->status) {
-		atomic_fetch_add(&a->calls_failed, 1);
-		if (f->dst < (uint32_t)a->world)
-			atomic_fetch_add(&a->workers[f->dst].errors, 1);
+	if (f->dst < (uint32_t)a->world) {
+		struct rxp__worker *w = &a->workers[f->dst];
+
+		/* answered (a value or the callee's error): its round trip */
+		if (f->resp_payload) {
+			int64_t rtt = rxp_now_ns() - f->t_submit_ns;
+
+			rxp__lat_record(&w->lat, rtt);
+			if (rxp_unlikely(!w->said_answered)) {
+				w->said_answered = true;
+				rxp_dbg("agent",
+					"first answer from worker '%s' (rank "
+					"%u) after %lld us: %s",
+					w->name, f->dst, (long long)rtt / 1000,
+					rxp_strerror(f->status));
+			}
+		}
+		if (f->status) {
+			atomic_fetch_add(&w->errors, 1);
+			rxp_dbg("agent", "call to worker '%s' failed: %s: %s",
+				w->name, rxp_strerror(f->status),
+				f->errmsg     ? f->errmsg
+				: f->errconst ? f->errconst
+					      : "-");
+		}
 	}
+	if (f->status)
+		atomic_fetch_add(&a->calls_failed, 1);
 	rxp__future_fulfil(f, f->status);
 }
 
@@ -264,6 +287,14 @@ static int transmit(struct rxp_agent *a, struct rxp_future *f)
 	for (uint32_t i = 0; i < f->nst; i++)
 		bytes += f->st[i].len;
 	atomic_fetch_add(&w->bytes_sent, bytes);
+	if (rxp_unlikely(!w->said_sent)) {
+		w->said_sent = true;
+		rxp_dbg("agent",
+			"first request to worker '%s' (rank %u) handed to %s: "
+			"type %u, %llu bytes",
+			w->name, f->dst, a->tp->name, f->type,
+			(unsigned long long)bytes);
+	}
 	return 0;
 }
 
@@ -343,9 +374,14 @@ static void send_request(struct rxp_agent *a, struct rxp_future *f)
 	int ret;
 
 	if (!w->conn) {
+		rxp_dbg("agent", "connecting to worker '%s' (rank %u) at %s",
+			w->name, f->dst, w->addr);
 		ret = a->ops->connect(a->tp, w->addr, f->dst, &w->conn);
-		if (ret)
+		if (ret) {
+			rxp_dbg("agent", "cannot connect to worker '%s': %s",
+				w->name, rxp_strerror(ret));
 			goto err;
+		}
 		ret = rxp__slots_add(&a->conns, w->conn, &w->conn_key);
 		if (ret) {
 			a->ops->disconnect(w->conn); /* on_conn sees no key */
@@ -803,8 +839,11 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 	rxp__progress_held(a); /* the transport calls back under it */
 
 	if (status == 0) {
-		if (c->outgoing)
+		if (c->outgoing) {
+			rxp_dbg("agent", "connection to worker '%s' is up",
+				peer_name(a, c->peer_id));
 			return;
+		}
 		if (c->peer_id >= (uint32_t)a->world) {
 			rxp_warn("agent",
 				 "connection from unknown worker id %u",
@@ -995,6 +1034,8 @@ static int next_timeout_ms(struct rxp_agent *a, int64_t now)
 	t = d.t;
 	if (a->stuck_head && a->stuck_head->grace_ns < t)
 		t = a->stuck_head->grace_ns;
+	if (a->metrics_next_ns < t) /* RXP_METRICS_FILE */
+		t = a->metrics_next_ns;
 	if (t == INT64_MAX)
 		return -1;
 	ms = (t - now + 999999) / 1000000;
@@ -1093,8 +1134,10 @@ void *rxp__poller_main(void *arg)
 	int64_t spin_ns = (int64_t)a->poll_us * 1000;
 	int64_t idle_since = rxp_now_ns();
 
+	rxp__log_thread_id(&a->log_id);
 	rxp__progress_lock(&a->progress_mu);
 	current_leader = a;
+	a->metrics_next_ns = rxp__mexport_first_due(a, idle_since);
 	while (!atomic_load(&a->stopping)) {
 		int64_t now;
 		int n = drain_submissions(a, false);
@@ -1107,6 +1150,8 @@ void *rxp__poller_main(void *arg)
 		}
 		now = rxp_now_ns();
 		n += r + check_deadlines(a, now);
+		if (rxp_unlikely(now >= a->metrics_next_ns))
+			a->metrics_next_ns = rxp__mexport_due(a, now);
 		if (n) {
 			idle_since = now;
 			continue;

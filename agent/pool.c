@@ -22,6 +22,7 @@ static void *worker_main(void *arg)
 	struct rxp__pool *p = arg;
 
 	current_pool = p;
+	rxp__log_thread_id(p->log_id);
 	rxp__pool_lock(&p->mu);
 	for (;;) {
 		struct rxp__task t;
@@ -60,11 +61,13 @@ ring(struct rxp__pool *p)
 	return &p->q;
 }
 
-int rxp__pool_start(struct rxp__pool *p, int nthreads)
+int rxp__pool_start(struct rxp__pool *p, int nthreads,
+		    const struct rxp_log_id *log_id)
 {
 	int ret;
 
 	memset(p, 0, sizeof(*p));
+	p->log_id = log_id;
 	ret = ring_init(p);
 	p->threads = rxp__calloc((size_t)nthreads, sizeof(*p->threads));
 	if (ret || !p->threads) {

@@ -10,7 +10,8 @@ VM_PKGS=(qemu-system-x86 busybox-static kmod binutils cpio xz-utils iproute2
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config gcc g++ clang-14
 	    libclang-rt-14-dev liburing-dev libcmocka-dev libibverbs-dev
 	    librdmacm-dev libsodium-dev libbenchmark-dev python3 git util-linux
-	    python3-dev python3-torch libtorch-dev pybind11-dev abigail-tools)
+	    python3-dev python3-torch libtorch-dev pybind11-dev abigail-tools
+	    python3-prometheus-client)
 
 want=("${VM_PKGS[@]}")
 check_only=0

@@ -73,9 +73,12 @@ struct rxp_conn {
 struct rxp_tp {
 	const struct rxp_tp_ops *ops;
 	const char *name; /* "tcp", "tcp-poll", "verbs" */
-	/* counters the backend maintains (single writer: the progress lock's
-	 * holder) */
-	uint64_t bytes_sent, bytes_received, msgs_sent, msgs_received;
+	/* counters the backend maintains with rxp_tp_count() (single
+	 * writer: the progress lock's holder); atomic, because the agent's
+	 * metrics read them from any thread (RXP_METRICS_FILE: a pool
+	 * thread, while traffic flows) */
+	atomic_uint_fast64_t bytes_sent, bytes_received, msgs_sent,
+		msgs_received;
 	/* connections refused by authentication; atomic: the agent's
 	 * metrics read it from any thread */
 	atomic_uint_fast64_t auth_refused;
@@ -87,6 +90,22 @@ struct rxp_tp {
 	 * (silence, garbage; authentication refusals count above) */
 	atomic_uint_fast64_t conns_prehs_failed;
 };
+
+/* Add @n to a counter of struct rxp_tp. Its one writer holds the progress
+ * lock, so a relaxed load and store are enough: a plain add on x86 and
+ * arm64, no locked instruction on the data path. */
+static inline void rxp_tp_count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* Read one (any thread). */
+static inline uint64_t rxp_tp_counter(const atomic_uint_fast64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 struct rxp_msg_out {
 	uint8_t type;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <rxp/rxp.h>
+
 #define rxp_container_of(ptr, type, member)                                    \
 	((type *)((char *)(ptr)-offsetof(type, member)))
 #define RXP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -20,11 +22,13 @@
 
 /* ------------------------------------------------------------ logging */
 /*
- * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the data
- * path logs at debug) picks the level; messages go to stderr as "rxp[pid] LEVEL
- * component: text". The data path logs at debug only.
+ * RXP_LOG=error|warn|info|debug (default info: start-up choices only; the
+ * data path logs at debug only) picks the level. A line reads
+ *   2026-12-03T12:00:00.123Z rxp[rank 1 trainer1] warn tcp: text
+ * (UTC; rxp.h, "Logging", says which worker a line names) and goes to
+ * stderr with one write(2), or to the rxp_log_set_handler() handler. The
+ * levels are rxp.h's enum rxp_log_level.
  */
-enum rxp_log_level { RXP_LOG_ERROR, RXP_LOG_WARN, RXP_LOG_INFO, RXP_LOG_DEBUG };
 /* Atomic: any thread may log while rxp__log_init (a second agent or
  * transport opening) or a test changes the level; relaxed, as a plain load. */
 extern _Atomic int rxp__log_level;
@@ -43,6 +47,26 @@ void rxp__log(int level, const char *comp, const char *fmt, ...)
 #define rxp_dbg(comp, ...) rxp_log(RXP_LOG_DEBUG, comp, __VA_ARGS__)
 /* Reads RXP_LOG once; called by rxp_agent_create and transports' open. */
 void rxp__log_init(void);
+
+/*
+ * Who a line names: a worker's rank and name (an agent's, which outlives
+ * every use of it here).
+ *  - rxp__log_thread_id(id): this thread's lines name @id (NULL: the
+ *    process default below); returns the previous setting, to restore.
+ *    An agent's threads set it for their life, its create and shutdown
+ *    for their duration.
+ *  - rxp__log_offer_id(id): @id becomes the process default, for the
+ *    threads no agent owns, unless another agent's is already;
+ *    rxp__log_drop_id(id) gives it up again (the agent is going away).
+ *    Without a default a line names the process ("rxp[pid 4242]").
+ */
+struct rxp_log_id {
+	int rank;
+	char name[128];
+};
+const struct rxp_log_id *rxp__log_thread_id(const struct rxp_log_id *id);
+void rxp__log_offer_id(const struct rxp_log_id *id);
+void rxp__log_drop_id(const struct rxp_log_id *id);
 
 /* ---------------------------------------------------------- allocation */
 /*

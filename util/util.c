@@ -8,48 +8,153 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "rxp_lock.h"
 #include "rxp_util.h"
 
 _Atomic int rxp__log_level = RXP_LOG_INFO;
 
-static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/*
+ * Who logs and where lines go. A thread's identity is a pointer of its own
+ * (an agent's threads); the process default is a copy under id_mu, so a
+ * line never reads an agent being freed. The handler is called under the
+ * read side of hook_lock, so that once rxp_log_set_handler() returns the
+ * old handler is not running; lines of several threads take it together.
+ */
+static __thread const struct rxp_log_id *thread_id;
+static struct rxp_mutex id_mu = RXP_MUTEX_INITIALIZER;
+static const struct rxp_log_id *default_owner RXP_GUARDED_BY(id_mu);
+static struct rxp_log_id default_id RXP_GUARDED_BY(id_mu);
+RXP_RWLOCK_CLASS(rxp__log_hook);
+static struct rxp_rwlock hook_lock = {PTHREAD_RWLOCK_INITIALIZER};
+static rxp_log_fn hook_fn RXP_GUARDED_BY(rxp__log_hook);
+static void *hook_user RXP_GUARDED_BY(rxp__log_hook);
 
 void rxp__log_init(void)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
 	const char *v = getenv("RXP_LOG");
 
 	if (!v || !*v)
 		return;
-	for (size_t i = 0; i < RXP_ARRAY_SIZE(names); i++) {
-		if (!strcasecmp(v, names[i])) {
+	for (size_t i = 0; i < RXP_ARRAY_SIZE(level_names); i++) {
+		if (!strcasecmp(v, level_names[i])) {
 			atomic_store_explicit(&rxp__log_level, (int)i,
 					      memory_order_relaxed);
 			return;
 		}
 	}
-	fprintf(stderr, "rxp: RXP_LOG=%s is not one of error|warn|info|debug\n",
-		v);
+	rxp_err("env", "RXP_LOG=%s is not one of error|warn|info|debug", v);
+}
+
+const struct rxp_log_id *rxp__log_thread_id(const struct rxp_log_id *id)
+{
+	const struct rxp_log_id *prev = thread_id;
+
+	thread_id = id;
+	return prev;
+}
+
+void rxp__log_offer_id(const struct rxp_log_id *id)
+{
+	rxp_mutex_lock(&id_mu);
+	if (!default_owner) {
+		default_owner = id;
+		default_id = *id;
+	}
+	rxp_mutex_unlock(&id_mu);
+}
+
+void rxp__log_drop_id(const struct rxp_log_id *id)
+{
+	rxp_mutex_lock(&id_mu);
+	if (default_owner == id)
+		default_owner = NULL;
+	rxp_mutex_unlock(&id_mu);
+}
+
+void rxp_log_set_handler(rxp_log_fn fn, void *user)
+{
+	rxp__log_hook_wrlock(&hook_lock);
+	hook_fn = fn;
+	hook_user = fn ? user : NULL;
+	rxp__log_hook_wrunlock(&hook_lock);
+}
+
+/* "rank 1 trainer1", or "pid 4242" when no agent is known */
+static void log_who(char *buf, size_t cap)
+{
+	const struct rxp_log_id *id = thread_id;
+
+	if (id) {
+		snprintf(buf, cap, "rank %d %s", id->rank, id->name);
+		return;
+	}
+	rxp_mutex_lock(&id_mu);
+	if (default_owner)
+		snprintf(buf, cap, "rank %d %s", default_id.rank,
+			 default_id.name);
+	else
+		snprintf(buf, cap, "pid %d", (int)getpid());
+	rxp_mutex_unlock(&id_mu);
+}
+
+/* Into @line (cap > 1): "2026-12-03T12:00:00.123Z rxp[rank 1 w] warn
+ * tcp: text", cut to fit; its length, and where the text starts. */
+static size_t log_format(char *line, size_t cap, int level, const char *comp,
+			 size_t *msg_off, const char *fmt, va_list ap)
+	__attribute__((format(printf, 6, 0)));
+static size_t log_format(char *line, size_t cap, int level, const char *comp,
+			 size_t *msg_off, const char *fmt, va_list ap)
+{
+	struct timespec ts;
+	struct tm tm;
+	char who[160];
+	int n;
+	size_t len;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	log_who(who, sizeof(who));
+	n = snprintf(line, cap,
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ rxp[%s] %s %s: ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, who,
+		     level_names[level], comp);
+	len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+	*msg_off = len;
+	n = vsnprintf(line + len, cap - len, fmt, ap);
+	if (n > 0)
+		len += (size_t)n < cap - len ? (size_t)n : cap - 1 - len;
+	return len;
 }
 
 void rxp__log(int level, const char *comp, const char *fmt, ...)
 {
 	char line[1024];
-	int n;
+	size_t n, msg;
 	va_list ap;
 
 	if (level < 0 || level > RXP_LOG_DEBUG)
 		level = RXP_LOG_ERROR;
-	n = snprintf(line, sizeof(line), "rxp[%d] %s %s: ", (int)getpid(),
-		     level_names[level], comp);
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	/* room for the newline */
+	n = log_format(line, sizeof(line) - 1, level, comp, &msg, fmt, ap);
 	va_end(ap);
+	rxp__log_hook_rdlock(&hook_lock);
+	if (hook_fn) {
+		hook_fn(hook_user, level, comp, line, line + msg);
+		rxp__log_hook_rdunlock(&hook_lock);
+		return;
+	}
+	rxp__log_hook_rdunlock(&hook_lock);
 	/* one write per line so lines from threads do not interleave */
-	fprintf(stderr, "%s\n", line);
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, n) < 0)
+		return; /* nowhere left to say so */
 }
 
 /* ---------------------------------------------------------- allocation */

@@ -826,12 +826,17 @@ RREF_METRIC(placeholders_refused, 5)
 #undef RREF_METRIC
 
 static const struct rxp__metric rref_metrics[] = {
-	{"rref.owned", metric_owned},
-	{"rref.forks", metric_forks},
-	{"rref.pending_children", metric_children},
-	{"rref.pending_deletes", metric_deletes},
-	{"rref.placeholders", metric_placeholders},
-	{"rref.placeholders_refused", metric_placeholders_refused},
+	{"rref.owned", metric_owned, RXP__GAUGE, "RRefs this worker owns."},
+	{"rref.forks", metric_forks, RXP__GAUGE,
+	 "Forks of owned RRefs held by other workers."},
+	{"rref.pending_children", metric_children, RXP__GAUGE,
+	 "Forks this worker made whose owner has not confirmed them."},
+	{"rref.pending_deletes", metric_deletes, RXP__GAUGE,
+	 "Deletes of forks not yet acknowledged by their owner."},
+	{"rref.placeholders", metric_placeholders, RXP__GAUGE,
+	 "Forks kept for RRefs whose remote() has not arrived yet."},
+	{"rref.placeholders_refused", metric_placeholders_refused, RXP__COUNTER,
+	 "Forks refused by RXP_RREF_PLACEHOLDERS_PER_PEER or _MAX."},
 };
 
 const struct rxp__feature rxp__rref_feature = {

@@ -89,6 +89,50 @@ RXP_API const char *rxp_strerror(int err);
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. Threads: any. */
 RXP_API const char *rxp_version(void);
 
+/* ------------------------------------------------------------- logging */
+
+/*
+ * rxp logs one line per event, at the level $RXP_LOG selects: error, warn,
+ * info (the default: the choices made at start-up) or debug (also the
+ * story of a job: rendezvous, each connection, the transport chosen, the
+ * first call to each peer, every failed call). A line reads
+ *   2026-12-03T12:00:00.123Z rxp[rank 1 trainer1] warn tcp: text
+ * that is UTC time, the worker that logs, level, subsystem and text. The
+ * worker is the agent's whose thread logs (its polling thread and worker
+ * pool, and the thread inside its rxp_agent_create / rxp_agent_shutdown);
+ * on any other thread (the caller's, rank 0's rendezvous server) it is
+ * the process's first agent still alive, and "pid N" while there is none.
+ * Without a handler each line goes to stderr with one write(2), so lines
+ * of threads and processes sharing a terminal do not interleave.
+ */
+enum rxp_log_level {
+	RXP_LOG_ERROR = 0,
+	RXP_LOG_WARN = 1,
+	RXP_LOG_INFO = 2,
+	RXP_LOG_DEBUG = 3
+};
+
+/* @level: enum rxp_log_level. @subsystem: "agent", "tcp", "verbs",
+ * "rendezvous", "metrics", ... @line: the whole line as above, without a
+ * newline; @msg points into it, at the text after "subsystem: ". Both are
+ * valid during the call only. */
+typedef void (*rxp_log_fn)(void *user, int level, const char *subsystem,
+			   const char *line, const char *msg);
+
+/*
+ * rxp_log_set_handler() - send rxp's log lines to @fn instead of stderr.
+ * @fn: NULL sends them to stderr again. Lines below the $RXP_LOG level are
+ *      never made. @fn runs on the thread that logs (any rxp thread, the
+ *      polling thread too, possibly several at once, possibly with rxp's
+ *      locks held): it must return soon and must not call rxp functions
+ *      other than rxp_strerror() and rxp_version().
+ * @user: passed to @fn.
+ * Process-wide: one handler for every agent.
+ * Threads: any, but not from @fn. Once it returns, the previous handler
+ * is not running and is not called again.
+ */
+RXP_API void rxp_log_set_handler(rxp_log_fn fn, void *user);
+
 /* A piece of caller memory (a tensor storage to send). */
 struct rxp_iov {
 	const void *base;
@@ -523,7 +567,9 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
  * request was still being sent RXP_SEND_GRACE_MS after its deadline),
  * transport.auth_refused
  * (connections refused by authentication),
- * bytes.sent, bytes.received, peer.<name>.calls/bytes_sent/errors ...).
+ * transport.bytes_sent, transport.bytes_received,
+ * peer.<name>.calls/bytes_sent/bytes_received/errors ...; README.md,
+ * "Metrics and logs", lists them all).
  * rxp_agent_metric() fills *value for one key (-ENOENT if unknown);
  * rxp_agent_metrics_dump() writes "key value\n" lines into @buf and
  * returns the length it needed (like snprintf).
@@ -532,6 +578,39 @@ RXP_API const char *rxp_agent_transport(const struct rxp_agent *a);
 RXP_API int rxp_agent_metric(struct rxp_agent *a, const char *key,
 			     int64_t *value);
 RXP_API int rxp_agent_metrics_dump(struct rxp_agent *a, char *buf, size_t len);
+
+enum rxp_metrics_format {
+	/* "key value\n" lines, those of rxp_agent_metrics_dump() */
+	RXP_METRICS_TEXT = 0,
+	/* The Prometheus text exposition format, version 0.0.4: each metric
+	 * with "# HELP" and "# TYPE" lines, named "rxp_" + its key with '.'
+	 * as '_' and "_total" after a counter's (calls.sent ->
+	 * rxp_calls_sent_total, agent.client_active_calls ->
+	 * rxp_agent_client_active_calls); every sample labelled
+	 * worker="<this worker>",rank="<its rank>"; per peer (peers sent
+	 * to, heard from or failed) peer.<name>.calls ->
+	 * rxp_peer_calls_total{...,peer="<name>"} and the histogram
+	 * rxp_peer_call_latency_seconds: round trips, submit to response, of
+	 * the calls and messages the peer answered, in buckets of 1 us
+	 * doubling to 33.6 s; plus rxp_agent_info{...,transport,version} 1. */
+	RXP_METRICS_PROMETHEUS = 1
+};
+
+/*
+ * rxp_agent_metrics_write() - write @a's metrics to @fd in @format.
+ * @fd: written with write(2) from its current offset; not closed. A
+ *      file, a pipe, a socket, a memfd.
+ * @format: enum rxp_metrics_format.
+ * Nothing is allocated; the counters are read as rxp_agent_metric()
+ * reads them. With $RXP_METRICS_FILE set the agent writes that file by
+ * itself every $RXP_METRICS_INTERVAL_MS and at shutdown (README).
+ * Return: 0; -EINVAL (@a NULL, @fd < 0, unknown @format); or the first
+ * error of write(2) (-EBADF, -ENOSPC, -EPIPE, ...), after which part of
+ * the text may have been written.
+ * Threads: any, until rxp_agent_shutdown() begins (a snapshot is not
+ * atomic; a histogram's buckets, +Inf and _count agree).
+ */
+RXP_API int rxp_agent_metrics_write(struct rxp_agent *a, int fd, int format);
 
 /* ---------------------------------------------- script-call level (RPC) */
 

@@ -123,7 +123,7 @@ static void test_pool_runs_every_task_before_stop(void **state)
 	struct rxp__pool p;
 
 	atomic_store(&ran, 0);
-	assert_int_equal(rxp__pool_start(&p, 3), 0);
+	assert_int_equal(rxp__pool_start(&p, 3, NULL), 0);
 	for (int i = 0; i < 3000; i++) /* past the initial ring size */
 		assert_int_equal(rxp__pool_push(&p, task, NULL), 0);
 	rxp__pool_stop(&p);
@@ -134,7 +134,7 @@ static void test_pool_refuses_after_stop(void **state)
 {
 	struct rxp__pool p;
 
-	assert_int_equal(rxp__pool_start(&p, 1), 0);
+	assert_int_equal(rxp__pool_start(&p, 1, NULL), 0);
 	rxp__pool_lock(&p.mu);
 	p.stop = true; /* as rxp__pool_stop sets it, before joining */
 	rxp__pool_unlock(&p.mu);
@@ -150,7 +150,7 @@ static void test_pool_start_fails_on_enomem(void **state)
 	struct rxp__pool p;
 
 	rxp__alloc_fail_after(0);
-	assert_int_equal(rxp__pool_start(&p, 2), -ENOMEM);
+	assert_int_equal(rxp__pool_start(&p, 2, NULL), -ENOMEM);
 	rxp__alloc_fail_after(-1);
 }
 

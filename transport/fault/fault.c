@@ -324,14 +324,16 @@ static int f_progress(struct rxp_tp *tp)
 	struct fault_tp *f = to_ftp(tp);
 	int r = f->inner_ops->progress(f->inner);
 
-	f->base.bytes_sent = f->inner->bytes_sent;
-	f->base.bytes_received = f->inner->bytes_received;
-	f->base.msgs_sent = f->inner->msgs_sent;
-	f->base.msgs_received = f->inner->msgs_received;
-	atomic_store_explicit(&f->base.auth_refused,
-			      atomic_load_explicit(&f->inner->auth_refused,
-						   memory_order_relaxed),
-			      memory_order_relaxed);
+#define COPY(field)                                                            \
+	atomic_store_explicit(&f->base.field,                                  \
+			      rxp_tp_counter(&f->inner->field),                \
+			      memory_order_relaxed)
+	COPY(bytes_sent);
+	COPY(bytes_received);
+	COPY(msgs_sent);
+	COPY(msgs_received);
+	COPY(auth_refused);
+#undef COPY
 	return r;
 }
 

@@ -100,7 +100,7 @@ static int deliver(struct tcp_conn *c)
 	rx->state = RX_HDR;
 	rx->have = 0;
 	rx->nbufs = 0;
-	tp->base.msgs_received++;
+	rxp_tp_count(&tp->base.msgs_received, 1);
 	tcp_cb_enter(c);
 	tp->cb.on_recv(tp->cb.ctx, &c->base, &m);
 	tcp_cb_leave(c);
@@ -346,7 +346,7 @@ int tcp_rx_feed(struct tcp_conn *c, const uint8_t *p, size_t n)
 	struct tcp_rx *rx = &c->rx;
 	int err = 0;
 
-	c->tp->base.bytes_received += n;
+	rxp_tp_count(&c->tp->base.bytes_received, n);
 	c->rx_total += n;
 	while (n && tcp_conn_live(c)) {
 		size_t take;
@@ -442,7 +442,7 @@ int tcp_rx_direct_done(struct tcp_conn *c, size_t n)
 {
 	struct tcp_rx *rx = &c->rx;
 
-	c->tp->base.bytes_received += n;
+	rxp_tp_count(&c->tp->base.bytes_received, n);
 	c->rx_total += n;
 	if (n > rx->body_left)
 		return -EIO; /* the kernel wrote past the iovecs we gave it */

@@ -289,7 +289,7 @@ void tcp_tx_advance(struct tcp_conn *c, size_t n)
 {
 	struct rxp_tp *tp = &c->tp->base;
 
-	tp->bytes_sent += n;
+	rxp_tp_count(&tp->bytes_sent, n);
 	while (c->tx_cur) {
 		struct tcp_slot *s = c->tx_cur;
 		size_t left = s->iov[s->cur].iov_len - s->off;
@@ -303,7 +303,7 @@ void tcp_tx_advance(struct tcp_conn *c, size_t n)
 		if (++s->cur == s->niov) {
 			s->sent = true;
 			if (!s->internal)
-				tp->msgs_sent++;
+				rxp_tp_count(&tp->msgs_sent, 1);
 			c->tx_cur = s->next;
 		}
 	}

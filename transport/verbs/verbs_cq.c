@@ -78,8 +78,8 @@ static void deliver(struct verbs_conn *c, struct verbs_rx *rx)
 			goto err_nomem;
 		bytes += d.len;
 	}
-	tp->base.msgs_received++;
-	tp->base.bytes_received += bytes;
+	rxp_tp_count(&tp->base.msgs_received, 1);
+	rxp_tp_count(&tp->base.bytes_received, bytes);
 	tp->cb.on_recv(tp->cb.ctx, &c->base, &m);
 	rxp_buf_put(m.payload);
 	for (uint32_t i = 0; i < made; i++)

@@ -431,8 +431,8 @@ static void post_data(struct verbs_conn *c, struct verbs_batch *b)
 			tp->stats.inline_tx++;
 		}
 		s->posted = true;
-		tp->base.msgs_sent++;
-		tp->base.bytes_sent += s->bytes;
+		rxp_tp_count(&tp->base.msgs_sent, 1);
+		rxp_tp_count(&tp->base.bytes_sent, s->bytes);
 	}
 	if (c->ready_head && c->tx_credits <= 0)
 		tp->stats.credit_stalls++;
