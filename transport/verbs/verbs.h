@@ -98,6 +98,9 @@ struct verbs_sys {
 	void (*destroy_qp)(struct rdma_cm_id *id);
 	int (*connect)(struct rdma_cm_id *id, struct rdma_conn_param *p);
 	int (*accept)(struct rdma_cm_id *id, struct rdma_conn_param *p);
+	/* optional (NULL: not called) */
+	int (*set_option)(struct rdma_cm_id *id, int level, int optname,
+			  void *optval, size_t optlen);
 	int (*reject)(struct rdma_cm_id *id, const void *pdata, uint8_t len);
 	int (*disconnect)(struct rdma_cm_id *id);
 	int (*get_cm_event)(struct rdma_event_channel *ch,
@@ -565,6 +568,7 @@ struct verbs_tp {
 	uint32_t eager; /* our receive buffer size */
 	uint32_t rdv_threshold;
 	uint32_t credits;	/* granted to each peer */
+	uint32_t ack_timeout;	/* RXP_VERBS_ACK_TIMEOUT; 0: rdma_cm's */
 	uint32_t max_rdv;	/* rendezvous we accept in flight */
 	uint32_t ack_threshold; /* T */
 	uint32_t share;		/* SRQ buffers per connection */

@@ -249,6 +249,19 @@ void verbs_conn_param(struct verbs_conn *c, struct rdma_conn_param *p,
 	}
 	p->retry_count = VERBS_RETRY;
 	p->rnr_retry_count = VERBS_RNR_RETRY;
+	/* the QP's local ACK timeout, which rdma_cm sets when it moves the
+	 * QP to RTS: how long a lost packet stalls the connection */
+	if (tp->ack_timeout && tp->sys->set_option) {
+		uint8_t t = (uint8_t)tp->ack_timeout;
+
+		if (tp->sys->set_option(c->id, RDMA_OPTION_ID,
+					RDMA_OPTION_ID_ACK_TIMEOUT, &t,
+					sizeof(t)))
+			rxp_warn(VERBS_LOG,
+				 "%s: RXP_VERBS_ACK_TIMEOUT=%u not applied: %s",
+				 c->peer, tp->ack_timeout,
+				 strerror(-verbs_errno()));
+	}
 }
 
 /* The connection is over: fail its sends, tell the agent, start the

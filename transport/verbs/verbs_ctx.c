@@ -69,6 +69,8 @@ static void configure(struct verbs_tp *tp, const struct rxp_tp_attr *attr)
 				    VERBS_DEF_RDV_THRESHOLD, 0, UINT32_MAX);
 	tp->credits = env_u32("RXP_VERBS_CREDITS", VERBS_DEF_CREDITS, 2,
 			      VERBS_MAX_CREDITS);
+	/* 4.096 us x 2^n before an unacknowledged packet is sent again */
+	tp->ack_timeout = env_u32("RXP_VERBS_ACK_TIMEOUT", 0, 0, 31);
 	tp->max_rdv =
 		env_u32("RXP_VERBS_RDV_DEPTH", VERBS_DEF_RDV, 1, VERBS_MAX_RDV);
 	tp->connect_ns = (int64_t)env_u32("RXP_VERBS_CONNECT_TIMEOUT_MS",

@@ -101,6 +101,7 @@ const struct verbs_sys verbs_sys_default = {
 	.destroy_qp = rdma_destroy_qp,
 	.connect = rdma_connect,
 	.accept = rdma_accept,
+	.set_option = rdma_set_option,
 	.reject = rdma_reject,
 	.disconnect = rdma_disconnect,
 	.get_cm_event = rdma_get_cm_event,
