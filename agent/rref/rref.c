@@ -576,8 +576,7 @@ static void on_fork_or_delete(struct rxp_agent *a, struct rxp_call *c,
 	uint32_t owner;
 	int ret = 0;
 
-	memcpy(&owner, p, 4);
-	if (get_id(p + 8, &id) || get_id(p + 8 + ID_BYTES, &fork)) {
+	if (get_desc(p, &owner, &id, &fork)) {
 		rxp__call_fail_code(c, -RXP_E_PROTO, "malformed RRef ids");
 		return;
 	}

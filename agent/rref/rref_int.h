@@ -131,27 +131,38 @@ struct rxp_rref {
 
 static inline void put_id(uint8_t *p, const struct rxp_rref_id *id)
 {
-	memcpy(p, &id->creator, 4);
-	memset(p + 4, 0, 4);
-	memcpy(p + 8, &id->local, 8);
+	rxp_put_le32(p, id->creator);
+	rxp_put_le32(p + 4, 0);
+	rxp_put_le64(p + 8, id->local);
 }
 
 static inline int get_id(const uint8_t *p, struct rxp_rref_id *id)
 {
-	memcpy(&id->creator, p, 4);
-	memcpy(&id->reserved, p + 4, 4);
-	memcpy(&id->local, p + 8, 8);
+	id->creator = rxp_get_le32(p);
+	id->reserved = rxp_get_le32(p + 4);
+	id->local = rxp_get_le64(p + 8);
 	return id->reserved ? -RXP_E_PROTO : 0;
 }
 
+/* {owner u32, 0 u32, rref id, fork id} */
 static inline void put_desc(uint8_t *p, uint32_t owner,
 			    const struct rxp_rref_id *r,
 			    const struct rxp_rref_id *f)
 {
-	memcpy(p, &owner, 4);
-	memset(p + 4, 0, 4);
+	rxp_put_le32(p, owner);
+	rxp_put_le32(p + 4, 0);
 	put_id(p + 8, r);
 	put_id(p + 8 + ID_BYTES, f);
+}
+
+static inline int get_desc(const uint8_t *p, uint32_t *owner,
+			   struct rxp_rref_id *r, struct rxp_rref_id *f)
+{
+	*owner = rxp_get_le32(p);
+	if (rxp_get_le32(p + 4) || get_id(p + 8, r) ||
+	    get_id(p + 8 + ID_BYTES, f))
+		return -RXP_E_PROTO;
+	return 0;
 }
 
 static inline bool id_eq(const struct rxp_rref_id *x,

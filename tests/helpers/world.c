@@ -123,7 +123,7 @@ int world_free_port(void)
 	return -1;
 }
 
-#define WORLD_NFNS 17
+#define WORLD_NFNS 18
 static const struct rxp_fn_def fns[WORLD_NFNS];
 
 static const char *env_or(const char *name, const char *def)
@@ -462,6 +462,21 @@ static int fn_rref_stats(struct rxp_call *c, void *user)
 	return rxp_call_return(c, &tup, NULL, 0);
 }
 
+/* t.metric(str key): the callee's rxp_agent_metric(key), -1 if unknown */
+static int fn_metric(struct rxp_call *c, void *user)
+{
+	uint32_t n;
+	const struct rxp_value *v = rxp_call_args(c, &n);
+	int64_t val = -1;
+	struct rxp_value r;
+
+	if (n != 1 || v[0].kind != RXP_V_STRING)
+		return rxp_call_fail(c, "t.metric takes one string");
+	rxp_agent_metric(rxp_call_agent(c), v[0].u.str.ptr, &val);
+	r = rxp_v_int(val);
+	return rxp_call_return(c, &r, NULL, 0);
+}
+
 /* t.rref_fork_flood(int dst, int n): n RREF_FORK messages to dst for RRef
  * ids no one creates, as a hostile peer would send them; returns (acked,
  * refused with -RXP_E_LIMIT, the last refusal's message) */
@@ -491,11 +506,12 @@ static int fn_rref_fork_flood(struct rxp_call *c, void *user)
 		uint64_t rid = base + i, fid = base + (1ull << 23) + i;
 		uint8_t p[40] = {0};
 
-		memcpy(p, &owner, 4);
-		memcpy(p + 8, &me, 4);
-		memcpy(p + 16, &rid, 8);
-		memcpy(p + 24, &me, 4);
-		memcpy(p + 32, &fid, 8);
+		rxp_put_le32(
+			p, owner); /* {owner, 0, {me, 0, rid}, {me, 0, fid}} */
+		rxp_put_le32(p + 8, me);
+		rxp_put_le64(p + 16, rid);
+		rxp_put_le32(p + 24, me);
+		rxp_put_le64(p + 32, fid);
 		ret = rxp__send_internal(a, (int)owner, RXP__MSG_RREF_FORK, p,
 					 sizeof(p), RXP_TIMEOUT_DEFAULT,
 					 RXP__FUT_MSG, &f[i]);
@@ -556,6 +572,7 @@ static const struct rxp_fn_def fns[WORLD_NFNS] = {
 	{"t.rref_keep", fn_rref_keep, 0, NULL},
 	{"t.rref_drop", fn_rref_drop, 0, NULL},
 	{"t.rref_stats", fn_rref_stats, 0, NULL},
+	{"t.metric", fn_metric, 0, NULL},
 	{"t.rref_fork_flood", fn_rref_fork_flood, 0, NULL},
 	{"t.autograd", fn_autograd, 0, NULL},
 	{"t.prof_work", fn_prof_work, 0, NULL},

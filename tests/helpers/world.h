@@ -90,6 +90,7 @@ int world_stop(struct world *w, bool join);
  *   t.async_echo(args...)     async: completes from another thread
  *   t.whoami()                the callee's name
  *   t.call(str dst, str fn)   nested rpc_sync to dst.fn(), returns its int
+ *   t.metric(str key)         the callee's rxp_agent_metric(key) (-1: none)
  *   t.fill(int n, int byte)   returns a tensor of n bytes = byte
  */
 /* Complete every call t.hang() is holding (with an error). */

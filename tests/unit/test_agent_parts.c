@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "agent_int.h"
+#include "rref/rref_int.h"
 
 static void test_slots_add_get_del_and_reuse(void **state)
 {
@@ -254,6 +255,37 @@ static void test_strerror_names_every_code(void **state)
 	assert_string_equal(rxp_version(), RXP_VERSION_STRING);
 }
 
+/* RRef control payloads are little-endian on the wire whatever the host
+ * (docs/DESIGN.md "RRefs"): {owner u32, 0, {creator u32, 0, local u64},
+ * {creator, 0, local}}, and a reserved word that is not 0 is refused. */
+static void test_rref_desc_is_little_endian(void **state)
+{
+	static const uint8_t want[DESC_BYTES] = {
+		0x03, 0,    0,	  0,	0,    0,    0,	  0,	/* owner 3 */
+		0x01, 0,    0,	  0,	0,    0,    0,	  0,	/* rref {1, */
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* local} */
+		0x02, 0x01, 0,	  0,	0,    0,    0,	  0,	/* fork {258, */
+		0xff, 0,    0,	  0,	0,    0,    0,	  0x80, /* local} */
+	};
+	struct rxp_rref_id r = {.creator = 1, .local = 0x0102030405060708ull};
+	struct rxp_rref_id f = {.creator = 258, .local = 0x80000000000000ffull};
+	struct rxp_rref_id r2, f2;
+	uint8_t b[DESC_BYTES];
+	uint32_t owner;
+
+	put_desc(b, 3, &r, &f);
+	assert_memory_equal(b, want, sizeof(want));
+	assert_int_equal(get_desc(want, &owner, &r2, &f2), 0);
+	assert_int_equal(owner, 3);
+	assert_true(id_eq(&r, &r2) && id_eq(&f, &f2));
+	b[4] = 1; /* the desc's reserved word */
+	assert_int_equal(get_desc(b, &owner, &r2, &f2), -RXP_E_PROTO);
+	b[4] = 0;
+	b[8 + 5] = 1; /* the rref id's */
+	assert_int_equal(get_desc(b, &owner, &r2, &f2), -RXP_E_PROTO);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_future_alloc_failure),
 		cmocka_unit_test(test_storage_wrap_releases_at_last_ref),
 		cmocka_unit_test(test_strerror_names_every_code),
+		cmocka_unit_test(test_rref_desc_is_little_endian),
 	};
 
 	return cmocka_run_group_tests_name("agent_parts", tests, NULL, NULL);
