@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "rxp_addr.h"
 #include "test_verbs_fake.h"
 
 static char why[2048];
@@ -175,19 +176,19 @@ static void test_addresses(void **state)
 	struct sockaddr_storage sa;
 	char s[64];
 
-	assert_int_equal(verbs_parse_addr("10.1.2.3:4567", &sa), 0);
+	assert_int_equal(rxp_addr_parse("10.1.2.3:4567", &sa, NULL), 0);
 	verbs_format_addr((struct sockaddr *)&sa, s, sizeof(s));
 	assert_string_equal(s, "10.1.2.3:4567");
-	assert_int_equal(verbs_parse_addr("[fe80::1]:9", &sa), 0);
+	assert_int_equal(rxp_addr_parse("[fe80::1]:9", &sa, NULL), 0);
 	verbs_format_addr((struct sockaddr *)&sa, s, sizeof(s));
 	assert_string_equal(s, "[fe80::1]:9");
-	assert_int_equal(verbs_parse_addr("fe80::1:9", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr("10.1.2.3", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr("10.1.2.3:", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr("10.1.2.3:x", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr(":80", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr("host:80", &sa), -EINVAL);
-	assert_int_equal(verbs_parse_addr(NULL, &sa), -EINVAL);
+	assert_int_equal(rxp_addr_parse("fe80::1:9", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse("10.1.2.3", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse("10.1.2.3:", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse("10.1.2.3:x", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse(":80", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse("host:80", &sa, NULL), -EINVAL);
+	assert_int_equal(rxp_addr_parse(NULL, &sa, NULL), -EINVAL);
 }
 
 static void test_status_tables(void **state)

@@ -377,7 +377,6 @@ static inline struct tcp_conn *to_tconn(struct rxp_conn *c)
 }
 
 /* tcp_conn.c */
-int tcp_parse_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len);
 void tcp_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 int tcp_listen(struct tcp_tp *tp, const char *bind_addr, uint16_t port,
 	       bool nonblock);

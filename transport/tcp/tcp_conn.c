@@ -24,71 +24,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rxp_addr.h"
 #include "tcp.h"
 
 bool tcp_conn_live(const struct tcp_conn *c)
 {
 	return c->state < TC_CLOSING;
-}
-
-static int parse_host(const char *host, unsigned long port,
-		      struct sockaddr_storage *sa, socklen_t *len)
-{
-	struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*v4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*v6);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* "1.2.3.4:80", "[::1]:80" or "::1:80" (the last colon ends the host) */
-int tcp_parse_addr(const char *s, struct sockaddr_storage *sa, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *port, *end;
-	size_t hostlen;
-	unsigned long p;
-	char *stop;
-
-	if (!s)
-		return -EINVAL;
-	if (s[0] == '[') {
-		end = strchr(s, ']');
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		hostlen = (size_t)(end - s - 1);
-		s++;
-		port = end + 2;
-	} else {
-		end = strrchr(s, ':');
-		if (!end)
-			return -EINVAL;
-		hostlen = (size_t)(end - s);
-		port = end + 1;
-	}
-	if (!hostlen || hostlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hostlen);
-	host[hostlen] = '\0';
-	if (*port < '0' || *port > '9')
-		return -EINVAL;
-	errno = 0;
-	p = strtoul(port, &stop, 10);
-	if (errno || *stop || p == 0 || p > 65535)
-		return -EINVAL;
-	return parse_host(host, p, sa, len);
 }
 
 void tcp_format_addr(const struct sockaddr *sa, char *buf, size_t len)
@@ -129,7 +70,7 @@ int tcp_listen(struct tcp_tp *tp, const char *bind_addr, uint16_t port,
 	socklen_t len;
 	int fd, one = 1, err;
 
-	err = parse_host(bind_addr ? bind_addr : "0.0.0.0", port, &sa, &len);
+	err = rxp_addr_parse_ip(bind_addr, port, &sa, &len);
 	if (err) {
 		rxp_err(TCP_LOG,
 			"bind address '%s' is not a numeric IPv4/IPv6 address",

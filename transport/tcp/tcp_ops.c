@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "rxp_addr.h"
 #include "tcp.h"
 
 /* From perf/tcp_zc_threshold on loopback (see docs/tcp.md). */
@@ -244,7 +245,7 @@ static int tcp_connect(struct rxp_tp *rtp, const char *addr, uint32_t peer_id,
 
 	if (!out)
 		return -EINVAL;
-	err = tcp_parse_addr(addr, &sa, &len);
+	err = rxp_addr_parse(addr, &sa, &len);
 	if (err) {
 		rxp_err(TCP_LOG, "connect: '%s' is not ip:port",
 			addr ? addr : "");

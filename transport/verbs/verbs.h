@@ -283,10 +283,6 @@ int verbs_choose(const struct verbs_sys *sys, const char *bind_addr,
 const char *verbs_gid_type_str(uint32_t t);
 const char *verbs_port_state_str(enum ibv_port_state s);
 int verbs_mtu_bytes(enum ibv_mtu m);
-/* numeric address -> sockaddr (port in host order); 0 or -EINVAL */
-int verbs_parse_ip(const char *s, uint16_t port, struct sockaddr_storage *sa);
-/* "ip:port" / "[ip6]:port" -> sockaddr; 0 or -EINVAL */
-int verbs_parse_addr(const char *s, struct sockaddr_storage *sa);
 void verbs_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 /* GID that a RoCE port has for this IP (IPv4-mapped for IPv4) */
 void verbs_ip_to_gid(const struct sockaddr *sa, union ibv_gid *gid);

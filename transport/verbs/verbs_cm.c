@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rxp_addr.h"
 #include "verbs.h"
 
 struct verbs_conn *verbs_conn_by_qpn(struct verbs_tp *tp, uint32_t qpn)
@@ -386,7 +387,7 @@ int verbs_cm_connect(struct rxp_tp *t, const char *addr, uint32_t peer_id,
 
 	if (tp->failed)
 		return tp->fail_err;
-	if (!out || verbs_parse_addr(addr, &dst))
+	if (!out || rxp_addr_parse(addr, &dst, NULL))
 		return -EINVAL;
 	c = verbs_conn_new(tp, true, peer_id);
 	if (!c)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "rxp_auth.h"
+#include "rxp_addr.h"
 #include "verbs.h"
 
 /* ------------------------------------------------------------- timers */
@@ -251,7 +252,8 @@ static int open_cm(struct verbs_tp *tp, const struct rxp_tp_attr *attr)
 	struct sockaddr_storage sa;
 	int ret;
 
-	ret = verbs_parse_ip(attr->bind_addr, attr->port, &tp->bind_sa);
+	ret = rxp_addr_parse_ip(attr->bind_addr, attr->port, &tp->bind_sa,
+				NULL);
 	if (ret)
 		return ret;
 	tp->bind_any = !attr->bind_addr || !*attr->bind_addr ||

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rxp_addr.h"
 #include "verbs.h"
 
 struct whybuf {
@@ -78,62 +79,6 @@ const char *verbs_port_state_str(enum ibv_port_state s)
 int verbs_mtu_bytes(enum ibv_mtu m)
 {
 	return m >= IBV_MTU_256 && m <= IBV_MTU_4096 ? 128 << m : 0;
-}
-
-int verbs_parse_ip(const char *s, uint16_t port, struct sockaddr_storage *sa)
-{
-	struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (!s || !*s)
-		s = "0.0.0.0";
-	if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(port);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-int verbs_parse_addr(const char *s, struct sockaddr_storage *sa)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	unsigned long port;
-
-	if (!s)
-		return -EINVAL;
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || strchr(s, ':') != colon)
-			return -EINVAL;
-		hl = (size_t)(colon - s);
-	}
-	if (!hl || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || !colon[1] || !port || port > 65535)
-		return -EINVAL;
-	return verbs_parse_ip(host, (uint16_t)port, sa);
 }
 
 void verbs_format_addr(const struct sockaddr *sa, char *buf, size_t len)
@@ -447,7 +392,7 @@ int verbs_choose(const struct verbs_sys *sys, const char *bind_addr,
 
 	if (why && len)
 		why[0] = 0;
-	if (verbs_parse_ip(bind_addr, 0, &sa)) {
+	if (rxp_addr_parse_ip(bind_addr, 0, &sa, NULL)) {
 		why_add(&w, "'%s' is not a numeric IP address", bind_addr);
 		return -EINVAL;
 	}
