@@ -16,7 +16,9 @@
 #   tsan      TSan (clang-14, -Werror incl. -Wthread-safety) in build/ci-tsan;
 #             ctest -L 'unit|conformance|integration'
 #   verbs     ctest -L verbs inside the rxe soft-RoCE guest (ci/rxe-vm.sh),
-#             mode two then mode one, then ci/perftest-rxe.sh (informational)
+#             mode two then mode one, then ci/perftest-rxe.sh (informational),
+#             then ci/loss-test.sh: 20,000 calls each over tcp and verbs with
+#             netem loss 1%, reorder 5%, delay 1 ms on the guest's link
 #   perf      Google Benchmark binaries of build/ci-gcc/perf, smoke pass
 #   examples  install build/ci-gcc, build examples/ against the installed package
 #   package   cpack -G DEB from a /usr build (build/ci-deb); unpack the .debs into
@@ -29,7 +31,7 @@
 #   --stage NAME  run only the named stage(s) (repeatable; comma lists too)
 #
 # Environment: RXP_CI_JOBS (build and ctest parallelism, default nproc),
-# RXP_CI_VERBS_BUDGET (seconds for the verbs stage, default 1200),
+# RXP_CI_VERBS_BUDGET (seconds for the verbs stage, default 1800),
 # RXP_CI_STRICT_FORMAT=0 (format only warns), RXP_VM_CACHE (see ci/rxe-vm.sh).
 #
 # The last line is "N passed, N failed, N skipped" over the stages.
@@ -41,7 +43,7 @@ CI_DIR=$ROOT/ci
 ALL_STAGES=(deps format layers gcc asan tsan verbs perf examples package)
 JOBS=${RXP_CI_JOBS:-$(nproc)}
 # verbs: the whole stage (both guests and perftest) stays under this
-VERBS_BUDGET=${RXP_CI_VERBS_BUDGET:-1200}
+VERBS_BUDGET=${RXP_CI_VERBS_BUDGET:-1800}
 # the guest is 15-20x slower than the host: tests may scale their waits
 VM_TIMEOUT_SCALE=${RXP_TEST_TIMEOUT_SCALE:-20}
 
@@ -206,6 +208,13 @@ stage_verbs() {
 		--env "RXP_PERF_BIN=$ROOT/build/ci-gcc/perf/rxp-perf" -- \
 		"$CI_DIR/perftest-rxe.sh" || rc=$?
 	[ "$rc" = 0 ] || { log "verbs: perftest-rxe FAILED (exit $rc)"; fails=$((fails + 1)); }
+	# calls over a lossy link (netem exists only in the guest's kernel)
+	left=$((VERBS_BUDGET - ($(now_ms) - t0) / 1000))
+	[ "$left" -gt 60 ] || { log "verbs: budget used up before loss-test"; return 1; }
+	rc=0
+	"$CI_DIR/rxe-vm.sh" --mode two --timeout "$left" --share "$ROOT" -- \
+		"$CI_DIR/loss-test.sh" "$ROOT/build/ci-gcc" || rc=$?
+	[ "$rc" = 0 ] || { log "verbs: loss-test FAILED (exit $rc)"; fails=$((fails + 1)); }
 	[ "$fails" = 0 ]
 }
 

@@ -95,7 +95,7 @@ mkdir -p "$cache" || die "cannot create the cache dir $cache"
 # Modules the guest loads (with their dependencies, in order). crc32_generic
 # first: without it rxe fails "failed to init crc32 algorithm err:-2".
 # configfs/ib_cm/iw_cm/rdma_cm/rdma_ucm are for librdmacm.
-ROOT_MODS="crc32_generic virtio_pci 9pnet_virtio 9p rdma_rxe rdma_ucm dummy veth"
+ROOT_MODS="crc32_generic virtio_pci 9pnet_virtio 9p rdma_rxe rdma_ucm dummy veth sch_netem"
 
 apt_update_done=0
 apt_update() {

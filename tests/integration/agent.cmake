@@ -43,3 +43,9 @@ rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
 rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 180 SERIAL ENV RXP_TRANSPORT=tcp RXP_NO_URING=1)
+
+# calls over a lossy link: a soak here; ci/loss-test.sh runs it with netem
+# in the rxe guest over tcp and verbs (issue 12 item 9)
+rxp_add_test(test_loss SOURCES ${RXP_TEST_DIR}/test_loss.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 300 ENV RXP_TRANSPORT=tcp)
