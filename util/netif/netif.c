@@ -168,15 +168,33 @@ void rxp_netif_names(const struct rxp_netif *ifs, size_t n, char *buf,
 
 /* ---------------------------------------------------------- addresses */
 
+/* A numeric address into its own type: AF_INET (*a4), AF_INET6 (*a6), or
+ * AF_UNSPEC when @ip is neither. Parsed into the address types
+ * themselves: filling a sockaddr_storage and reading it back as a struct
+ * sockaddr is type punning that gcc -O2 may reorder (the family read came
+ * back 0). */
+static int parse_ip(const char *ip, struct in_addr *a4, struct in6_addr *a6)
+{
+	if (!ip)
+		return AF_UNSPEC;
+	if (inet_pton(AF_INET, ip, a4) == 1)
+		return AF_INET;
+	return inet_pton(AF_INET6, ip, a6) == 1 ? AF_INET6 : AF_UNSPEC;
+}
+
 bool rxp_ip_is_any(const char *ip)
 {
 	struct in6_addr a6;
 	struct in_addr a4;
 
-	if (inet_pton(AF_INET, ip, &a4) == 1)
+	switch (parse_ip(ip, &a4, &a6)) {
+	case AF_INET:
 		return a4.s_addr == htonl(INADDR_ANY);
-	return inet_pton(AF_INET6, ip, &a6) == 1 &&
-	       IN6_IS_ADDR_UNSPECIFIED(&a6);
+	case AF_INET6:
+		return IN6_IS_ADDR_UNSPECIFIED(&a6);
+	default:
+		return false;
+	}
 }
 
 static bool v4_loopback(const struct in_addr *a)
@@ -184,9 +202,6 @@ static bool v4_loopback(const struct in_addr *a)
 	return (ntohl(a->s_addr) >> 24) == 127;
 }
 
-/* Parsed into the address types themselves: filling a sockaddr_storage
- * and reading it back as a struct sockaddr is type punning that gcc -O2
- * may reorder (the family read came back 0). */
 static bool v6_loopback(const struct in6_addr *a)
 {
 	return IN6_IS_ADDR_LOOPBACK(a) ||
@@ -207,9 +222,14 @@ bool rxp_ip_is_loopback(const char *ip)
 	struct in6_addr a6;
 	struct in_addr a4;
 
-	if (inet_pton(AF_INET, ip, &a4) == 1)
+	switch (parse_ip(ip, &a4, &a6)) {
+	case AF_INET:
 		return v4_loopback(&a4);
-	return inet_pton(AF_INET6, ip, &a6) == 1 && v6_loopback(&a6);
+	case AF_INET6:
+		return v6_loopback(&a6);
+	default:
+		return false;
+	}
 }
 
 bool rxp_host_is_loopback(const char *host)
@@ -250,13 +270,15 @@ int rxp_route_ip(const char *host, char *ip, size_t len)
 	return ret;
 }
 
+/* AF_INET6 for an IPv6 literal, AF_UNSPEC for none, else AF_INET */
 static int ip_family(const char *ip)
 {
 	struct in6_addr a6;
+	struct in_addr a4;
 
 	if (!ip || !*ip)
 		return AF_UNSPEC;
-	return inet_pton(AF_INET6, ip, &a6) == 1 ? AF_INET6 : AF_INET;
+	return parse_ip(ip, &a4, &a6) == AF_INET6 ? AF_INET6 : AF_INET;
 }
 
 /* the interface that holds @ip, for the log */
