@@ -243,12 +243,10 @@ static void backlog_add(struct rxp_agent *a, struct rxp_future *f)
 	bl_activate(a, w);
 }
 
-/* O(1): a deadline takes any future off the middle of its backlog */
-static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
+/* O(1): off its worker's backlog, from anywhere in it */
+static void bl_remove(struct rxp__worker *w, struct rxp_future *f)
 	RXP_REQUIRES(rxp__progress)
 {
-	struct rxp__worker *w = &a->workers[f->dst];
-
 	if (f->bl_prev)
 		f->bl_prev->next = f->next;
 	else
@@ -260,6 +258,13 @@ static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
 	f->next = f->bl_prev = NULL;
 	f->backlogged = false;
 	w->bl_len--;
+}
+
+/* a deadline takes a future off the middle of its backlog */
+static void backlog_unlink(struct rxp_agent *a, struct rxp_future *f)
+	RXP_REQUIRES(rxp__progress)
+{
+	bl_remove(&a->workers[f->dst], f);
 	f->send_done = true; /* never handed to the transport */
 }
 
@@ -333,20 +338,11 @@ static int backlog_retry(struct rxp_agent *a, struct rxp__worker *w)
 
 	while (w->bl_head) {
 		struct rxp_future *f = w->bl_head;
-		/* read before f leaves our hands (see response_retry) */
-		struct rxp_future *next = f->next;
 		int ret = transmit(a, f);
 
 		if (ret == -EAGAIN)
 			break;
-		w->bl_head = next;
-		if (next)
-			next->bl_prev = NULL;
-		else
-			w->bl_tail = NULL;
-		f->next = NULL;
-		f->backlogged = false;
-		w->bl_len--;
+		bl_remove(w, f); /* it is the head: next becomes the head */
 		if (ret)
 			send_failed(a, f, ret);
 		n++;
@@ -405,9 +401,7 @@ static void send_request(struct rxp_agent *a, struct rxp_future *f)
 		 * memory for more would be unbounded (docs/DESIGN.md
 		 * "Budgets") */
 		atomic_fetch_add(&a->calls_refused_queue, 1);
-		rxp__slots_del(&a->pending, f->id);
-		f->id = 0;
-		queue_full(a, f);
+		queue_full(a, f); /* fail_future frees its pending slot */
 		return;
 	}
 	if (ret == -EAGAIN) {
