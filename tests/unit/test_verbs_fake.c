@@ -41,11 +41,20 @@ void fk_fail(enum fk_fn f, int n, int err, bool sticky)
 	fk.fail[f].sticky = sticky;
 }
 
+#define FK_MAX_REPLAY 256
+static struct fk_replay {
+	uint32_t qpn, rkey; /* the responder's QP */
+	uint64_t raddr, len;
+	int64_t at;
+} fk_replay[FK_MAX_REPLAY];
+static int fk_nreplay;
+
 void fk_reset(void)
 {
 	fk__fill_verbs(&fk_sys);
 	fk__fill_cm(&fk_sys);
 	memset(&fk, 0, sizeof(fk));
+	fk_nreplay = 0;
 	for (int i = 0; i < FK__COUNT; i++)
 		fk.fail[i].after = -1;
 	fk.ndev = 1;
@@ -507,7 +516,39 @@ static enum ibv_wc_status do_read(struct fk_qp *q, struct fk_wr *w)
 	memcpy((void *)(uintptr_t)w->laddr, (void *)(uintptr_t)w->raddr,
 	       w->len);
 	fk.reads_executed++;
+	if (fk.replay_reads_ms > 0 && fk_nreplay < FK_MAX_REPLAY)
+		fk_replay[fk_nreplay++] = (struct fk_replay){
+			p->qp.qp_num, w->rkey, w->raddr, w->len,
+			rxp_now_ns() + (int64_t)fk.replay_reads_ms * 1000000};
 	return IBV_WC_SUCCESS;
+}
+
+/* The duplicate READs that are due reach their responders. */
+static void replay_reads(void)
+{
+	int64_t now = rxp_now_ns();
+	int k = 0;
+
+	for (int i = 0; i < fk_nreplay; i++) {
+		struct fk_replay *r = &fk_replay[i];
+		struct fk_qp *p;
+
+		if (r->at > now) {
+			fk_replay[k++] = *r;
+			continue;
+		}
+		p = fk__qp_find(r->qpn);
+		if (!p || p->err)
+			continue;
+		if (mr_find(p->qp.pd, r->rkey, r->raddr, r->len,
+			    IBV_ACCESS_REMOTE_READ)) {
+			fk.replays_ok++;
+		} else {
+			fk.replays_failed++;
+			qp_error(p);
+		}
+	}
+	fk_nreplay = k;
 }
 
 static void qp_run(struct fk_qp *q)
@@ -539,6 +580,8 @@ void fk_run(void)
 {
 	bool again = true;
 
+	if (fk_nreplay)
+		replay_reads();
 	while (again) {
 		again = false;
 		for (struct fk_qp *q = fk_qps; q; q = q->next) {

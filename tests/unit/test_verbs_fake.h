@@ -72,6 +72,12 @@ struct fk_knobs {
 	uint8_t last_reject[148];
 	uint8_t last_reject_len;
 	int rejects;
+	/* > 0: every executed READ is presented again to its responder this
+	 * many ms later, as a retransmitted request that crossed the
+	 * completion would be; a responder that no longer has the MR goes
+	 * to the error state with no completion of its own, as rxe does */
+	int replay_reads_ms;
+	uint64_t replays_ok, replays_failed;
 	/* counters */
 	uint64_t sends_executed, reads_executed, rnr;
 	uint64_t reg_mr_calls, dereg_mr_calls;

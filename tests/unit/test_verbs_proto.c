@@ -407,6 +407,81 @@ static void test_rendezvous_unknown_token_at_sender(void **state)
 	verbs_sys_get()->dereg_mr(mr);
 }
 
+/* A duplicate READ request can reach the sender after the receiver's READ
+ * completed and the sender's send did (a retransmission that crossed the
+ * completion, or a reordered one): the sender's registration must still
+ * be there, or its QP goes to error (the connection loss seen over rxe
+ * with netem). Released registrations are retired for a grace period,
+ * never found again, and deregistered when it ends. */
+static void test_duplicate_read_after_the_send(void **state)
+{
+	const size_t sz[2] = {256 << 10, 100 << 10};
+	struct verbs_tp *vt = to_vtp(A.tp);
+	struct fx_ck k[3] = {{0}};
+	void *m[3][3];
+	struct rxp_conn *c;
+	int mrs;
+
+	fk.replay_reads_ms = 20;
+	c = fx_connect(&A, &B);
+	assert_non_null(c);
+	assert_int_equal(fx_send(c, 1, 100, sz, 2, m[0], &k[0]), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 1 && k[0].calls == 1));
+	assert_int_equal(k[0].status, 0);
+	fx_free(m[0], 2); /* the sender's memory is the user's again */
+	/* both registrations wait, out of the cache */
+	assert_int_equal(vt->rc.nretired, 2);
+	assert_int_equal(vt->rc.n, 0);
+	/* the duplicates arrive; the connection lives on */
+	assert_true(
+		FX_PUMP(&A, &B, 2000, fk.replays_ok + fk.replays_failed >= 2));
+	assert_int_equal(fk.replays_failed, 0);
+	assert_int_equal(fx_send(c, 2, 100, sz, 1, m[1], &k[1]), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 2 && k[1].calls == 1));
+	assert_int_equal(k[1].status, 0);
+	assert_int_equal(A.down + B.down, 0);
+	assert_true(B.msgs[0].ok && B.msgs[1].ok);
+	fx_free(m[1], 1);
+
+	/* the grace ends: the retired ones are deregistered, by the timer */
+	vt->rc.grace_ns = 50000000;
+	assert_int_equal(fx_send(c, 3, 100, sz + 1, 1, m[2], &k[2]), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 3 && k[2].calls == 1));
+	fx_free(m[2], 1);
+	mrs = fk.live_mrs;
+	assert_int_equal(vt->rc.nretired, 4);
+	vt->rc.retired->retire_at = 0; /* all but the last one: due now */
+	vt->rc.retired->rnext->retire_at = 0;
+	vt->rc.retired->rnext->rnext->retire_at = 0;
+	assert_true(FX_PUMP(&A, &B, 2000, vt->rc.nretired == 0));
+	assert_int_equal(fk.live_mrs, mrs - 4);
+	assert_int_equal(A.down + B.down, 0);
+	(void)state;
+}
+
+/* Without the grace (the old behaviour, and what the fake's knob must
+ * catch), the duplicate kills the sender's QP. */
+static void test_duplicate_read_without_grace_fails(void **state)
+{
+	const size_t sz = 256 << 10;
+	struct fx_ck k = {0};
+	struct rxp_conn *c;
+	void *m[2];
+
+	fk.replay_reads_ms = 20;
+	c = fx_connect(&A, &B);
+	assert_non_null(c);
+	to_vtp(A.tp)->rc.grace_ns = 0;
+	assert_int_equal(fx_send(c, 1, 100, &sz, 1, m, &k), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 1 && k.calls == 1));
+	fx_free(m, 1);
+	assert_true(FX_PUMP(&A, &B, 2000, fk.replays_failed == 1));
+	assert_int_equal(fx_send(c, 2, 100, &sz, 1, m, &k), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, A.down == 1));
+	fx_free(m, 1);
+	(void)state;
+}
+
 /* -------------------------------------------------------- private data */
 
 static void pdata(uint8_t *out, uint16_t version, uint32_t credits,
@@ -648,6 +723,8 @@ int main(void)
 		T(test_rendezvous_beyond_depth),
 		T(test_rendezvous_bad_rkey),
 		T(test_rendezvous_unknown_token_at_sender),
+		T(test_duplicate_read_after_the_send),
+		T(test_duplicate_read_without_grace_fails),
 		T(test_bad_connect_requests_are_rejected),
 		T(test_bad_accepts_and_rejects),
 		T(test_cm_failures),

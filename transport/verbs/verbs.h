@@ -375,12 +375,36 @@ struct verbs_rce {
 	uint32_t refs; /* sends in flight using it */
 	bool pinned;   /* from mem_register: kept until unregister */
 	bool dead;     /* invalidated; dereg at refs == 0 */
+	/* retired (out of v[], found by no lookup): deregistered at
+	 * retire_at, with @own (a bounce buffer) freed */
+	void *own;
+	int64_t retire_at;
+	struct verbs_rce *rnext;
 };
+
+/*
+ * A registration the peer may still READ is not deregistered when its
+ * last send completes: a duplicate READ request (an RC retransmission
+ * that crossed the completion, or a reordered one) makes the responder
+ * re-check the rkey, and a missing one sends its QP to error without a
+ * completion of its own. Retired entries wait grace_ns in a FIFO (the
+ * grace is one value, so the FIFO is in deadline order); they are never
+ * found again, since the memory behind them may be freed and mapped
+ * anew. See docs/verbs.md "Lossy links".
+ */
+int64_t verbs_retire_grace_ns(uint32_t ack_timeout);
+#define VERBS_RETIRE_MAX 4096		    /* entries waiting, then early */
+#define VERBS_RETIRE_MAX_BYTES (1ull << 30) /* bytes pinned by them */
 
 struct verbs_rcache {
 	struct verbs_rce **v; /* sorted by start */
 	uint32_t n, cap;
 	uint64_t hits, misses;
+	struct verbs_rce *retired, **retired_tail;
+	uint32_t nretired;
+	uint64_t retired_bytes;
+	int64_t grace_ns;
+	uint64_t retired_early; /* deregistered before their grace ended */
 };
 
 /* An entry covering [addr, addr+len) with refs+1 (registering one with
@@ -390,6 +414,12 @@ int verbs_rcache_get(struct verbs_tp *tp, const void *addr, size_t len,
 void verbs_rcache_put(struct verbs_tp *tp, struct verbs_rce *e);
 int verbs_rcache_pin(struct verbs_tp *tp, void *addr, size_t len);
 int verbs_rcache_unpin(struct verbs_tp *tp, void *addr, size_t len);
+/* Retire @mr (and free @own with it) as a released entry is. */
+void verbs_rcache_retire_mr(struct verbs_tp *tp, struct ibv_mr *mr, void *own,
+			    size_t len);
+/* Deregister the retired entries whose grace ended by @now (all if
+ * @now < 0); the time the next one ends, or 0. */
+int64_t verbs_rcache_reap(struct verbs_tp *tp, int64_t now);
 void verbs_rcache_destroy(struct verbs_tp *tp);
 
 /* -------------------------------------------------------- connections */

@@ -30,6 +30,10 @@ void verbs_timers_update(struct verbs_tp *tp)
 	for (struct verbs_conn *c = tp->conns; c && tp->ntimed; c = c->next)
 		if (c->deadline && (!first || c->deadline < first))
 			first = c->deadline;
+	if (tp->rc.retired && (!first || tp->rc.retired->retire_at < first))
+		first = tp->rc.retired->retire_at;
+	if (first == tp->next_deadline)
+		return; /* armed already (or idle already) */
 	tp->next_deadline = first;
 	if (first) {
 		its.it_value.tv_sec = first / 1000000000;
@@ -40,6 +44,21 @@ void verbs_timers_update(struct verbs_tp *tp)
 }
 
 /* ---------------------------------------------------------- configure */
+
+/* How long a released send-time registration stays (verbs.h): twice the
+ * ACK timeout, at least 1 s (no duplicate outlives that in a fabric), at
+ * most 60 s; 2 s under rdma_cm's own timeout (about 0.5 s on RoCE). */
+int64_t verbs_retire_grace_ns(uint32_t ack_timeout)
+{
+	int64_t t;
+
+	if (!ack_timeout)
+		return 2000000000;
+	t = 2 * (4096LL << ack_timeout); /* 4.096 us x 2^n, in ns */
+	if (t < 1000000000)
+		return 1000000000;
+	return t > 60000000000LL ? 60000000000LL : t;
+}
 
 static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
 			uint32_t hi)
@@ -72,6 +91,8 @@ static void configure(struct verbs_tp *tp, const struct rxp_tp_attr *attr)
 			      VERBS_MAX_CREDITS);
 	/* 4.096 us x 2^n before an unacknowledged packet is sent again */
 	tp->ack_timeout = env_u32("RXP_VERBS_ACK_TIMEOUT", 0, 0, 31);
+	tp->rc.retired_tail = &tp->rc.retired;
+	tp->rc.grace_ns = verbs_retire_grace_ns(tp->ack_timeout);
 	tp->max_rdv =
 		env_u32("RXP_VERBS_RDV_DEPTH", VERBS_DEF_RDV, 1, VERBS_MAX_RDV);
 	tp->connect_ns = (int64_t)env_u32("RXP_VERBS_CONNECT_TIMEOUT_MS",
@@ -505,10 +526,13 @@ static int verbs_progress(struct rxp_tp *t)
 	verbs_recycle_flush(tp);
 	verbs_flush_dirty(tp);
 	verbs_deliver_dones(tp);
-	if (tp->ntimed && now >= tp->next_deadline) {
+	if (tp->next_deadline && now >= tp->next_deadline) {
 		if (read(tp->tfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			rxp_dbg(VERBS_LOG, "timerfd: %s", strerror(errno));
-		verbs_conn_check_timers(tp, now);
+		verbs_rcache_reap(tp, now);
+		if (tp->ntimed)
+			verbs_conn_check_timers(tp, now);
+		verbs_timers_update(tp);
 	}
 	verbs_conn_reap(tp, false);
 	if (tp->failed)
@@ -524,14 +548,17 @@ void verbs_debug_dump(struct rxp_tp *t)
 	rxp_info(VERBS_LOG,
 		 "%s: srq posted %u alloc %u reserved %u orphans %u "
 		 "recycle %d; eager tx %llu rx %llu, rdv tx %llu rx %llu, "
-		 "acks %llu, reads %llu, stalls %llu",
+		 "acks %llu, reads %llu, stalls %llu; retired mrs %u "
+		 "(%llu MiB, %llu early)",
 		 tp->addr_str, tp->srq_posted, tp->srq_alloc, tp->srq_reserved,
 		 tp->orphans, tp->recycle != NULL,
 		 (unsigned long long)st->eager_tx,
 		 (unsigned long long)st->eager_rx,
 		 (unsigned long long)st->rdv_tx, (unsigned long long)st->rdv_rx,
 		 (unsigned long long)st->acks_tx, (unsigned long long)st->reads,
-		 (unsigned long long)st->credit_stalls);
+		 (unsigned long long)st->credit_stalls, tp->rc.nretired,
+		 (unsigned long long)(tp->rc.retired_bytes >> 20),
+		 (unsigned long long)tp->rc.retired_early);
 	for (struct verbs_conn *c = tp->conns; c; c = c->next)
 		rxp_info(VERBS_LOG,
 			 "  conn %s state %d qpn %u: tx credits %lld "

@@ -12,7 +12,9 @@
  * 3. The sender's registration cache: address ranges -> MR with REMOTE_READ
  *    for storages sent by rendezvous. Entries made at send time live while
  *    a send uses them; entries made by mem_register stay until
- *    mem_unregister invalidates every entry overlapping its range.
+ *    mem_unregister invalidates every entry overlapping its range. A
+ *    released entry is retired, not deregistered: it stays registered
+ *    (and unfindable) for a grace period against duplicate READs.
  *    Transport thread only.
  */
 #include <string.h>
@@ -275,6 +277,14 @@ static int rc_insert(struct verbs_tp *tp, void *addr, size_t len, bool pin,
 	if (!x)
 		return -ENOMEM;
 	x->mr = tp->sys->reg_mr(tp->dom->pd, addr, len, IBV_ACCESS_REMOTE_READ);
+	if (!x->mr && rc->retired) {
+		/* out of pinnable memory or MRs: the retired ones go first */
+		rc->retired_early += rc->nretired;
+		verbs_rcache_reap(tp, -1);
+		verbs_timers_update(tp);
+		x->mr = tp->sys->reg_mr(tp->dom->pd, addr, len,
+					IBV_ACCESS_REMOTE_READ);
+	}
 	if (!x->mr) {
 		int err = verbs_errno();
 
@@ -295,10 +305,90 @@ static int rc_insert(struct verbs_tp *tp, void *addr, size_t len, bool pin,
 	return 0;
 }
 
+static void rce_dereg(struct verbs_tp *tp, struct verbs_rce *x)
+{
+	int ret = tp->sys->dereg_mr(x->mr);
+
+	if (ret)
+		rxp_warn(VERBS_LOG, "ibv_dereg_mr: %s", strerror(ret));
+	rxp__free(x->own);
+	rxp__free(x);
+}
+
+static void retire_pop(struct verbs_rcache *rc)
+{
+	struct verbs_rce *x = rc->retired;
+
+	rc->retired = x->rnext;
+	if (!rc->retired)
+		rc->retired_tail = &rc->retired;
+	rc->nretired--;
+	rc->retired_bytes -= x->end - x->start;
+}
+
+/* Keep @x registered for the grace, then deregister it (see verbs.h). */
+static void retire(struct verbs_tp *tp, struct verbs_rce *x)
+{
+	struct verbs_rcache *rc = &tp->rc;
+	bool was_empty = !rc->retired;
+
+	if (!rc->grace_ns) {
+		rce_dereg(tp, x);
+		return;
+	}
+	while (rc->retired && (rc->nretired >= VERBS_RETIRE_MAX ||
+			       rc->retired_bytes + (x->end - x->start) >
+				       VERBS_RETIRE_MAX_BYTES)) {
+		struct verbs_rce *o = rc->retired;
+
+		retire_pop(rc);
+		rc->retired_early++;
+		rce_dereg(tp, o);
+	}
+	x->retire_at = rxp_now_ns() + rc->grace_ns;
+	x->rnext = NULL;
+	*rc->retired_tail = x;
+	rc->retired_tail = &x->rnext;
+	rc->nretired++;
+	rc->retired_bytes += x->end - x->start;
+	if (was_empty)
+		verbs_timers_update(tp);
+}
+
+int64_t verbs_rcache_reap(struct verbs_tp *tp, int64_t now)
+{
+	struct verbs_rcache *rc = &tp->rc;
+
+	while (rc->retired && (now < 0 || rc->retired->retire_at <= now)) {
+		struct verbs_rce *x = rc->retired;
+
+		retire_pop(rc);
+		rce_dereg(tp, x);
+	}
+	return rc->retired ? rc->retired->retire_at : 0;
+}
+
+void verbs_rcache_retire_mr(struct verbs_tp *tp, struct ibv_mr *mr, void *own,
+			    size_t len)
+{
+	struct verbs_rce *x = rxp__calloc(1, sizeof(*x));
+
+	if (!x) { /* no memory to wait with: deregister now */
+		tp->rc.retired_early++;
+		tp->sys->dereg_mr(mr);
+		rxp__free(own);
+		return;
+	}
+	x->mr = mr;
+	x->own = own;
+	x->start = (uintptr_t)mr->addr;
+	x->end = x->start + len;
+	retire(tp, x);
+}
+
 static void rc_remove(struct verbs_tp *tp, struct verbs_rce *x)
 {
 	struct verbs_rcache *rc = &tp->rc;
-	int ret;
 
 	for (uint32_t i = 0; i < rc->n; i++) {
 		if (rc->v[i] != x)
@@ -308,10 +398,7 @@ static void rc_remove(struct verbs_tp *tp, struct verbs_rce *x)
 		rc->n--;
 		break;
 	}
-	ret = tp->sys->dereg_mr(x->mr);
-	if (ret)
-		rxp_warn(VERBS_LOG, "ibv_dereg_mr: %s", strerror(ret));
-	rxp__free(x);
+	retire(tp, x);
 }
 
 int verbs_rcache_get(struct verbs_tp *tp, const void *addr, size_t len,
@@ -394,8 +481,9 @@ void verbs_rcache_destroy(struct verbs_tp *tp)
 				 "registration of %p still used at "
 				 "close",
 				 (void *)rc->v[rc->n - 1]->start);
-		rc_remove(tp, rc->v[rc->n - 1]);
+		rce_dereg(tp, rc->v[--rc->n]); /* no QP is left to READ */
 	}
+	verbs_rcache_reap(tp, -1);
 	rxp__free(rc->v);
 	rc->v = NULL;
 	rc->cap = 0;

@@ -78,9 +78,11 @@ void verbs_slot_unreg(struct verbs_conn *c, struct verbs_slot *s)
 	rxp__free(s->rce);
 	s->rce = NULL;
 	if (s->bounce_mr)
-		c->tp->sys->dereg_mr(s->bounce_mr);
+		verbs_rcache_retire_mr(c->tp, s->bounce_mr, s->bounce,
+				       s->bounce_mr->length);
+	else
+		rxp__free(s->bounce);
 	s->bounce_mr = NULL;
-	rxp__free(s->bounce);
 	s->bounce = NULL;
 }
 
