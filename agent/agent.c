@@ -187,12 +187,6 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	rxp_info("agent", "data transport binds %s, advertises %s%s%s (%s)",
 		 plan->bind, plan->advertise, *plan->ifname ? " on " : "",
 		 plan->ifname, plan->why);
-	if (key->on && (!want || !*want || !strcmp(want, "auto"))) {
-		/* verbs does not authenticate yet (it refuses a secret) */
-		rxp_info("agent", "job secret set: using tcp (verbs does not "
-				  "authenticate yet)");
-		want = "tcp";
-	}
 	/* the device that serves the address peers use */
 	a->ops = rxp_tp_select(want, plan->advertise, &ret);
 	if (!a->ops)

@@ -484,8 +484,8 @@ struct rxp_agent_attr {
 	 * another secret or none is refused (-RXP_E_AUTH, metric
 	 * transport.auth_refused). This authenticates peers, it does not
 	 * encrypt or protect later traffic (README "Security"); the
-	 * rendezvous is not authenticated yet. verbs refuses a secret
-	 * (-EOPNOTSUPP) until it authenticates; "auto" then picks tcp. */
+	 * rendezvous checks the same secret. Both transports (tcp and
+	 * verbs) authenticate. */
 	const void *secret;
 	size_t secret_len;
 };

@@ -68,6 +68,9 @@ struct fk_knobs {
 	uint8_t raw_pd_len;
 	bool raw_reject; /* ... as a reject */
 	uint32_t max_inline;
+	/* what the last rdma_accept() sent */
+	uint8_t last_accept[196];
+	uint8_t last_accept_len;
 	/* what the last rdma_reject() sent */
 	uint8_t last_reject[148];
 	uint8_t last_reject_len;
@@ -157,6 +160,9 @@ void fx_fill(void *p, size_t len, uint64_t id, uint32_t k);
 bool fx_check(const void *p, size_t len, uint64_t id, uint32_t k);
 /* Open on the fake fabric (10.0.0.1, ephemeral port). */
 int fx_open(struct fx_side *s, uint32_t id);
+/* ... with a job secret (@key may be NULL), in a world of FX_WORLD */
+#define FX_WORLD 4u
+int fx_open_key(struct fx_side *s, uint32_t id, const struct rxp_auth_key *key);
 void fx_close(struct fx_side *s);
 void fx_release_kept(struct fx_side *s);
 void fx_step(struct fx_side *s);

@@ -333,6 +333,8 @@ static int f_accept(struct rdma_cm_id *x, struct rdma_conn_param *p)
 	if (fk__fail_now(FK_ACCEPT))
 		return -1;
 	memcpy(pd, p->private_data, p->private_data_len);
+	memcpy(fk.last_accept, pd, sizeof(pd));
+	fk.last_accept_len = p->private_data_len;
 	if (act && act->id.qp && x->qp) {
 		((struct fk_qp *)act->id.qp)->peer = (struct fk_qp *)x->qp;
 		((struct fk_qp *)x->qp)->peer = (struct fk_qp *)act->id.qp;

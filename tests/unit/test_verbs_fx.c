@@ -82,10 +82,17 @@ static void on_send(void *ctx, void *cookie, int status)
 
 int fx_open(struct fx_side *s, uint32_t id)
 {
+	return fx_open_key(s, id, NULL);
+}
+
+int fx_open_key(struct fx_side *s, uint32_t id, const struct rxp_auth_key *key)
+{
 	struct rxp_tp_attr attr = {.bind_addr = "10.0.0.1",
 				   .local_id = id,
 				   .cb = &s->cb,
-				   .gid_index = -1};
+				   .gid_index = -1,
+				   .key = key,
+				   .world_size = FX_WORLD};
 	int ret;
 
 	memset(s, 0, sizeof(*s));

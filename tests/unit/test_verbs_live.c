@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "rxp_auth.h"
 #include "rxp_transport.h"
 #include "skip.h"
 
@@ -141,13 +142,15 @@ static void on_send(void *ctx, void *cookie, int status)
 	k->status = status;
 }
 
-static int side_open(struct side *s, const char *name, const char *addr,
-		     uint32_t id)
+static int side_open_key(struct side *s, const char *name, const char *addr,
+			 uint32_t id, const struct rxp_auth_key *key)
 {
 	struct rxp_tp_attr attr = {.bind_addr = addr,
 				   .local_id = id,
 				   .cb = &s->cb,
-				   .gid_index = -1};
+				   .gid_index = -1,
+				   .key = key,
+				   .world_size = 3};
 	int ret;
 
 	memset(s, 0, sizeof(*s));
@@ -161,6 +164,12 @@ static int side_open(struct side *s, const char *name, const char *addr,
 		return ret;
 	}
 	return s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
+}
+
+static int side_open(struct side *s, const char *name, const char *addr,
+		     uint32_t id)
+{
+	return side_open_key(s, name, addr, id, NULL);
 }
 
 static void side_close(struct side *s)
@@ -283,6 +292,39 @@ static void test_eager_and_rendezvous(void **state)
 	free_bufs(b1, 3);
 	free_bufs(b2, 3);
 	free_bufs(b3, 0);
+}
+
+/* With a job secret the proofs cross the real device: the same secret
+ * connects and carries a rendezvous message; another one is refused. */
+static void test_job_secret(void **state)
+{
+	static const struct rxp_auth_key k1 = {.on = true, .k = {7}};
+	static const struct rxp_auth_key k2 = {.on = true, .k = {8}};
+	static const size_t sl[] = {1 << 20};
+	struct send_ck k = {0};
+	struct rxp_conn *c = NULL;
+	void *b[2];
+
+	if (g_skip)
+		skip();
+	side_close(&A);
+	side_close(&B);
+	assert_int_equal(side_open_key(&A, "A", addr_a, 1, &k1), 0);
+	assert_int_equal(side_open_key(&B, "B", addr_b, 2, &k1), 0);
+	c = connect_ab();
+	assert_int_equal(send_msg(c, 1, 300, sl, 1, b, &k), 0);
+	assert_true(PUMP(20000, B.nmsgs == 1 && k.calls));
+	assert_int_equal(k.status, 0);
+	assert_true(B.msgs[0].ok);
+	free_bufs(b, 1);
+
+	side_close(&B);
+	assert_true(PUMP(20000, A.down == 1)); /* the first one, closed */
+	assert_int_equal(side_open_key(&B, "B", addr_b, 2, &k2), 0);
+	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
+	assert_true(PUMP(20000, A.down == 2));
+	assert_int_equal(A.down_status, -RXP_E_AUTH);
+	assert_int_equal(B.up + B.nmsgs, 0);
 }
 
 static void test_burst_credits(void **state)
@@ -548,6 +590,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_eager_and_rendezvous,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_credits, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_job_secret, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keep_rendezvous_buffers,
 						setup, teardown),

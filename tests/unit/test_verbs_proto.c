@@ -691,24 +691,180 @@ static void test_disconnected_and_device_removal(void **state)
 	fx_free(m, 0);
 }
 
-/* verbs does not authenticate yet: with a job secret it refuses to open
- * (a clear error) rather than accept unauthenticated peers. */
-static void test_open_refuses_a_job_secret(void **state)
-{
-	struct rxp_auth_key key = {.on = true};
-	struct rxp_tp_cb cb = A.cb;
-	struct rxp_tp_attr attr = {.bind_addr = "10.0.0.1",
-				   .local_id = 3,
-				   .cb = &cb,
-				   .gid_index = -1,
-				   .key = &key};
-	struct rxp_tp *tp = NULL;
+/* ---------------------------------------------------- authentication */
 
-	assert_int_equal(rxp_verbs_ops.open(&attr, &tp), -EOPNOTSUPP);
-	assert_null(tp);
-	key.on = false; /* a key that is off is no secret */
-	assert_int_equal(rxp_verbs_ops.open(&attr, &tp), 0);
-	tp->ops->close(tp);
+static const struct rxp_auth_key KA = {.on = true, .k = {1, 2, 3}};
+static const struct rxp_auth_key KB = {.on = true, .k = {1, 2, 4}};
+
+/* Reopen A and B with these secrets (NULL: none). */
+static void reopen(const struct rxp_auth_key *ka, const struct rxp_auth_key *kb)
+{
+	fx_close(&A);
+	fx_close(&B);
+	assert_int_equal(fx_open_key(&A, 1, ka), 0);
+	assert_int_equal(fx_open_key(&B, 2, kb), 0);
+}
+
+static uint64_t refused(struct fx_side *s)
+{
+	return to_vtp(s->tp)->stats.auth_refused;
+}
+
+/* The same secret: the proofs go both ways, then data flows (eager and
+ * rendezvous, both directions) as without one. */
+static void test_auth_same_secret(void **state)
+{
+	const size_t sz = 100 << 10;
+	struct fx_ck k[2] = {{0}};
+	struct rxp_conn *c;
+	void *m[2][2];
+
+	reopen(&KA, &KA);
+	c = fx_connect(&A, &B);
+	assert_non_null(c);
+	assert_int_equal(to_vconn(c)->state, VC_UP);
+	assert_int_equal(fx_send(c, 1, 100, &sz, 1, m[0], &k[0]), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 1 && k[0].calls == 1));
+	assert_int_equal(fx_send(B.conn, 2, 70000, NULL, 0, m[1], &k[1]), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, A.nmsgs == 1 && k[1].calls == 1));
+	assert_true(B.msgs[0].ok && A.msgs[0].ok);
+	assert_int_equal(B.conn->peer_id, 1);
+	assert_int_equal(refused(&A) + refused(&B), 0);
+	assert_int_equal(A.down + B.down, 0);
+	fx_free(m[0], 1);
+	fx_free(m[1], 0);
+	(void)state;
+}
+
+/* A wrong secret: the acceptor refuses the connector's proof and never
+ * answers with its own; a send queued before is failed, nothing lands. */
+static void test_auth_wrong_secret(void **state)
+{
+	struct fx_ck k = {0};
+	struct rxp_conn *c = NULL;
+	void *m[1];
+
+	reopen(&KA, &KB);
+	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
+	assert_int_equal(fx_send(c, 1, 100, NULL, 0, m, &k), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, A.down == 1));
+	assert_int_equal(A.down_status, -RXP_E_AUTH);
+	assert_int_equal(k.calls, 1);
+	assert_int_not_equal(k.status, 0);
+	assert_int_equal(refused(&B), 1);
+	assert_int_equal(B.up + B.nmsgs, 0); /* the agent never heard of it */
+	fx_free(m, 0);
+	(void)state;
+}
+
+/* A secret on one side only: refused in the CM exchange, both ways. */
+static void test_auth_secret_on_one_side(void **state)
+{
+	reopen(&KA, NULL);
+	assert_null(fx_connect(&A, &B));
+	assert_int_equal(A.down_status, -RXP_E_AUTH);
+	assert_int_equal(B.up, 0);
+	reopen(NULL, &KA);
+	assert_null(fx_connect(&A, &B));
+	assert_int_equal(A.down_status, -RXP_E_AUTH);
+	assert_int_equal(refused(&B), 1);
+	assert_int_equal(B.up, 0);
+	(void)state;
+}
+
+/* A stranger's connect request: accepted by the CM (it carries the AUTH
+ * feature), then it sends data before any proof. */
+static struct rdma_cm_id *stranger(void)
+{
+	uint8_t pd[VERBS_PD_SIZE];
+	struct verbs_pdata p = {.version = VERBS_PROTO_VERSION,
+				.worker_id = 3,
+				.credits = 8,
+				.eager_size = 65536,
+				.max_rdv = 8,
+				.max_payload = 1 << 20,
+				.max_storage = 1 << 20,
+				.features = VERBS_PDF_AUTH};
+	struct rdma_cm_id *id;
+
+	verbs_pdata_encode(pd, &p);
+	fk.last_accept_len = 0;
+	id = fk_inject_connect(port_of(B.addr), pd, sizeof(pd));
+	assert_non_null(id);
+	assert_true(FX_PUMP(&A, &B, 2000,
+			    fk.last_accept_len == VERBS_PD_AUTH_SIZE &&
+				    to_vconn(id->context)->state == VC_AUTH));
+	return id;
+}
+
+static void test_auth_frames_before_the_proof(void **state)
+{
+	struct rdma_cm_id *id;
+	struct frame f;
+
+	reopen(NULL, &KA);
+	id = stranger();
+	data_frame(&f, 0, 0, 16, 0);
+	assert_int_equal(fk_inject_recv(id->qp->qp_num, f.b, f.len), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, refused(&B) == 1));
+	assert_int_equal(B.up + B.nmsgs, 0);
+	(void)state;
+}
+
+/* The connector's proof over the transcript of a connection; @rep is the
+ * accept's private data as the stranger saw it. */
+static void proof_frame(uint8_t *f, const struct rxp_auth_key *k,
+			const char *label, const uint8_t *req,
+			const uint8_t *rep, const uint8_t *nc)
+{
+	uint8_t t[VERBS_PD_SIZE + VERBS_PD_AUTH_SIZE], b[36], mac[32];
+
+	memcpy(t, req, VERBS_PD_SIZE);
+	memcpy(t + VERBS_PD_SIZE, rep, VERBS_PD_AUTH_SIZE);
+	memcpy(b, nc, 32);
+	put32(b + 32, FX_WORLD);
+	rxp_auth_mac(k, label, t, sizeof(t), b, sizeof(b), mac);
+	verbs_auth_encode(f, nc, mac);
+}
+
+/* A right proof is taken (the positive control); the same frame replayed
+ * on a second connection (a fresh acceptor nonce), a proof with the
+ * acceptor's label (reflected) and one under another key are not. */
+static void test_auth_replayed_and_reflected_proofs(void **state)
+{
+	uint8_t req[VERBS_PD_SIZE], rep[VERBS_PD_AUTH_SIZE];
+	uint8_t f[VERBS_AUTH_FRAME], nc[32] = {9, 9, 9};
+	struct rdma_cm_id *id;
+
+	reopen(NULL, &KA);
+	id = stranger();
+	memcpy(req, to_vconn(id->context)->auth_t, sizeof(req));
+	memcpy(rep, fk.last_accept, sizeof(rep));
+	proof_frame(f, &KA, VERBS_AUTH_LABEL_CONN, req, rep, nc);
+	assert_int_equal(fk_inject_recv(id->qp->qp_num, f, sizeof(f)), 0);
+	/* up (then down: there is no peer QP to take B's own proof) */
+	assert_true(FX_PUMP(&A, &B, 2000, B.up == 1));
+	assert_int_equal(refused(&B), 0);
+
+	id = stranger(); /* the same frame again */
+	assert_memory_not_equal(fk.last_accept + VERBS_PD_SIZE,
+				rep + VERBS_PD_SIZE, 32);
+	assert_int_equal(fk_inject_recv(id->qp->qp_num, f, sizeof(f)), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, refused(&B) == 1));
+
+	id = stranger(); /* right transcript, the acceptor's label */
+	memcpy(rep, fk.last_accept, sizeof(rep));
+	proof_frame(f, &KA, VERBS_AUTH_LABEL_ACC, req, rep, nc);
+	assert_int_equal(fk_inject_recv(id->qp->qp_num, f, sizeof(f)), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, refused(&B) == 2));
+
+	id = stranger(); /* right transcript, another key */
+	memcpy(rep, fk.last_accept, sizeof(rep));
+	proof_frame(f, &KB, VERBS_AUTH_LABEL_CONN, req, rep, nc);
+	assert_int_equal(fk_inject_recv(id->qp->qp_num, f, sizeof(f)), 0);
+	assert_true(FX_PUMP(&A, &B, 2000, refused(&B) == 3));
+	assert_int_equal(B.up, 1);
+	assert_int_equal(B.nmsgs, 0);
 	(void)state;
 }
 
@@ -732,7 +888,11 @@ int main(void)
 		T(test_connect_timeout),
 		T(test_accept_fails),
 		T(test_disconnected_and_device_removal),
-		T(test_open_refuses_a_job_secret),
+		T(test_auth_same_secret),
+		T(test_auth_wrong_secret),
+		T(test_auth_secret_on_one_side),
+		T(test_auth_frames_before_the_proof),
+		T(test_auth_replayed_and_reflected_proofs),
 #undef T
 	};
 

@@ -8,14 +8,14 @@ if(TARGET rxp_verbs)
     ${RXP_TEST_DIR}/test_verbs_fx.c)
   rxp_add_test(test_verbs_mock
     SOURCES ${RXP_TEST_DIR}/test_verbs_mock.c ${_vf}
-    LINK rxp_verbs rxp_util LABELS unit TIMEOUT 60)
+    LINK rxp_verbs rxp_auth rxp_util LABELS unit TIMEOUT 60)
   rxp_add_test(test_verbs_proto
     SOURCES ${RXP_TEST_DIR}/test_verbs_proto.c ${_vf}
-    LINK rxp_verbs rxp_util LABELS unit TIMEOUT 60)
+    LINK rxp_verbs rxp_auth rxp_util LABELS unit TIMEOUT 60)
   rxp_add_test(test_verbs_dev
     SOURCES ${RXP_TEST_DIR}/test_verbs_dev.c ${_vf}
-    LINK rxp_verbs rxp_util LABELS unit TIMEOUT 30)
+    LINK rxp_verbs rxp_auth rxp_util LABELS unit TIMEOUT 30)
   rxp_add_test(test_verbs_live
     SOURCES ${RXP_TEST_DIR}/test_verbs_live.c
-    LINK rxp_verbs rxp_util LABELS verbs TIMEOUT 300)
+    LINK rxp_verbs rxp_auth rxp_util LABELS verbs TIMEOUT 300)
 endif()

@@ -32,6 +32,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "rxp_auth.h"
 #include "rxp_lock.h"
 #include "rxp_transport.h"
 
@@ -160,13 +161,20 @@ int verbs_cm_claim(const char *dev);
  * (24 bytes: u64 addr-or-offset, u64 len, u32 rkey, u32 dflags), then the
  * inline payload (npay == 0), then inline storages at their offsets.
  * ACK: then ndone entries (u32 token, i32 status).
+ * AUTH (a job secret is set; the first frame each way, every other header
+ * field 0): then a 32-byte nonce (the connector's; zero from the
+ * acceptor) and a 32-byte HMAC-SHA256 proof. See verbs_auth.c.
  */
 #define VERBS_WIRE_MAGIC 0x5652u /* "RV" */
 #define VERBS_HDR_SIZE 40u
 #define VERBS_DESC_SIZE 24u
 #define VERBS_DONE_SIZE 8u
+#define VERBS_AUTH_LABEL_CONN "rxp verbs v1 proof from connector"
+#define VERBS_AUTH_LABEL_ACC "rxp verbs v1 proof from acceptor"
+#define VERBS_AUTH_FRAME                                                       \
+	(VERBS_HDR_SIZE + RXP_AUTH_NONCE_BYTES + RXP_AUTH_MAC_BYTES)
 
-enum verbs_kind { VERBS_K_DATA = 1, VERBS_K_ACK = 2 };
+enum verbs_kind { VERBS_K_DATA = 1, VERBS_K_ACK = 2, VERBS_K_AUTH = 3 };
 #define VERBS_HF_BYE 0x1u    /* ACK: sender is closing */
 #define VERBS_DF_INLINE 0x1u /* storage bytes are in the frame */
 
@@ -217,6 +225,8 @@ int verbs_frame_check(const void *buf, size_t len,
 /* Private data of CONNECT_REQUEST / accept / reject (<= 56 bytes). */
 #define VERBS_PD_MAGIC 0x56505852u /* "RXPV" */
 #define VERBS_PD_SIZE 48u
+/* an accept with VERBS_PDF_AUTH: then the acceptor's 32-byte nonce */
+#define VERBS_PD_AUTH_SIZE (VERBS_PD_SIZE + RXP_AUTH_NONCE_BYTES)
 enum verbs_rej {
 	VERBS_REJ_NONE = 0,
 	VERBS_REJ_VERSION = 1,
@@ -224,6 +234,7 @@ enum verbs_rej {
 	VERBS_REJ_RESOURCES = 3,
 	VERBS_REJ_DEVICE = 4,
 	VERBS_REJ_CLOSING = 5,
+	VERBS_REJ_AUTH = 6, /* one side has a job secret, the other none */
 };
 struct verbs_pdata {
 	uint32_t magic;
@@ -236,13 +247,18 @@ struct verbs_pdata {
 	uint16_t reject;     /* enum verbs_rej, in a reject only */
 	uint64_t max_payload;
 	uint64_t max_storage;
-	uint64_t reserved;
+	uint64_t features; /* VERBS_PDF_* */
 };
+#define VERBS_PDF_AUTH 0x1ull /* a job secret: the AUTH frames follow */
 void verbs_pdata_encode(void *out, const struct verbs_pdata *p);
 /* 0, -RXP_E_VERSION (magic ok, other version: p->version set) or
  * -RXP_E_PROTO (short, bad magic, values out of range). */
 int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *p,
 		       const char **why);
+
+/* The AUTH frame (VERBS_AUTH_FRAME bytes); decode: 0 or -RXP_E_PROTO. */
+void verbs_auth_encode(void *out, const uint8_t *nonce, const uint8_t *mac);
+int verbs_auth_decode(const void *in, size_t len, uint8_t *nonce, uint8_t *mac);
 
 /* Work-completion status -> -errno / -RXP_E_* (table), and its text. */
 int verbs_wc_status_to_err(enum ibv_wc_status st);
@@ -429,6 +445,7 @@ enum verbs_conn_state {
 	VC_ROUTE,      /* resolving route */
 	VC_CONNECTING, /* REQ sent */
 	VC_ACCEPTING,  /* REP sent */
+	VC_AUTH,       /* established; proving the job secret (verbs_auth.c) */
 	VC_UP,
 	VC_DEAD, /* callbacks done; draining, then freed */
 };
@@ -529,6 +546,10 @@ struct verbs_conn {
 
 	/* what the peer told us */
 	struct verbs_pdata peer_pd;
+	/* with a job secret: the REQ's and the REP's private data and the
+	 * connector's nonce, what both proofs cover */
+	uint8_t auth_t[VERBS_PD_SIZE + VERBS_PD_AUTH_SIZE +
+		       RXP_AUTH_NONCE_BYTES];
 
 	/* send credits */
 	int64_t tx_credits;
@@ -581,7 +602,7 @@ static inline uint32_t verbs_sq_used(const struct verbs_conn *c)
 struct verbs_stats {
 	uint64_t eager_tx, rdv_tx, inline_tx, acks_tx, reads;
 	uint64_t eager_rx, rdv_rx, credit_stalls, proto_errors, wc_errors;
-	uint64_t accepted, rejected;
+	uint64_t accepted, rejected, auth_refused;
 };
 
 struct verbs_tp {
@@ -590,6 +611,9 @@ struct verbs_tp {
 	struct rxp_tp_cb cb;
 	uint32_t local_id;
 	uint64_t max_payload, max_storage;
+	struct rxp_auth_key key; /* on: every connection proves it */
+	uint32_t world_size;	 /* in the proofs */
+	struct rxp_ratelog auth_log;
 	/* configuration */
 	uint32_t eager; /* our receive buffer size */
 	uint32_t rdv_threshold;
@@ -657,6 +681,12 @@ void verbs_rbuf_done(struct verbs_tp *tp, struct verbs_rbuf *rb);
 void verbs_recycle_flush(struct verbs_tp *tp);
 /* verbs_ctx.c */
 void verbs_timers_update(struct verbs_tp *tp);
+
+/* verbs_auth.c: with a job secret, an established connection is in
+ * VC_AUTH until the proofs are exchanged; then verbs_conn_up(). */
+void verbs_auth_start(struct verbs_conn *c);
+void verbs_auth_recv(struct verbs_conn *c, const void *buf, size_t len);
+void verbs_conn_up(struct verbs_conn *c);
 /* log every connection's credit/queue state (debugging aid) */
 void verbs_debug_dump(struct rxp_tp *tp);
 
@@ -695,6 +725,9 @@ void verbs_done_add(struct verbs_conn *c, struct verbs_slot *s, int status);
 int verbs_ep_send(struct rxp_conn *c, const struct rxp_msg_out *m,
 		  void *cookie);
 int verbs_ep_setup(struct verbs_conn *c); /* at ESTABLISHED */
+/* Post one control frame (<= VERBS_CTL_SIZE bytes) outside the credits,
+ * as ACKs go: 0 or -errno. */
+int verbs_ep_ctl(struct verbs_conn *c, const void *frame, uint32_t len);
 void verbs_ep_free(struct verbs_conn *c);
 void verbs_conn_mark(struct verbs_conn *c); /* flush at end of progress */
 void verbs_conn_flush(struct verbs_conn *c);

@@ -222,6 +222,7 @@ void verbs_my_pdata(struct verbs_tp *tp, uint16_t reject, uint8_t *out)
 		.reject = reject,
 		.max_payload = tp->max_payload,
 		.max_storage = tp->max_storage,
+		.features = tp->key.on ? VERBS_PDF_AUTH : 0,
 	};
 
 	verbs_pdata_encode(out, &me);
@@ -240,6 +241,15 @@ void verbs_conn_param(struct verbs_conn *c, struct rdma_conn_param *p,
 	memset(p, 0, sizeof(*p));
 	p->private_data = pd;
 	p->private_data_len = VERBS_PD_SIZE;
+	if (tp->key.on && req) {
+		/* the accept carries our nonce; both proofs cover the REQ's
+		 * private data (copied by on_request) and this */
+		rxp_auth_nonce(pd + VERBS_PD_SIZE, RXP_AUTH_NONCE_BYTES);
+		p->private_data_len = VERBS_PD_AUTH_SIZE;
+		memcpy(c->auth_t + VERBS_PD_SIZE, pd, VERBS_PD_AUTH_SIZE);
+	} else if (tp->key.on) {
+		memcpy(c->auth_t, pd, VERBS_PD_SIZE);
+	}
 	p->responder_resources = (uint8_t)rd;
 	p->initiator_depth = (uint8_t)init;
 	if (req) {

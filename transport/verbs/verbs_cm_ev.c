@@ -38,7 +38,7 @@ static void on_request(struct verbs_tp *tp, struct cm_ev *ev)
 {
 	struct rdma_cm_id *id = ev->id;
 	struct rdma_conn_param p;
-	uint8_t pd[VERBS_PD_SIZE];
+	uint8_t pd[VERBS_PD_AUTH_SIZE];
 	struct verbs_pdata peer;
 	struct verbs_conn *c;
 	char addr[64];
@@ -70,6 +70,13 @@ static void on_request(struct verbs_tp *tp, struct cm_ev *ev)
 		       "it arrived on another device");
 		return;
 	}
+	if (!(peer.features & VERBS_PDF_AUTH) != !tp->key.on) {
+		tp->stats.auth_refused++;
+		reject(tp, id, VERBS_REJ_AUTH, addr,
+		       tp->key.on ? "it has no job secret (we have one)"
+				  : "it has a job secret (we have none)");
+		return;
+	}
 	c = verbs_conn_new(tp, false, peer.worker_id);
 	if (!c) {
 		reject(tp, id, VERBS_REJ_RESOURCES, addr, "no memory");
@@ -78,6 +85,7 @@ static void on_request(struct verbs_tp *tp, struct cm_ev *ev)
 	c->id = id;
 	id->context = c;
 	c->peer_pd = peer;
+	memcpy(c->auth_t, ev->pd, VERBS_PD_SIZE); /* what the proofs cover */
 	snprintf(c->peer, sizeof(c->peer), "%s", addr);
 	ret = verbs_create_qp(c);
 	if (ret) {
@@ -122,6 +130,7 @@ static int reject_err(struct verbs_conn *c, struct cm_ev *ev)
 			[VERBS_REJ_RESOURCES] = -ENOSPC,
 			[VERBS_REJ_DEVICE] = -ENODEV,
 			[VERBS_REJ_CLOSING] = -ECONNREFUSED,
+			[VERBS_REJ_AUTH] = -RXP_E_AUTH,
 		};
 
 		rxp_warn(VERBS_LOG, "%s (worker %u) rejected us (reason %u)",
@@ -153,18 +162,46 @@ static void on_established(struct verbs_tp *tp, struct verbs_conn *c,
 			verbs_conn_down(c, ret, false);
 			return;
 		}
-		if (c->peer_pd.worker_id != c->base.peer_id)
+		if (!(c->peer_pd.features & VERBS_PDF_AUTH) != !tp->key.on ||
+		    (tp->key.on && ev->pdlen < VERBS_PD_AUTH_SIZE)) {
+			rxp_err(VERBS_LOG,
+				"%s (worker %u) accepted us %s a job secret",
+				c->peer, c->base.peer_id,
+				tp->key.on ? "without" : "with");
+			verbs_conn_down(c, -RXP_E_AUTH, false);
+			return;
+		}
+		if (c->peer_pd.worker_id != c->base.peer_id) {
 			rxp_warn(VERBS_LOG,
 				 "%s answers as worker %u, expected "
 				 "%u",
 				 c->peer, c->peer_pd.worker_id,
 				 c->base.peer_id);
+			if (tp->key.on) { /* it proves who it says it is */
+				verbs_conn_down(c, -RXP_E_AUTH, false);
+				return;
+			}
+		}
+		if (tp->key.on)
+			memcpy(c->auth_t + VERBS_PD_SIZE, ev->pd,
+			       VERBS_PD_AUTH_SIZE);
 	}
 	ret = verbs_ep_setup(c);
 	if (ret) {
 		verbs_conn_down(c, ret, false);
 		return;
 	}
+	if (tp->key.on) {
+		verbs_auth_start(c); /* verbs_conn_up() once both proved */
+		return;
+	}
+	verbs_conn_up(c);
+}
+
+void verbs_conn_up(struct verbs_conn *c)
+{
+	struct verbs_tp *tp = c->tp;
+
 	c->state = VC_UP;
 	verbs_set_deadline(c, 0);
 	if (!c->base.outgoing)
@@ -219,7 +256,7 @@ static void conn_event(struct verbs_tp *tp, struct verbs_conn *c,
 		return;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED: {
 		struct rdma_conn_param p;
-		uint8_t pd[VERBS_PD_SIZE];
+		uint8_t pd[VERBS_PD_AUTH_SIZE];
 
 		if (c->state != VC_ROUTE)
 			return;
@@ -268,6 +305,17 @@ static void conn_event(struct verbs_tp *tp, struct verbs_conn *c,
 		verbs_cq_poll(tp, VERBS_PROGRESS_BUDGET);
 		if (c->state == VC_DEAD)
 			return;
+		if (c->state == VC_AUTH && c->base.outgoing) {
+			/* it closed on our proof, as a peer with another
+			 * secret does */
+			rxp_err(VERBS_LOG,
+				"%s (worker %u) closed the connection on our "
+				"proof of the job secret (not the same "
+				"secret?)",
+				c->peer, c->base.peer_id);
+			verbs_conn_down(c, -RXP_E_AUTH, false);
+			return;
+		}
 		rxp_info(VERBS_LOG, "%s (worker %u) disconnected", c->peer,
 			 c->base.peer_id);
 		verbs_conn_down(c, -ECONNRESET, false);

@@ -386,6 +386,8 @@ static void on_recv(struct verbs_tp *tp, struct ibv_wc *wc)
 	if (wc->status == IBV_WC_SUCCESS && c && c->state == VC_UP &&
 	    wc->opcode == IBV_WC_RECV)
 		on_frame(c, rb);
+	else if (wc->status == IBV_WC_SUCCESS && c && c->state == VC_AUTH)
+		verbs_auth_recv(c, rb->data, rb->byte_len);
 	verbs_rbuf_release(tp, rb);
 }
 

@@ -78,6 +78,9 @@ static void configure(struct verbs_tp *tp, const struct rxp_tp_attr *attr)
 	uint32_t acks;
 
 	tp->local_id = attr->local_id;
+	if (attr->key && attr->key->on)
+		tp->key = *attr->key; /* wiped at close */
+	tp->world_size = attr->world_size;
 	tp->max_payload = attr->max_payload ? attr->max_payload
 					    : RXP_WIRE_DEFAULT_MAX_PAYLOAD;
 	tp->max_storage = attr->max_storage ? attr->max_storage
@@ -320,16 +323,6 @@ static int verbs_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	rxp__log_init();
 	if (!attr || !attr->cb || !out)
 		return -EINVAL;
-	if (attr->key && attr->key->on) {
-		/* not yet: the proof would go in the CM private data (56 bytes
-		 * in a REQ's, 196 in a REP's) or a first message before any
-		 * buffer is trusted; until then refuse rather than run open */
-		rxp_err(VERBS_LOG,
-			"a job secret is set but the verbs transport "
-			"does not authenticate yet: refused (use "
-			"RXP_TRANSPORT=tcp)");
-		return -EOPNOTSUPP;
-	}
 	tp = rxp__calloc(1, sizeof(*tp));
 	if (!tp)
 		return -ENOMEM;
@@ -344,6 +337,7 @@ static int verbs_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 			   sizeof(why));
 	if (ret) {
 		rxp_info(VERBS_LOG, "%s", why);
+		rxp_auth_wipe(&tp->key);
 		rxp__free(tp);
 		return ret;
 	}
@@ -480,6 +474,7 @@ static void close_all(struct verbs_tp *tp)
 		verbs_dom_mu_unlock(&d->mu);
 		verbs_dom_put(d);
 	}
+	rxp_auth_wipe(&tp->key);
 	rxp__free(tp);
 }
 

@@ -503,6 +503,25 @@ void verbs_conn_flush(struct verbs_conn *c)
 		verbs_conn_fail(c, ret);
 }
 
+int verbs_ep_ctl(struct verbs_conn *c, const void *frame, uint32_t len)
+{
+	struct verbs_batch b = {.c = c};
+	struct ibv_send_wr *wr;
+	uint8_t *p;
+
+	if (!c->qp || len > VERBS_CTL_SIZE || verbs_batch_room(&b) < 1)
+		return -ENOSPC;
+	p = (uint8_t *)c->ctl +
+	    (size_t)(c->sq_head % c->sq_depth) * VERBS_CTL_SIZE;
+	memcpy(p, frame, len);
+	wr = verbs_batch_add(&b, SQE_ACK, NULL, false);
+	wr->opcode = IBV_WR_SEND;
+	b.sge[0] = (struct ibv_sge){(uintptr_t)p, len, c->ctl_mr->lkey};
+	if (len <= c->max_inline)
+		wr->send_flags |= IBV_SEND_INLINE;
+	return verbs_batch_flush(&b);
+}
+
 bool verbs_ep_bye(struct verbs_conn *c)
 {
 	struct verbs_batch b = {.c = c};

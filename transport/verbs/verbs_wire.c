@@ -185,6 +185,36 @@ int verbs_frame_check(const void *buf, size_t len,
 	}
 }
 
+/* ---------------------------------------------------------- auth frame */
+
+void verbs_auth_encode(void *out, const uint8_t *nonce, const uint8_t *mac)
+{
+	uint8_t *p = out;
+
+	memset(p, 0, VERBS_HDR_SIZE);
+	rxp_put_le16(p, VERBS_WIRE_MAGIC);
+	p[2] = VERBS_K_AUTH;
+	memcpy(p + VERBS_HDR_SIZE, nonce, RXP_AUTH_NONCE_BYTES);
+	memcpy(p + VERBS_HDR_SIZE + RXP_AUTH_NONCE_BYTES, mac,
+	       RXP_AUTH_MAC_BYTES);
+}
+
+int verbs_auth_decode(const void *in, size_t len, uint8_t *nonce, uint8_t *mac)
+{
+	const uint8_t *p = in;
+
+	if (len != VERBS_AUTH_FRAME || rxp_get_le16(p) != VERBS_WIRE_MAGIC ||
+	    p[2] != VERBS_K_AUTH)
+		return -RXP_E_PROTO;
+	for (unsigned i = 3; i < VERBS_HDR_SIZE; i++)
+		if (p[i])
+			return -RXP_E_PROTO;
+	memcpy(nonce, p + VERBS_HDR_SIZE, RXP_AUTH_NONCE_BYTES);
+	memcpy(mac, p + VERBS_HDR_SIZE + RXP_AUTH_NONCE_BYTES,
+	       RXP_AUTH_MAC_BYTES);
+	return 0;
+}
+
 /* ------------------------------------------------------- private data */
 
 void verbs_pdata_encode(void *out, const struct verbs_pdata *pd)
@@ -202,7 +232,7 @@ void verbs_pdata_encode(void *out, const struct verbs_pdata *pd)
 	rxp_put_le16(p + 22, pd->reject);
 	rxp_put_le64(p + 24, pd->max_payload);
 	rxp_put_le64(p + 32, pd->max_storage);
-	rxp_put_le64(p + 40, 0);
+	rxp_put_le64(p + 40, pd->features);
 }
 
 int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
@@ -232,7 +262,7 @@ int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
 	pd->reject = rxp_get_le16(p + 22);
 	pd->max_payload = rxp_get_le64(p + 24);
 	pd->max_storage = rxp_get_le64(p + 32);
-	pd->reserved = rxp_get_le64(p + 40);
+	pd->features = rxp_get_le64(p + 40);
 	if (!pd->credits || pd->credits > VERBS_MAX_CREDITS)
 		return bad(why, "credits out of range");
 	if (pd->eager_size < VERBS_MIN_EAGER ||
@@ -242,8 +272,10 @@ int verbs_pdata_decode(const void *in, size_t len, struct verbs_pdata *pd,
 		return bad(why, "rendezvous depth out of range");
 	if (!pd->max_payload || !pd->max_storage)
 		return bad(why, "zero message limits");
-	if (pd->reject > VERBS_REJ_CLOSING)
+	if (pd->reject > VERBS_REJ_AUTH)
 		return bad(why, "unknown reject reason");
+	if (pd->features & ~VERBS_PDF_AUTH)
+		return bad(why, "unknown features");
 	return 0;
 }
 
