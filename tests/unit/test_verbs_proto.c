@@ -868,6 +868,64 @@ static void test_auth_replayed_and_reflected_proofs(void **state)
 	(void)state;
 }
 
+/* ------------------------------------------------------------- caps */
+
+static unsigned in_setup(struct fx_side *s)
+{
+	unsigned n = 0;
+
+	for (struct verbs_conn *c = to_vtp(s->tp)->conns; c; c = c->next)
+		n += !c->base.outgoing && c->state == VC_AUTH;
+	return n;
+}
+
+/* Strangers that connect and never prove the secret: beyond
+ * RXP_MAX_UNAUTH_CONNS the oldest goes; a real peer still gets in. */
+static void test_cap_on_connections_in_setup(void **state)
+{
+	setenv("RXP_MAX_UNAUTH_CONNS", "2", 1);
+	reopen(&KA, &KA);
+	unsetenv("RXP_MAX_UNAUTH_CONNS");
+	for (int i = 0; i < 5; i++)
+		stranger();
+	assert_int_equal(in_setup(&B), 2);
+	assert_int_equal(atomic_load(&B.tp->conns_limited), 3);
+	assert_non_null(fx_connect(&A, &B));
+	assert_int_equal(B.up, 1);
+	assert_int_equal(in_setup(&B), 1); /* it made room for A's */
+	(void)state;
+}
+
+/* At RXP_MAX_CONNS connections up, a new one is rejected; bad values of
+ * either cap fail open with -EINVAL. */
+static void test_cap_on_connections(void **state)
+{
+	uint8_t pd[VERBS_PD_SIZE];
+	struct fx_side x;
+
+	setenv("RXP_MAX_CONNS", "2", 1);
+	reopen(NULL, NULL);
+	unsetenv("RXP_MAX_CONNS");
+	pdata(pd, VERBS_PROTO_VERSION, 8, 0);
+	for (int i = 0; i < 2; i++) { /* each one up before the next */
+		assert_non_null(
+			fk_inject_connect(port_of(B.addr), pd, sizeof(pd)));
+		assert_true(FX_PUMP(&A, &B, 2000, B.up == i + 1));
+	}
+	assert_non_null(fk_inject_connect(port_of(B.addr), pd, sizeof(pd)));
+	assert_true(FX_PUMP(&A, &B, 2000, fk.rejects == 1));
+	assert_int_equal(B.up, 2);
+	assert_int_equal(reject_reason(), VERBS_REJ_RESOURCES);
+	assert_int_equal(atomic_load(&B.tp->conns_limited), 1);
+	setenv("RXP_MAX_CONNS", "0", 1);
+	assert_int_equal(fx_open(&x, 5), -EINVAL);
+	unsetenv("RXP_MAX_CONNS");
+	setenv("RXP_MAX_UNAUTH_CONNS", "many", 1);
+	assert_int_equal(fx_open(&x, 5), -EINVAL);
+	unsetenv("RXP_MAX_UNAUTH_CONNS");
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +951,8 @@ int main(void)
 		T(test_auth_secret_on_one_side),
 		T(test_auth_frames_before_the_proof),
 		T(test_auth_replayed_and_reflected_proofs),
+		T(test_cap_on_connections_in_setup),
+		T(test_cap_on_connections),
 #undef T
 	};
 

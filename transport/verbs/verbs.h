@@ -613,6 +613,10 @@ struct verbs_tp {
 	uint64_t max_payload, max_storage;
 	struct rxp_auth_key key; /* on: every connection proves it */
 	uint32_t world_size;	 /* in the proofs */
+	/* accepted connections in all / still in their set-up or proof
+	 * (RXP_MAX_CONNS, RXP_MAX_UNAUTH_CONNS, as tcp's) */
+	unsigned max_conns, max_unauth;
+	struct rxp_ratelog limit_log;
 	struct rxp_ratelog auth_log;
 	/* configuration */
 	uint32_t eager; /* our receive buffer size */

@@ -34,6 +34,49 @@ static void reject(struct verbs_tp *tp, struct rdma_cm_id *id, int reason,
 	tp->sys->destroy_id(id);
 }
 
+/*
+ * Room for one more accepted connection. Those still being set up (or
+ * proving the secret) have proved nothing: at max_unauth of them, or
+ * max_conns in all, the oldest goes, so a flood of connects cannot lock
+ * real peers out; false when all are up and max_conns is reached.
+ */
+static bool make_room(struct verbs_tp *tp)
+{
+	struct verbs_conn *oldest = NULL;
+	unsigned in = 0, unauth = 0;
+	uint64_t total, n;
+
+	for (struct verbs_conn *c = tp->conns; c; c = c->next) {
+		if (c->base.outgoing || c->state == VC_DEAD)
+			continue;
+		in++;
+		if (c->state != VC_UP) {
+			unauth++;
+			oldest = c; /* the list is newest first */
+		}
+	}
+	if (in < tp->max_conns && unauth < tp->max_unauth)
+		return true;
+	total = 1 + atomic_fetch_add_explicit(&tp->base.conns_limited, 1,
+					      memory_order_relaxed);
+	if (rxp_ratelog_due(&tp->limit_log, total, &n))
+		rxp_warn(VERBS_LOG,
+			 "%s closed by a cap: %s (%llu since the last such "
+			 "line)",
+			 oldest ? oldest->peer : "a new connection",
+			 !oldest ? "RXP_MAX_CONNS connections are up"
+			 : unauth >= tp->max_unauth
+				 ? "the oldest of RXP_MAX_UNAUTH_CONNS "
+				   "connections still in their set-up"
+				 : "the oldest connection still in its set-up, "
+				   "at RXP_MAX_CONNS",
+			 (unsigned long long)n);
+	if (!oldest)
+		return false;
+	verbs_conn_down(oldest, -RXP_E_LIMIT, false);
+	return true;
+}
+
 static void on_request(struct verbs_tp *tp, struct cm_ev *ev)
 {
 	struct rdma_cm_id *id = ev->id;
@@ -75,6 +118,11 @@ static void on_request(struct verbs_tp *tp, struct cm_ev *ev)
 		reject(tp, id, VERBS_REJ_AUTH, addr,
 		       tp->key.on ? "it has no job secret (we have one)"
 				  : "it has a job secret (we have none)");
+		return;
+	}
+	if (!make_room(tp)) {
+		reject(tp, id, VERBS_REJ_RESOURCES, addr,
+		       "RXP_MAX_CONNS connections are up");
 		return;
 	}
 	c = verbs_conn_new(tp, false, peer.worker_id);

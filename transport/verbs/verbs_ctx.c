@@ -73,6 +73,27 @@ static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
 	return (uint32_t)v;
 }
 
+/* The caps on accepted connections, as tcp's (docs/tcp.md "What a peer
+ * can make a worker hold"): a real job needs one per peer, two while it
+ * reconnects; a stranger's connect holds a QP and an SRQ share until its
+ * set-up (and, with a secret, its proof) is done or times out. */
+static int limits_init(struct verbs_tp *tp)
+{
+	long conns, unauth;
+	int err;
+
+	err = rxp_env_int("RXP_MAX_CONNS", 1, 1000000,
+			  2 * (long)tp->world_size + 64, &conns);
+	if (!err)
+		err = rxp_env_int("RXP_MAX_UNAUTH_CONNS", 1, 1000000, 64,
+				  &unauth);
+	if (err)
+		return err;
+	tp->max_conns = (unsigned)conns;
+	tp->max_unauth = (unsigned)unauth;
+	return 0;
+}
+
 static void configure(struct verbs_tp *tp, const struct rxp_tp_attr *attr)
 {
 	uint32_t acks;
@@ -332,6 +353,12 @@ static int verbs_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	tp->base.ops = &rxp_verbs_ops;
 	tp->base.name = "verbs";
 	configure(tp, attr);
+	ret = limits_init(tp);
+	if (ret) {
+		rxp_auth_wipe(&tp->key);
+		rxp__free(tp);
+		return ret;
+	}
 	verbs_override_get(attr, &o);
 	ret = verbs_choose(tp->sys, attr->bind_addr, &o, &tp->ch, why,
 			   sizeof(why));
