@@ -44,6 +44,8 @@ X(pool_queued, GAUGE, "pool.queued_calls", pool_queued(a, false), "Incoming call
 X(pool_queued_bytes, GAUGE, "pool.queued_bytes", pool_queued(a, true), "Bytes (payloads and storages) held by incoming calls waiting for a pool thread.") \
 X(conns_limited, COUNTER, "conns.refused_limit", a->tp ? atomic_load(&a->tp->conns_limited) : 0, "Accepted connections refused or dropped by RXP_MAX_CONNS or RXP_MAX_UNAUTH_CONNS.") \
 X(conns_stalled, COUNTER, "conns.closed_stalled", a->tp ? atomic_load(&a->tp->conns_stalled) : 0, "Connections closed because a started frame stalled for RXP_RECV_STALL_MS.") \
+X(rx_mem_refused, COUNTER, "conns.closed_rx_memory", a->tp ? rxp_tp_counter(&a->tp->rx_mem_refused) : 0, "Connections closed because a piece of a frame would have taken the receive memory past RXP_MAX_RX_MEMORY.") \
+X(rx_ahead, GAUGE, "transport.rx_memory_ahead", a->tp ? rxp_tp_counter(&a->tp->rx_ahead) : 0, "Bytes of receive buffers held for frames not yet complete.") \
 X(accept_pauses, COUNTER, "conns.accept_pauses", a->tp ? atomic_load(&a->tp->accept_pauses) : 0, "Times accepting paused on a resource limit (EMFILE, ENFILE, ...).") \
 X(prehs_failed, COUNTER, "conns.failed_handshake", a->tp ? atomic_load(&a->tp->conns_prehs_failed) : 0, "Accepted connections that failed before completing their handshake (silence, garbage).") \
 X(proto, COUNTER, "errors.protocol", atomic_load(&a->proto_errors), "Messages of an unknown type received.") \
