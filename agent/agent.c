@@ -310,6 +310,7 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	int port, ret, need_route;
 	int64_t ns, init_def = RXP_DEFAULT_INIT_TIMEOUT_MS;
 	long grace_ms, max_calls, max_resps;
+	struct rxp__pool_limits pool_lim;
 
 	if (!at || !out)
 		return -EINVAL;
@@ -357,6 +358,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 	if (!ret)
 		ret = rxp_env_int("RXP_MAX_QUEUED_RESPONSES", 1, UINT32_MAX / 2,
 				  65536, &max_resps);
+	if (!ret)
+		ret = rxp__pool_limits_env(&pool_lim);
 	if (ret)
 		return ret;
 	need_route = plan_addr(at, maddr, NULL, &plan);
@@ -443,7 +446,8 @@ int rxp_agent_create(const struct rxp_agent_attr *at, struct rxp_agent **out)
 		ret = -errno;
 		goto err_conns;
 	}
-	ret = rxp__pool_start(&a->pool, at->num_worker_threads, &a->log_id);
+	ret = rxp__pool_start(&a->pool, at->num_worker_threads,
+			      (uint32_t)a->world, &pool_lim, &a->log_id);
 	if (ret)
 		goto err_wake;
 	ret = -pthread_create(&a->poller, NULL, rxp__poller_main, a);

@@ -186,6 +186,10 @@ struct rxp_call {
 	struct rxp_buf *resp_buf; /* shared response payload (respond_buf) */
 	/* features' extension areas (feature.h), zeroed at creation */
 	struct rxp__ext ext[RXP__NSLOTS];
+	/* waiting for a pool thread: its caller's queue there, and the
+	 * bytes it holds (payload and storages), charged to the budget */
+	struct rxp_call *pool_next;
+	uint64_t pool_bytes;
 
 	union {
 		char arena_mem[RXP__INLINE_ARENA];
@@ -244,26 +248,76 @@ struct rxp__task {
 	void (*fn)(void *arg);
 	void *arg;
 };
+/*
+ * The pool-queue budget (docs/DESIGN.md "Budgets"): incoming calls that
+ * wait for a pool thread, by count and by the bytes they hold, per caller
+ * and in all. The RXP_POOL_QUEUE_* variables set it.
+ */
+struct rxp__pool_limits {
+	uint32_t per_peer, max;
+	uint64_t bytes_per_peer, bytes_max;
+};
+/* which of them a refused call met (rxp__pool_limit_var names it) */
+enum rxp__pool_limit {
+	RXP__POOL_PER_PEER,
+	RXP__POOL_MAX,
+	RXP__POOL_BYTES_PER_PEER,
+	RXP__POOL_BYTES_MAX,
+};
+/* one caller's calls waiting for a thread, in arrival order; a caller
+ * with any is on the pool's round-robin list */
+struct rxp__pool_peer {
+	struct rxp_call *head, *tail;
+	struct rxp__pool_peer *rr_next;
+	uint32_t n;
+	uint64_t bytes;
+};
 struct rxp__pool {
-	struct rxp_mutex mu; /* class rxp__pool: the task ring and stop */
+	struct rxp_mutex mu; /* class rxp__pool: the queues and stop */
 	pthread_cond_t cv;
+	/* local tasks (callbacks, metrics writes), FIFO */
 	struct rxp__task *q RXP_GUARDED_BY(rxp__pool);
 	uint32_t head RXP_GUARDED_BY(rxp__pool);
 	uint32_t count RXP_GUARDED_BY(rxp__pool);
 	uint32_t cap RXP_GUARDED_BY(rxp__pool);
+	/* incoming calls, one queue per caller, served round-robin (one
+	 * caller's backlog does not delay another's call), alternating
+	 * with the local tasks */
+	struct rxp__pool_peer *peers RXP_PT_GUARDED_BY(rxp__pool);
+	struct rxp__pool_peer *rr_head RXP_GUARDED_BY(rxp__pool);
+	struct rxp__pool_peer *rr_tail RXP_GUARDED_BY(rxp__pool);
+	uint32_t ncalls RXP_GUARDED_BY(rxp__pool);
+	uint64_t call_bytes RXP_GUARDED_BY(rxp__pool);
+	bool calls_next RXP_GUARDED_BY(rxp__pool);
 	bool stop RXP_GUARDED_BY(rxp__pool);
 	/* set by pool_start, read by pool_stop: the thread that owns the
 	 * agent's life */
 	int nthreads;
 	pthread_t *threads;
+	uint32_t npeers;
+	struct rxp__pool_limits lim;
+	/* runs a queued call: rxp__dispatch (unit tests put their own here
+	 * before the first push) */
+	void (*run_call)(void *call);
 	atomic_int idle;
 	const struct rxp_log_id *log_id; /* who its threads log as */
 };
-int rxp__pool_start(struct rxp__pool *p, int nthreads,
+/* Read RXP_POOL_QUEUE_* (create; -EINVAL for a bad value, logged). */
+int rxp__pool_limits_env(struct rxp__pool_limits *l);
+const char *rxp__pool_limit_var(enum rxp__pool_limit which);
+int rxp__pool_start(struct rxp__pool *p, int nthreads, uint32_t npeers,
+		    const struct rxp__pool_limits *lim,
 		    const struct rxp_log_id *log_id);
 /* Queue a task. -ENOMEM when the queue cannot grow, -ECANCELED when
  * stopped (the caller then runs or drops the task itself). */
 int rxp__pool_push(struct rxp__pool *p, void (*fn)(void *), void *arg);
+/* Queue incoming call @c from c->caller (< npeers) for rxp__dispatch,
+ * holding @bytes. -RXP_E_LIMIT (*@hit says which limit) when the budget
+ * has no room, -ECANCELED when stopped: nothing queued. */
+int rxp__pool_push_call(struct rxp__pool *p, struct rxp_call *c, uint64_t bytes,
+			enum rxp__pool_limit *hit);
+/* What waits for a thread now (metrics; any thread). */
+void rxp__pool_queued(struct rxp__pool *p, uint64_t *calls, uint64_t *bytes);
 /* Run what is queued, then join the threads. */
 void rxp__pool_stop(struct rxp__pool *p);
 bool rxp__pool_is_worker(const struct rxp__pool *p);
@@ -388,6 +442,8 @@ struct rxp_agent {
 	struct rxp__heap deadlines RXP_GUARDED_BY(rxp__progress);
 
 	struct rxp__pool pool;
+	/* pool-queue refusals, logged once a second (rxp__call_queue) */
+	struct rxp_ratelog pool_log RXP_GUARDED_BY(rxp__progress);
 	/* free list of incoming calls */
 	struct rxp_call *call_cache RXP_GUARDED_BY(rxp__progress);
 	uint32_t ncall_cache RXP_GUARDED_BY(rxp__progress);
@@ -420,7 +476,7 @@ struct rxp_agent {
 	atomic_uint_fast64_t calls_sent, calls_failed, calls_timed_out,
 		late_responses, proto_errors, calls_served, responses_dropped,
 		forged_responses, sends_withdrawn, stuck_closes,
-		calls_refused_queue, backlog_closes;
+		calls_refused_queue, backlog_closes, calls_refused_pool;
 };
 
 /* metrics_export.c: RXP_METRICS_FILE and RXP_METRICS_INTERVAL_MS.
@@ -461,8 +517,14 @@ int rxp__worker_id(const struct rxp_agent *a, const char *name);
 struct rxp_call *rxp__call_new(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
 void rxp__call_put(struct rxp_call *c);
 void rxp__call_cache_flush(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
-/* run an incoming request on the worker pool (rpc.c) */
+/* run an incoming request on the worker pool (serve.c) */
 void rxp__dispatch(void *arg);
+/* Queue incoming call @c for a pool thread within the pool-queue budget:
+ * 0, or the call is failed (-RXP_E_LIMIT naming the limit, counted and
+ * logged; -RXP_E_SHUTDOWN when stopped) and the error returned; the
+ * caller still drops its dispatch reference then. */
+int rxp__call_queue(struct rxp_agent *a, struct rxp_call *c)
+	RXP_REQUIRES(rxp__progress);
 /* finish a call with an error response */
 void rxp__call_fail_code(struct rxp_call *c, int code, const char *msg);
 /* Send an internal message (type < RXP_MSG_USER); @payload is copied into

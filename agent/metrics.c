@@ -39,8 +39,13 @@ X(withdrawn, COUNTER, "calls.timed_out_unsent", atomic_load(&a->sends_withdrawn)
 X(stuck_closes, COUNTER, "conns.closed_stuck", atomic_load(&a->stuck_closes), "Connections closed because a timed-out request was still being sent RXP_SEND_GRACE_MS after its deadline.") \
 X(refused_queue, COUNTER, "calls.refused_queue_full", atomic_load(&a->calls_refused_queue), "Calls refused because RXP_MAX_QUEUED_CALLS already waited for their worker.") \
 X(backlog_closes, COUNTER, "conns.closed_unread_responses", atomic_load(&a->backlog_closes), "Connections closed because their caller left RXP_MAX_QUEUED_RESPONSES responses unread.") \
+X(refused_pool, COUNTER, "calls.refused_pool_queue", atomic_load(&a->calls_refused_pool), "Incoming calls refused because the RXP_POOL_QUEUE_* budget of calls waiting for a pool thread was full.") \
+X(pool_queued, GAUGE, "pool.queued_calls", pool_queued(a, false), "Incoming calls waiting for a pool thread.") \
+X(pool_queued_bytes, GAUGE, "pool.queued_bytes", pool_queued(a, true), "Bytes (payloads and storages) held by incoming calls waiting for a pool thread.") \
 X(conns_limited, COUNTER, "conns.refused_limit", a->tp ? atomic_load(&a->tp->conns_limited) : 0, "Accepted connections refused or dropped by RXP_MAX_CONNS or RXP_MAX_UNAUTH_CONNS.") \
 X(conns_stalled, COUNTER, "conns.closed_stalled", a->tp ? atomic_load(&a->tp->conns_stalled) : 0, "Connections closed because a started frame stalled for RXP_RECV_STALL_MS.") \
+X(rx_mem_refused, COUNTER, "conns.closed_rx_memory", a->tp ? rxp_tp_counter(&a->tp->rx_mem_refused) : 0, "Connections closed because a piece of a frame would have taken the receive memory past RXP_MAX_RX_MEMORY.") \
+X(rx_ahead, GAUGE, "transport.rx_memory_ahead", a->tp ? rxp_tp_counter(&a->tp->rx_ahead) : 0, "Bytes of receive buffers held for frames not yet complete.") \
 X(accept_pauses, COUNTER, "conns.accept_pauses", a->tp ? atomic_load(&a->tp->accept_pauses) : 0, "Times accepting paused on a resource limit (EMFILE, ENFILE, ...).") \
 X(prehs_failed, COUNTER, "conns.failed_handshake", a->tp ? atomic_load(&a->tp->conns_prehs_failed) : 0, "Accepted connections that failed before completing their handshake (silence, garbage).") \
 X(proto, COUNTER, "errors.protocol", atomic_load(&a->proto_errors), "Messages of an unknown type received.") \
@@ -58,6 +63,14 @@ X(bytes_sent, COUNTER, "bytes_sent", bytes_sent, "Bytes of calls and messages se
 X(bytes_recv, COUNTER, "bytes_received", bytes_recv, "Bytes received from the peer.") \
 X(errors, COUNTER, "errors", errors, "Calls and messages to the peer that completed with an error.")
 /* clang-format on */
+
+static uint64_t pool_queued(struct rxp_agent *a, bool bytes)
+{
+	uint64_t n, b;
+
+	rxp__pool_queued(&a->pool, &n, &b);
+	return bytes ? b : n;
+}
 
 #define X(id, kind, key, expr, help)                                           \
 	static int64_t m_##id(struct rxp_agent *a)                             \

@@ -983,12 +983,8 @@ static void on_request(struct rxp_agent *a, struct rxp_conn *c,
 		rxp__call_put(call);
 		return;
 	}
-	if (rxp__pool_push(&a->pool, rxp__dispatch, call)) {
-		rxp__call_fail_code(call, -RXP_E_SHUTDOWN,
-				    "callee is busy or "
-				    "shutting down");
+	if (rxp__call_queue(a, call))
 		rxp__call_put(call);
-	}
 }
 
 static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)

@@ -165,6 +165,73 @@ static void serve_script_call(struct rxp_call *c)
 				    "function returned without a result");
 }
 
+/* Why a call was refused, for its caller (the limit's variable named). */
+static void refusal_text(struct rxp_agent *a, const struct rxp_call *c,
+			 uint64_t bytes, enum rxp__pool_limit hit, char *msg,
+			 size_t len)
+{
+	const struct rxp__pool_limits *l = &a->pool.lim;
+	const char *var = rxp__pool_limit_var(hit);
+	const char *from = a->workers[c->caller].name;
+
+	switch (hit) {
+	case RXP__POOL_PER_PEER:
+		snprintf(msg, len,
+			 "worker '%s' is busy: calls from '%s' waiting for a "
+			 "thread reached %s=%u",
+			 a->name, from, var, l->per_peer);
+		break;
+	case RXP__POOL_MAX:
+		snprintf(msg, len,
+			 "worker '%s' is busy: calls waiting for a thread "
+			 "reached %s=%u",
+			 a->name, var, l->max);
+		break;
+	default:
+		snprintf(msg, len,
+			 "worker '%s' is busy: this call's %llu bytes would "
+			 "pass %s=%llu for calls %s%s%s waiting for a thread",
+			 a->name, (unsigned long long)bytes, var,
+			 (unsigned long long)(hit == RXP__POOL_BYTES_MAX
+						      ? l->bytes_max
+						      : l->bytes_per_peer),
+			 hit == RXP__POOL_BYTES_MAX ? "" : "from '",
+			 hit == RXP__POOL_BYTES_MAX ? "" : from,
+			 hit == RXP__POOL_BYTES_MAX ? "" : "'");
+		break;
+	}
+}
+
+int rxp__call_queue(struct rxp_agent *a, struct rxp_call *c)
+{
+	enum rxp__pool_limit hit;
+	uint64_t bytes = c->payload ? c->payload->len : 0, n;
+	char msg[RXP_CODEC_MAX_NAME + 256];
+	int ret;
+
+	for (uint32_t i = 0; i < c->nst; i++)
+		bytes += c->st[i]->len;
+	ret = rxp__pool_push_call(&a->pool, c, bytes, &hit);
+	if (!ret)
+		return 0;
+	if (ret != -RXP_E_LIMIT) {
+		rxp__call_fail_code(c, -RXP_E_SHUTDOWN,
+				    "callee is busy or shutting down");
+		return ret;
+	}
+	/* the storages are not needed for the error: give them back now */
+	for (uint32_t i = 0; i < c->nst; i++)
+		rxp_buf_put(c->st[i]);
+	c->nst = 0;
+	refusal_text(a, c, bytes, hit, msg, sizeof(msg));
+	n = atomic_fetch_add(&a->calls_refused_pool, 1) + 1;
+	if (rxp_ratelog_due(&a->pool_log, n, &n))
+		rxp_warn("agent", "refused %llu call(s) (%s): %s",
+			 (unsigned long long)n, rxp__pool_limit_var(hit), msg);
+	rxp__call_fail_code(c, -RXP_E_LIMIT, msg);
+	return ret;
+}
+
 void rxp__dispatch(void *arg)
 {
 	struct rxp_call *c = arg;

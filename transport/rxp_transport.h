@@ -89,6 +89,10 @@ struct rxp_tp {
 	/* incoming connections that failed before their handshake completed
 	 * (silence, garbage; authentication refusals count above) */
 	atomic_uint_fast64_t conns_prehs_failed;
+	/* receive memory: bytes allocated for frames not yet delivered
+	 * (gauge), and connections failed because a piece would have taken
+	 * it past the budget (RXP_MAX_RX_MEMORY); same single writer */
+	atomic_uint_fast64_t rx_ahead, rx_mem_refused;
 };
 
 /* Add @n to a counter of struct rxp_tp. Its one writer holds the progress

@@ -184,5 +184,8 @@ long rxp_env_long(const char *name, long def);
  * with the variable's name), never silently replaced. */
 int rxp_env_int(const char *name, long lo, long hi, long def, long *out);
 int rxp_env_bool(const char *name, int def);
+/* Bytes of physical memory (the budgets' defaults are fractions of it);
+ * 64 GiB when the system does not say. */
+uint64_t rxp_phys_mem(void);
 
 #endif

@@ -358,6 +358,15 @@ int rxp_env_int(const char *name, long lo, long hi, long def, long *out)
 	return 0;
 }
 
+uint64_t rxp_phys_mem(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psz <= 0)
+		return UINT64_C(64) << 30;
+	return (uint64_t)pages * (uint64_t)psz;
+}
+
 int rxp_env_bool(const char *name, int def)
 {
 	const char *v = getenv(name);

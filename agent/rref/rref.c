@@ -529,10 +529,9 @@ static void on_remote(struct rxp_agent *a, struct rxp_call *c)
 	/* the function runs on the pool like any call; its completion
 	 * lands in rxp__rref_owner_complete */
 	rxp__call_get(c);
-	if (rxp__pool_push(&a->pool, rxp__dispatch, c)) {
-		rxp__call_fail_code(c, -RXP_E_SHUTDOWN, "owner shutting down");
+	rxp__progress_held(a); /* on_msg runs under it */
+	if (rxp__call_queue(a, c))
 		rxp__call_put(c);
-	}
 }
 
 static void on_fetch(struct rxp_agent *a, struct rxp_call *c, const uint8_t *p)

@@ -266,6 +266,22 @@ static int fn_hang(struct rxp_call *c, void *user)
 	return ret;
 }
 
+int world_metric_of(struct world *w, int rank, const char *key, int64_t *out)
+{
+	struct rxp_value arg = rxp_v_str(key);
+	struct rxp_future *f;
+	int ret = rxp_rpc_sync(w->a, rank, "t.metric", &arg, 1, NULL, 0, NULL,
+			       &f);
+
+	if (ret)
+		return ret;
+	ret = rxp_future_status(f);
+	if (!ret)
+		*out = rxp_future_value(f)->u.i;
+	rxp_future_release(f);
+	return ret;
+}
+
 void world_release_hung(void)
 {
 	pthread_mutex_lock(&hung_mu);

@@ -93,6 +93,10 @@ int world_stop(struct world *w, bool join);
  *   t.metric(str key)         the callee's rxp_agent_metric(key) (-1: none)
  *   t.fill(int n, int byte)   returns a tensor of n bytes = byte
  */
+/* Rank @rank's metric @key, read through its t.metric: 0 and *@out, or
+ * the call's error. */
+int world_metric_of(struct world *w, int rank, const char *key, int64_t *out);
+
 /* Complete every call t.hang() is holding (with an error). */
 void world_release_hung(void);
 

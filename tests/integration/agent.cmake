@@ -49,3 +49,9 @@ rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
 rxp_add_test(test_loss SOURCES ${RXP_TEST_DIR}/test_loss.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 300 ENV RXP_TRANSPORT=tcp)
+
+# the pool-queue budget: a slow caller's queued calls are capped and do
+# not delay another caller's (SERIAL: timing bounds)
+rxp_add_test(test_pool_budget SOURCES ${RXP_TEST_DIR}/test_pool_budget.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=tcp)

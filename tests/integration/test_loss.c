@@ -74,16 +74,9 @@ static int64_t metric(struct rxp_agent *a, const char *key)
 
 static int64_t remote_metric(struct world *w, const char *key)
 {
-	struct rxp_value arg = rxp_v_str(key);
-	struct rxp_future *f;
-	int64_t v;
+	int64_t v = -1;
 
-	assert_int_equal(
-		rxp_rpc_sync(w->a, 1, "t.metric", &arg, 1, NULL, 0, NULL, &f),
-		0);
-	assert_int_equal(rxp_future_status(f), 0);
-	v = rxp_future_value(f)->u.i;
-	rxp_future_release(f);
+	assert_int_equal(world_metric_of(w, 1, key, &v), 0);
 	return v;
 }
 

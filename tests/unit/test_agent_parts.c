@@ -112,6 +112,10 @@ static void test_heap_pops_in_deadline_order(void **state)
 }
 
 static atomic_int ran;
+static const struct rxp__pool_limits big = {.per_peer = 1000,
+					    .max = 1000,
+					    .bytes_per_peer = 1u << 30,
+					    .bytes_max = 1u << 30};
 
 static void task(void *arg)
 {
@@ -124,7 +128,7 @@ static void test_pool_runs_every_task_before_stop(void **state)
 	struct rxp__pool p;
 
 	atomic_store(&ran, 0);
-	assert_int_equal(rxp__pool_start(&p, 3, NULL), 0);
+	assert_int_equal(rxp__pool_start(&p, 3, 2, &big, NULL), 0);
 	for (int i = 0; i < 3000; i++) /* past the initial ring size */
 		assert_int_equal(rxp__pool_push(&p, task, NULL), 0);
 	rxp__pool_stop(&p);
@@ -135,7 +139,7 @@ static void test_pool_refuses_after_stop(void **state)
 {
 	struct rxp__pool p;
 
-	assert_int_equal(rxp__pool_start(&p, 1, NULL), 0);
+	assert_int_equal(rxp__pool_start(&p, 1, 2, &big, NULL), 0);
 	rxp__pool_lock(&p.mu);
 	p.stop = true; /* as rxp__pool_stop sets it, before joining */
 	rxp__pool_unlock(&p.mu);
@@ -151,8 +155,122 @@ static void test_pool_start_fails_on_enomem(void **state)
 	struct rxp__pool p;
 
 	rxp__alloc_fail_after(0);
-	assert_int_equal(rxp__pool_start(&p, 2, NULL), -ENOMEM);
+	assert_int_equal(rxp__pool_start(&p, 2, 2, &big, NULL), -ENOMEM);
 	rxp__alloc_fail_after(-1);
+}
+
+/* ------------------------------------------------ pool-queue budget */
+
+/* Calls run by a fake dispatcher: the first one holds the only thread
+ * until the test opens the gate; each records its caller in order. */
+static atomic_int gate, nrun;
+static uint32_t run_order[64];
+
+static void run_fake(void *arg)
+{
+	struct rxp_call *c = arg;
+	int i = atomic_fetch_add(&nrun, 1);
+
+	run_order[i] = c->caller;
+	while (!atomic_load(&gate))
+		usleep(100);
+}
+
+static void pool_held(struct rxp__pool *p, const struct rxp__pool_limits *l,
+		      struct rxp_call *first)
+{
+	atomic_store(&gate, 0);
+	atomic_store(&nrun, 0);
+	assert_int_equal(rxp__pool_start(p, 1, 3, l, NULL), 0);
+	p->run_call = run_fake;
+	first->caller = 2;
+	assert_int_equal(rxp__pool_push_call(p, first, 0, NULL), 0);
+	while (!atomic_load(&nrun)) /* the thread holds it: none queued */
+		usleep(100);
+}
+
+static void test_pool_budget_refuses_past_each_limit(void **state)
+{
+	const struct rxp__pool_limits l = {.per_peer = 3,
+					   .max = 5,
+					   .bytes_per_peer = 100,
+					   .bytes_max = 120};
+	static struct rxp_call c[12];
+	enum rxp__pool_limit hit = RXP__POOL_MAX;
+	struct rxp__pool p;
+	uint64_t n, b;
+
+	memset(c, 0, sizeof(c));
+	pool_held(&p, &l, &c[0]);
+	for (int i = 1; i <= 3; i++) { /* peer 0: 3 calls of 10 bytes */
+		c[i].caller = 0;
+		assert_int_equal(rxp__pool_push_call(&p, &c[i], 10, &hit), 0);
+	}
+	c[4].caller = 0;
+	assert_int_equal(rxp__pool_push_call(&p, &c[4], 0, &hit), -RXP_E_LIMIT);
+	assert_int_equal(hit, RXP__POOL_PER_PEER);
+	/* peer 1: 91 bytes pass its 100 with the 10 it has */
+	c[5].caller = 1;
+	assert_int_equal(rxp__pool_push_call(&p, &c[5], 10, &hit), 0);
+	c[6].caller = 1;
+	assert_int_equal(rxp__pool_push_call(&p, &c[6], 91, &hit),
+			 -RXP_E_LIMIT);
+	assert_int_equal(hit, RXP__POOL_BYTES_PER_PEER);
+	/* 40 queued: 90 more is in peer 1's budget but passes 120 in all */
+	c[7].caller = 1;
+	assert_int_equal(rxp__pool_push_call(&p, &c[7], 90, &hit),
+			 -RXP_E_LIMIT);
+	assert_int_equal(hit, RXP__POOL_BYTES_MAX);
+	c[8].caller = 1;
+	assert_int_equal(rxp__pool_push_call(&p, &c[8], 80, &hit), 0);
+	rxp__pool_queued(&p, &n, &b);
+	assert_int_equal(n, 5);
+	assert_int_equal(b, 120);
+	/* 5 queued in all: peer 2 has none, the total is full */
+	c[9].caller = 2;
+	assert_int_equal(rxp__pool_push_call(&p, &c[9], 0, &hit), -RXP_E_LIMIT);
+	assert_int_equal(hit, RXP__POOL_MAX);
+	c[10].caller = 3; /* not a peer */
+	assert_int_equal(rxp__pool_push_call(&p, &c[10], 0, &hit), -EINVAL);
+	assert_string_equal(rxp__pool_limit_var(RXP__POOL_BYTES_MAX),
+			    "RXP_POOL_QUEUE_BYTES_MAX");
+	/* what a thread takes is no longer charged */
+	atomic_store(&gate, 1);
+	rxp__pool_stop(&p);
+	assert_int_equal(atomic_load(&nrun), 6);
+	rxp__pool_queued(&p, &n, &b); /* stopped: nothing */
+	assert_int_equal(n + b, 0);
+}
+
+/* One caller's backlog does not delay another's call: callers take
+ * turns, so peer 1's call runs right after peer 0's first. */
+static void test_pool_serves_callers_in_turn(void **state)
+{
+	static struct rxp_call c[8];
+	enum rxp__pool_limit hit;
+	struct rxp__pool p;
+	uint64_t n, b;
+
+	memset(c, 0, sizeof(c));
+	pool_held(&p, &big, &c[0]);
+	for (int i = 1; i <= 5; i++) {
+		c[i].caller = 0;
+		assert_int_equal(rxp__pool_push_call(&p, &c[i], 1000, &hit), 0);
+	}
+	c[6].caller = 1;
+	assert_int_equal(rxp__pool_push_call(&p, &c[6], 1, &hit), 0);
+	rxp__pool_queued(&p, &n, &b);
+	assert_int_equal(n, 6);
+	assert_int_equal(b, 5001);
+	atomic_store(&gate, 1);
+	rxp__pool_stop(&p);
+	assert_int_equal(atomic_load(&nrun), 7);
+	/* 2 (the held one), 0, 1, 0, 0, 0, 0; FIFO would run 1 last */
+	assert_int_equal(run_order[0], 2);
+	assert_int_equal(run_order[1], 0);
+	assert_int_equal(run_order[2], 1);
+	for (int i = 3; i < 7; i++)
+		assert_int_equal(run_order[i], 0);
 }
 
 static int cb_calls;
@@ -296,6 +414,8 @@ int main(void)
 		cmocka_unit_test(test_pool_runs_every_task_before_stop),
 		cmocka_unit_test(test_pool_refuses_after_stop),
 		cmocka_unit_test(test_pool_start_fails_on_enomem),
+		cmocka_unit_test(test_pool_budget_refuses_past_each_limit),
+		cmocka_unit_test(test_pool_serves_callers_in_turn),
 		cmocka_unit_test(test_future_fulfilled_once_with_callbacks),
 		cmocka_unit_test(test_future_alloc_failure),
 		cmocka_unit_test(test_storage_wrap_releases_at_last_ref),

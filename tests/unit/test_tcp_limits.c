@@ -5,7 +5,9 @@
  * and the oldest goes first; accepted connections are capped; accept()
  * at the fd limit backs off instead of spinning; a started frame that
  * stops arriving fails its connection; a header announcing huge storages
- * reserves one piece, not all of them. Runs on both backends.
+ * reserves one piece, not all of them; all connections together hold at
+ * most RXP_MAX_RX_MEMORY for frames still arriving. Runs on both
+ * backends.
  */
 #include <errno.h>
 #include <poll.h>
@@ -143,6 +145,8 @@ static void test_bad_values(void **state)
 	assert_true(bad_limit("RXP_MAX_CONNS", "ten"));
 	assert_true(bad_limit("RXP_MAX_UNAUTH_CONNS", "-1"));
 	assert_true(bad_limit("RXP_RECV_STALL_MS", "1s"));
+	assert_true(bad_limit("RXP_MAX_RX_MEMORY", "0"));
+	assert_true(bad_limit("RXP_MAX_RX_MEMORY", "1G"));
 	(void)state;
 }
 
@@ -324,6 +328,74 @@ static void test_huge_header_reserves_one_piece(void **state)
 	(void)state;
 }
 
+static uint64_t rx_ahead(struct h_side *s)
+{
+	return rxp_tp_counter(&s->tp->rx_ahead);
+}
+
+/* A client that announces one 16 MiB storage and sends 4 KiB of it */
+static int announce_16m(struct h_side *s, uint32_t id)
+{
+	uint64_t lens[1] = {16u << 20};
+	uint8_t h[40], body[4096] = {0};
+	int fd = hello_client(s, id);
+
+	raw_hdr(h, 0x5852, 1, 1, 0, 1, 1, 0, lens);
+	assert_int_equal(raw_write(fd, h, sizeof(h)), 0);
+	assert_int_equal(raw_write(fd, body, sizeof(body)), 0);
+	h_spin(s, NULL, 100);
+	return fd;
+}
+
+/* Frames that announce more than arrives, on many connections: past
+ * RXP_MAX_RX_MEMORY (40 MiB here) the connection whose piece would pass
+ * it fails with -RXP_E_LIMIT; the others, and small frames, go on. */
+static void test_rx_memory_budget(void **state)
+{
+	uint8_t h[32], payload[100] = {0};
+	struct h_side s;
+	int fd[3], small;
+
+	setenv("RXP_MAX_RX_MEMORY", "41943040", 1);
+	assert_int_equal(h_open(&s, "T", 1, NULL), 0);
+	unsetenv("RXP_MAX_RX_MEMORY");
+	fd[0] = announce_16m(&s, 5);
+	fd[1] = announce_16m(&s, 6);
+	assert_int_equal(rx_ahead(&s), 32u << 20);
+	assert_int_equal(s.ndown, 0);
+	fd[2] = announce_16m(&s, 7); /* 48 MiB would pass 40 */
+	assert_true(h_pump(&s, NULL, has_down, &s, 2000));
+	assert_int_equal(s.ndown, 1);
+	assert_int_equal(s.down[0].status, -RXP_E_LIMIT);
+	assert_int_equal(rxp_tp_counter(&s.tp->rx_mem_refused), 1);
+	assert_int_equal(rx_ahead(&s), 32u << 20);
+	assert_true(raw_wait_closed(fd[2], &s, 1000));
+	/* a small frame still fits beside them */
+	small = hello_client(&s, 8);
+	raw_hdr(h, 0x5852, 1, 1, 0, 0, 2, sizeof(payload), NULL);
+	assert_int_equal(raw_write(small, h, sizeof(h)), 0);
+	assert_int_equal(raw_write(small, payload, sizeof(payload)), 0);
+	for (int64_t end = h_now_ms() + 2000; !s.nmsgs;) {
+		assert_true(h_now_ms() < end);
+		h_spin(&s, NULL, 5);
+	}
+	/* a connection that goes gives back what its frame held */
+	close(fd[0]);
+	for (int64_t end = h_now_ms() + 2000; rx_ahead(&s) != 16u << 20;) {
+		assert_true(h_now_ms() < end);
+		h_spin(&s, NULL, 5);
+	}
+	close(fd[1]);
+	close(fd[2]);
+	close(small);
+	for (int64_t end = h_now_ms() + 2000; rx_ahead(&s);) {
+		assert_true(h_now_ms() < end);
+		h_spin(&s, NULL, 5);
+	}
+	h_close(&s);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_fd_limit),
 		cmocka_unit_test(test_stalled_body),
 		cmocka_unit_test(test_huge_header_reserves_one_piece),
+		cmocka_unit_test(test_rx_memory_budget),
 	};
 	int fails;
 

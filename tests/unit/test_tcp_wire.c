@@ -224,6 +224,7 @@ static struct pfx *pfx_new(void)
 	p->tp.max_payload = 1 << 20;
 	p->tp.max_storage = 1 << 20;
 	p->tp.rx_copy_max = 16384;
+	p->tp.rx_mem_max = UINT64_MAX;
 	assert_int_equal(tcp_pool_create(16384, 0, &p->tp.pool), 0);
 	assert_int_equal(tcp_pool_create(TCP_SMALL_BUF, 0, &p->tp.pool_small),
 			 0);
@@ -236,7 +237,7 @@ static struct pfx *pfx_new(void)
 
 static void pfx_free(struct pfx *p)
 {
-	tcp_rx_fini(&p->c.rx);
+	tcp_rx_fini(&p->c);
 	tcp_pool_put(p->tp.pool);
 	tcp_pool_put(p->tp.pool_small);
 	free(p);
@@ -383,6 +384,55 @@ static void test_parser_garbage(void **state)
 	assert_true(errors > 100);
 }
 
+static uint64_t ahead(struct pfx *p)
+{
+	return rxp_tp_counter(&p->tp.base.rx_ahead);
+}
+
+/* RXP_MAX_RX_MEMORY: what frames not yet delivered hold is counted
+ * while they arrive and given back when they are delivered or dropped;
+ * a piece that would pass the budget fails the connection. The third
+ * frame of the stream holds 20 + 0 + 1 + 40,000 bytes. */
+static void test_parser_rx_memory_budget(void **state)
+{
+	static uint8_t s[50000];
+	size_t n = make_stream(s);
+	struct pfx *p = pfx_new();
+
+	assert_int_equal(tcp_rx_feed(&p->c, s, n - 100), 0);
+	assert_int_equal(p->nmsgs, 2);
+	assert_int_equal(ahead(p), 40021);
+	assert_int_equal(tcp_rx_feed(&p->c, s + n - 100, 100), 0);
+	assert_int_equal(p->nmsgs, 3);
+	assert_int_equal(ahead(p), 0); /* delivered */
+	pfx_free(p);
+
+	p = pfx_new(); /* dropped with its connection mid-frame */
+	assert_int_equal(tcp_rx_feed(&p->c, s, n - 100), 0);
+	assert_int_equal(ahead(p), 40021);
+	tcp_rx_fini(&p->c);
+	tcp_rx_fini(&p->c); /* again: nothing more */
+	assert_int_equal(ahead(p), 0);
+	pfx_free(p);
+
+	/* one byte short of the frame: refused at its large piece */
+	p = pfx_new();
+	p->tp.rx_mem_max = 40020;
+	assert_int_equal(tcp_rx_feed(&p->c, s, n), -RXP_E_LIMIT);
+	assert_int_equal(p->nmsgs, 2);
+	assert_int_equal(ahead(p), 21);
+	assert_int_equal(rxp_tp_counter(&p->tp.base.rx_mem_refused), 1);
+	tcp_rx_fini(&p->c);
+	assert_int_equal(ahead(p), 0);
+	pfx_free(p);
+
+	p = pfx_new(); /* exactly the frame: fits */
+	p->tp.rx_mem_max = 40021;
+	assert_int_equal(tcp_rx_feed(&p->c, s, n), 0);
+	check_stream(p);
+	pfx_free(p);
+}
+
 static void test_parser_alloc_fail(void **state)
 {
 	static uint8_t s[50000];
@@ -486,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_parser_direct),
 		cmocka_unit_test(test_parser_garbage),
 		cmocka_unit_test(test_parser_alloc_fail),
+		cmocka_unit_test(test_parser_rx_memory_budget),
 		cmocka_unit_test(test_pool_threads),
 		cmocka_unit_test(test_pool_alloc_fail),
 	};

@@ -333,6 +333,8 @@ static int f_progress(struct rxp_tp *tp)
 	COPY(msgs_sent);
 	COPY(msgs_received);
 	COPY(auth_refused);
+	COPY(rx_ahead);
+	COPY(rx_mem_refused);
 #undef COPY
 	return r;
 }

@@ -185,6 +185,7 @@ struct tcp_rx {
 	uint32_t nbufs;	       /* pieces with a buffer */
 	size_t off;	       /* bytes of the current piece filled */
 	uint64_t body_left;
+	uint64_t charged; /* of the receive budget, by this frame's bufs */
 };
 
 /* -------------------------------------------------------- connection */
@@ -330,6 +331,7 @@ struct tcp_stats {
 	struct rxp_ratelog limit_log;	   /* refused by a connection cap */
 	struct rxp_ratelog accept_log;	   /* accept() failures */
 	struct rxp_ratelog prehs_log;	   /* incoming, failed in handshake */
+	struct rxp_ratelog rxmem_log;	   /* past RXP_MAX_RX_MEMORY */
 	uint64_t accept_errors;
 };
 
@@ -350,6 +352,9 @@ struct tcp_tp {
 	 * that gets no byte for stall_ns fails its connection (0 = never) */
 	unsigned max_conns, max_unauth;
 	int64_t stall_ns;
+	/* bytes of buffers all connections may hold for frames not yet
+	 * delivered (RXP_MAX_RX_MEMORY; base.rx_ahead counts them) */
+	uint64_t rx_mem_max;
 	/* accept() ran out of fds or memory: not re-armed before this */
 	int64_t accept_pause_until, accept_backoff_ns;
 	int lfd;
@@ -417,7 +422,8 @@ void tcp_tx_free(struct tcp_conn *c);
 /* 0 (cannot fail: the frame parser's arrays are allocated only when
  * the handshake is accepted) */
 int tcp_rx_init(struct tcp_rx *rx);
-void tcp_rx_fini(struct tcp_rx *rx);
+/* Drop the frame's buffers and the parser's arrays (again: no-op). */
+void tcp_rx_fini(struct tcp_conn *c);
 /* Consume @n received bytes (copying them to their destination).
  * Returns 0 or -errno to fail the connection with. May call on_recv /
  * on_conn; check tcp_conn_live() afterwards. */

@@ -137,7 +137,7 @@ int tcp_conn_new(struct tcp_tp *tp, int fd, bool outgoing,
 	return 0;
 
 err_rx:
-	tcp_rx_fini(&c->rx);
+	tcp_rx_fini(c);
 err_free:
 	rxp__free(c);
 	return err;
@@ -154,7 +154,7 @@ void tcp_conn_free(struct tcp_conn *c)
 		tp->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	tcp_rx_fini(&c->rx);
+	tcp_rx_fini(c);
 	tcp_tx_free(c);
 	if (c->fd >= 0)
 		rxp__tcp_sys->close(c->fd);
@@ -232,7 +232,7 @@ static void finish(struct tcp_conn *c)
 	c->state = TC_DEAD;
 	tcp_tx_fail_all(c, c->err);
 	/* nothing writes into the receive buffers any more */
-	tcp_rx_fini(&c->rx);
+	tcp_rx_fini(c);
 	if (c->base.outgoing || c->announced)
 		tcp_cb_conn(c, c->err);
 }

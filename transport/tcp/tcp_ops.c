@@ -12,9 +12,13 @@
  *   RXP_MAX_UNAUTH_CONNS=n     of which still in their handshake (64)
  *   RXP_RECV_STALL_MS=n        a started frame idle this long fails its
  *                              connection (60000; 0 = never)
+ *   RXP_MAX_RX_MEMORY=n        bytes of buffers all connections may hold
+ *                              for frames not yet delivered (physical
+ *                              memory)
  * (docs/tcp.md "Limits")
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -46,13 +50,17 @@ static void warn_unauthenticated(const struct tcp_tp *tp)
  * reconnects), so 2 x world + 64 is never reached by a real job; it is
  * lowered to fit the fd limit, keeping room for our own outgoing
  * connections and files, so a flood of connects cannot take the fds our
- * real peers need.
+ * real peers need. The receive memory ahead of the bytes defaults to the
+ * physical memory: frames that really need more would have the worker
+ * killed for memory once their bytes arrived anyway, and headers that
+ * only announce it (1,024 storages of 16 GiB on each connection) are
+ * refused before their address space is taken.
  */
 static int limits_init(struct tcp_tp *tp)
 {
 	uint64_t def = 2 * (uint64_t)tp->world_size + 64;
 	struct rlimit rl;
-	long conns, unauth, stall;
+	long conns, unauth, stall, rxmem;
 	int err;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
@@ -71,15 +79,19 @@ static int limits_init(struct tcp_tp *tp)
 	if (!err)
 		err = rxp_env_int("RXP_RECV_STALL_MS", 0, 86400000, 60000,
 				  &stall);
+	if (!err)
+		err = rxp_env_int("RXP_MAX_RX_MEMORY", 1, LONG_MAX,
+				  (long)rxp_phys_mem(), &rxmem);
 	if (err)
 		return err;
+	tp->rx_mem_max = (uint64_t)rxmem;
 	tp->max_conns = (unsigned)conns;
 	tp->max_unauth = (unsigned)unauth;
 	tp->stall_ns = (int64_t)stall * 1000000;
 	rxp_dbg(TCP_LOG,
 		"limits: %u accepted connections, %u in their handshake, "
-		"%ld ms for a stalled frame",
-		tp->max_conns, tp->max_unauth, stall);
+		"%ld ms for a stalled frame, %ld bytes received ahead",
+		tp->max_conns, tp->max_unauth, stall, rxmem);
 	return 0;
 }
 

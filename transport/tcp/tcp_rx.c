@@ -12,7 +12,9 @@
  * storage) -> RX_HDR ... Every length is checked against the limits
  * before anything is allocated; a piece's buffer is allocated only when
  * the parser reaches it (small ones from the pool, large ones on the
- * heap), so a lying header costs at most one allocation. Until the
+ * heap), so a lying header costs at most one allocation, and all
+ * connections together hold at most RXP_MAX_RX_MEMORY bytes of buffers
+ * for frames not yet delivered (base.rx_ahead). Until the
  * peer's proof checks out nothing but the handshake is parsed: no frame,
  * no allocation, no callback.
  */
@@ -45,10 +47,49 @@ static int rx_arm(struct tcp_rx *rx)
 	return 0;
 }
 
-void tcp_rx_fini(struct tcp_rx *rx)
+/* Receive memory: the progress lock's holder is the one writer, so a
+ * relaxed load and store (no locked instruction) keep the gauge. */
+static void rx_mem_add(struct tcp_tp *tp, uint64_t add, uint64_t sub)
 {
+	atomic_uint_fast64_t *g = &tp->base.rx_ahead;
+
+	atomic_store_explicit(
+		g, atomic_load_explicit(g, memory_order_relaxed) + add - sub,
+		memory_order_relaxed);
+}
+
+/* The frame's buffers are delivered or dropped: no longer ahead. */
+static void rx_uncharge(struct tcp_conn *c)
+{
+	rx_mem_add(c->tp, 0, c->rx.charged);
+	c->rx.charged = 0;
+}
+
+/* A piece of @len bytes would pass the budget: fail this connection (a
+ * peer that announces more than the worker can hold), logged once a
+ * second with the count. */
+static int rx_mem_refuse(struct tcp_conn *c, uint64_t len)
+{
+	struct tcp_tp *tp = c->tp;
+	char why[200];
+
+	snprintf(why, sizeof(why),
+		 "a %llu-byte piece would pass RXP_MAX_RX_MEMORY=%llu "
+		 "(%llu bytes wait for frames to complete)",
+		 (unsigned long long)len, (unsigned long long)tp->rx_mem_max,
+		 (unsigned long long)rxp_tp_counter(&tp->base.rx_ahead));
+	tcp_refusal(&tp->base.rx_mem_refused, &tp->stats.rxmem_log, c->peer_str,
+		    "closed", why);
+	return -RXP_E_LIMIT;
+}
+
+void tcp_rx_fini(struct tcp_conn *c)
+{
+	struct tcp_rx *rx = &c->rx;
+
 	if (!rx->lens_raw)
 		return;
+	rx_uncharge(c);
 	for (uint32_t i = 0; i < rx->nbufs; i++)
 		rxp_buf_put(rx->bufs[i]);
 	rx->nbufs = 0;
@@ -65,8 +106,11 @@ static int alloc_piece(struct tcp_conn *c, uint32_t i)
 {
 	struct tcp_rx *rx = &c->rx;
 	uint64_t len = piece_len(rx, i);
+	uint64_t ahead = rxp_tp_counter(&c->tp->base.rx_ahead);
 	struct rxp_buf *b;
 
+	if (len > c->tp->rx_mem_max - ahead) /* ahead <= max always */
+		return rx_mem_refuse(c, len);
 	if (len <= TCP_SMALL_BUF)
 		b = tcp_pool_get(c->tp->pool_small, len);
 	else if (len <= tcp_pool_bufsz(c->tp->pool))
@@ -80,6 +124,8 @@ static int alloc_piece(struct tcp_conn *c, uint32_t i)
 	}
 	rx->bufs[i] = b;
 	rx->nbufs = i + 1;
+	rx->charged += len;
+	rx_mem_add(c->tp, len, 0);
 	return 0;
 }
 
@@ -100,6 +146,7 @@ static int deliver(struct tcp_conn *c)
 	rx->state = RX_HDR;
 	rx->have = 0;
 	rx->nbufs = 0;
+	rx_uncharge(c); /* the buffers are the agent's now */
 	rxp_tp_count(&tp->base.msgs_received, 1);
 	tcp_cb_enter(c);
 	tp->cb.on_recv(tp->cb.ctx, &c->base, &m);
