@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ci/deps.sh [--vm] [--check]: install what the CI (or only the rxe guest,
-# with --vm) needs on a Debian 12 machine. Idempotent: when dpkg already has
+# ci/deps.sh [--vm|--demo] [--check]: install what the CI (or only the rxe
+# guest, with --vm; or only what the library and its demo build needs,
+# with --demo) needs on a Debian 12 machine. Idempotent: when dpkg already has
 # every package it does nothing (no apt-get update), so it is cheap to call
 # at the start of every script. --check only reports (exit 1 if missing).
 set -euo pipefail
@@ -12,19 +13,28 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config gcc g++ clang-14
 	    librdmacm-dev libsodium-dev libbenchmark-dev python3 git util-linux
 	    python3-dev python3-torch libtorch-dev pybind11-dev abigail-tools
 	    python3-prometheus-client)
+# the library, its tools and examples: a compiler, cmake, and the four
+# libraries it links (io_uring, libsodium, libibverbs, librdmacm); the
+# providers so that a real RDMA device is found
+DEMO_PKGS=(build-essential cmake ninja-build pkg-config liburing-dev
+	   libsodium-dev libibverbs-dev librdmacm-dev ibverbs-providers)
 
 want=("${VM_PKGS[@]}")
 check_only=0
-vm_only=0
+pkgset=0
 for a in "$@"; do
 	case "$a" in
-	--vm) vm_only=1 ;;
+	--vm) pkgset=1 ;;
+	--demo) pkgset=2 ;;
 	--check) check_only=1 ;;
-	-h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,6p' "$0"; exit 0 ;;
 	*) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
 	esac
 done
-[ "$vm_only" = 1 ] || want+=("${BUILD_PKGS[@]}")
+case "$pkgset" in
+0) want+=("${BUILD_PKGS[@]}") ;;
+2) want=("${DEMO_PKGS[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
