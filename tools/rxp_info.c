@@ -168,6 +168,31 @@ static int show_interfaces(char *adv, size_t advlen)
 	return 0;
 }
 
+extern char **environ;
+
+/* The settings this process would start with: every RXP_* variable and
+ * the launcher's (README "Configuration" says what each means). */
+static void show_config(void)
+{
+	static const char *const launcher[] = {
+		"MASTER_ADDR=", "MASTER_PORT=", "RANK=", "WORLD_SIZE=",
+		"LOCAL_RANK="};
+	int n = 0;
+
+	printf("\nconfiguration from the environment:\n");
+	for (char **e = environ; *e; e++) {
+		int show = !strncmp(*e, "RXP_", 4);
+
+		for (size_t i = 0; i < sizeof(launcher) / sizeof(*launcher);
+		     i++)
+			show |= !strncmp(*e, launcher[i], strlen(launcher[i]));
+		if (show && ++n)
+			printf("  %s\n", *e);
+	}
+	if (!n)
+		printf("  none set: every default applies\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *addr = argc > 1 ? argv[1] : NULL;
@@ -203,6 +228,7 @@ int main(int argc, char **argv)
 		       ? "kernel copies pinned pages (no ibv_fork_init needed)"
 		       : "ibv_fork_init() will be called before registering");
 	bad = show_devices() == 0 && want && !strcmp(want, "verbs");
+	show_config();
 	bad |= show_interfaces(adv, sizeof(adv)) != 0;
 	if (!addr)
 		addr = adv; /* what a peer would reach */

@@ -31,6 +31,8 @@ want 2 "\-a and -s" "$perf" -a -s 64 host
 want 0 "usage: rxp-info" "$info" --help
 want 2 "unknown flag --nope" "$info" --nope
 want 2 "usage: rxp-info" "$info" a b
+want 0 "^  RXP_POLL_US=7$" env -u RXP_TRANSPORT -u RXP_SOCKET_IFNAME RXP_POLL_US=7 "$info"
+want 1 "RXP_SOCKET_IFNAME==nosuchif0" env -u RXP_TRANSPORT RXP_SOCKET_IFNAME==nosuchif0 "$info"
 if [ -n "$tcppp" ]; then
 	want 0 "usage: tcp_pingpong" "$tcppp" --help
 	"$tcppp" --help 2>/dev/null | grep -q "usage: tcp_pingpong" || fail "tcp_pingpong --help not on stdout"
