@@ -167,10 +167,10 @@ def rxp_job(a, label, transport, size, iters, window=1, poll=POLL_OFF,
         env = {"RXP_POLL_US": poll}
         if no_uring:
             env["RXP_NO_URING"] = "1"
-        common = ["-t", transport, "-p", str(port)]
+        common = ["--transport", transport, "-p", str(port)]
         out = run_pair([exe] + common,
                        [exe] + common + ["-s", str(size), "-n", str(iters),
-                                         "-w", str(window), "-l", label,
+                                         "-t", str(window), "--label", label,
                                          "--json", "127.0.0.1"],
                        env=env, timeout=120)
         rows = json_lines(out)

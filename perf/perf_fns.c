@@ -41,13 +41,34 @@ static int fn_echo(struct rxp_call *call, void *user)
 	return 0;
 }
 
+static int fn_sink(struct rxp_call *call, void *user)
+{
+	const struct rxp_value *args;
+	struct rxp_storage *st;
+	struct rxp_value ret;
+	uint32_t n = 0;
+
+	(void)user;
+	args = rxp_call_args(call, &n);
+	if (n != 1 || args[0].kind != RXP_V_TENSOR)
+		return rxp_call_fail(call, "bench.sink(tensor)"), 0;
+	st = rxp_call_storage(call, args[0].u.tensor.storage);
+	if (!st)
+		return rxp_call_fail(call, "bench.sink: no storage"), 0;
+	ret = rxp_v_int((int64_t)rxp_storage_size(st));
+	rxp_call_return(call, &ret, NULL, 0);
+	return 0;
+}
+
 int perf_register_fns(struct rxp_agent *a)
 {
 	int ret = rxp_agent_register(a, PERF_FN_ADD, fn_add, 0, NULL);
 
-	if (ret)
-		return ret;
-	return rxp_agent_register(a, PERF_FN_ECHO, fn_echo, 0, NULL);
+	if (!ret)
+		ret = rxp_agent_register(a, PERF_FN_ECHO, fn_echo, 0, NULL);
+	if (!ret)
+		ret = rxp_agent_register(a, PERF_FN_SINK, fn_sink, 0, NULL);
+	return ret;
 }
 
 static void sleep_ms(long ms)
@@ -102,6 +123,12 @@ void perf_call_init(struct perf_call *c, size_t size, void *buf)
 	c->niov = 1;
 }
 
+void perf_call_sink(struct perf_call *c)
+{
+	if (c->size)
+		c->fn = PERF_FN_SINK;
+}
+
 int perf_call_issue(struct rxp_agent *a, int dst, const struct perf_call *c,
 		    struct rxp_future **out)
 {
@@ -123,6 +150,12 @@ int perf_call_check(const struct perf_call *c, struct rxp_future *f, int verify,
 		return ret;
 	}
 	v = rxp_future_value(f);
+	if (!strcmp(c->fn, PERF_FN_SINK)) {
+		if (!v || v->kind != RXP_V_INT || v->u.i < (int64_t)c->size)
+			return *why = "bench.sink returned a wrong size",
+			       -EPROTO;
+		return 0;
+	}
 	if (!c->size) {
 		if (!v || v->kind != RXP_V_INT || v->u.i != 3)
 			return *why = "bench.add returned a wrong value",

@@ -6,6 +6,8 @@
  *   bench.add(int a, int b) -> int a + b       the "tiny call"
  *   bench.echo(tensor t)     -> t               zero-copy echo: returns the
  *                                               received storage itself
+ *   bench.sink(tensor t)     -> int nbytes      one-way: the tensor goes to
+ *                                               the callee only (rxp-perf --bw)
  */
 #ifndef RXP_PERF_FNS_H
 #define RXP_PERF_FNS_H
@@ -21,6 +23,7 @@ extern "C" {
 
 #define PERF_FN_ADD "bench.add"
 #define PERF_FN_ECHO "bench.echo"
+#define PERF_FN_SINK "bench.sink"
 
 /* Register bench.add and bench.echo on @a. 0 or -errno. */
 int perf_register_fns(struct rxp_agent *a);
@@ -46,12 +49,15 @@ struct perf_call {
 	size_t size;
 };
 void perf_call_init(struct perf_call *c, size_t size, void *buf);
+/* Make @c (size > 0) a bench.sink call: the payload goes one way. */
+void perf_call_sink(struct perf_call *c);
 int perf_call_issue(struct rxp_agent *a, int dst, const struct perf_call *c,
 		    struct rxp_future **out);
 /*
  * Check a fulfilled future of @c: status 0, add returned 3, echo returned
  * a tensor of @size bytes (and, when @verify, the same bytes as @c's
- * buffer). 0 or a negative code; @why gets a message on failure.
+ * buffer), sink returned @size. 0 or a negative code; @why gets a message on
+ * failure.
  */
 int perf_call_check(const struct perf_call *c, struct rxp_future *f, int verify,
 		    const char **why);

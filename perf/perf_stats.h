@@ -6,7 +6,8 @@
  * Result line (--json), one object per run, the format run-peers.sh and
  * report.py read:
  *   {"system":..,"scenario":..,"size":..,"window":..,"iters":..,
- *    "p50_us":..,"p99_us":..,"avg_us":..,"mb_s":..,"calls_s":..}
+ *    "min_us":..,"p50_us":..,"p99_us":..,"p999_us":..,"max_us":..,
+ *    "avg_us":..,"mb_s":..,"calls_s":..}
  * mb_s counts the bytes moved in both directions (request + response) of
  * an echo, or the bytes sent for a one-way stream; calls_s counts round
  * trips (or messages of a stream) per second. A field that does not apply
@@ -38,7 +39,7 @@ static inline int perf__cmp_u64(const void *a, const void *b)
 }
 
 struct perf_summary {
-	double p50_us, p99_us, avg_us, min_us, max_us;
+	double p50_us, p99_us, p999_us, avg_us, min_us, max_us;
 };
 
 /* Sorts @ns in place. Nearest-rank percentiles. */
@@ -57,6 +58,7 @@ static inline struct perf_summary perf_summarize(uint64_t *ns, size_t n)
 	s.avg_us = sum / (double)n / 1e3;
 	s.p50_us = (double)ns[(size_t)ceil(0.50 * (double)n) - 1] / 1e3;
 	s.p99_us = (double)ns[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
+	s.p999_us = (double)ns[(size_t)ceil(0.999 * (double)n) - 1] / 1e3;
 	s.min_us = (double)ns[0] / 1e3;
 	s.max_us = (double)ns[n - 1] / 1e3;
 	return s;
@@ -82,8 +84,11 @@ static inline void perf_print_json(FILE *f, const char *system,
 		"{\"system\":\"%s\",\"scenario\":\"%s\",\"size\":%zu,"
 		"\"window\":%u,\"iters\":%zu,",
 		system, scenario, size, window, iters);
+	perf__num(f, "min_us", s ? s->min_us : -1, 0);
 	perf__num(f, "p50_us", s ? s->p50_us : -1, 0);
 	perf__num(f, "p99_us", s ? s->p99_us : -1, 0);
+	perf__num(f, "p999_us", s ? s->p999_us : -1, 0);
+	perf__num(f, "max_us", s ? s->max_us : -1, 0);
 	perf__num(f, "avg_us", s ? s->avg_us : -1, 0);
 	perf__num(f, "mb_s", mb_s, 0);
 	perf__num(f, "calls_s", calls_s, 1);
@@ -100,8 +105,11 @@ static inline void perf_print_text(FILE *f, const char *system,
 	fprintf(f, "%-14s %-12s size %10zu window %4u iters %8zu", system,
 		scenario, size, window, iters);
 	if (s)
-		fprintf(f, "  p50 %9.2f us  p99 %9.2f us  avg %9.2f us",
-			s->p50_us, s->p99_us, s->avg_us);
+		fprintf(f,
+			"  min %9.2f  p50 %9.2f  p99 %9.2f  p99.9 %9.2f  max "
+			"%9.2f  avg %9.2f us",
+			s->min_us, s->p50_us, s->p99_us, s->p999_us, s->max_us,
+			s->avg_us);
 	if (mb_s >= 0)
 		fprintf(f, "  %10.1f MB/s", mb_s);
 	if (calls_s >= 0)

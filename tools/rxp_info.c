@@ -4,7 +4,7 @@
  * transport rxp would pick for an address, and why.
  *
  *   rxp-info [ADDR]     ADDR: the bind address to judge (default: the
- *                       RXP_ADDR / RXP_TEST_ADDR environment, else none)
+ *                       address rxp would advertise, below)
  *
  * Also the TCP interfaces, which one RXP_SOCKET_IFNAME selects and the
  * address rxp would advertise (util/netif: the agent's rules). Exit 1 when
@@ -123,8 +123,9 @@ static int show_devices(void)
 	return n;
 }
 
-/* The interfaces and the address plan; -errno if the plan fails. */
-static int show_interfaces(void)
+/* The interfaces and the address plan; -errno if the plan fails. The
+ * advertised address goes to @adv. */
+static int show_interfaces(char *adv, size_t advlen)
 {
 	const char *spec = getenv(RXP_NETIF_VAR);
 	const char *master = getenv("MASTER_ADDR");
@@ -160,17 +161,43 @@ static int show_interfaces(void)
 		       strerror(-ret));
 		return ret;
 	}
+	snprintf(adv, advlen, "%s", plan.advertise);
 	printf("  MASTER_ADDR=%s: binds %s, advertises %s%s%s (%s)\n", master,
 	       plan.bind, plan.advertise, *plan.ifname ? " on " : "",
 	       plan.ifname, plan.why);
 	return 0;
 }
 
+extern char **environ;
+
+/* The settings this process would start with: every RXP_* variable and
+ * the launcher's (README "Configuration" says what each means). */
+static void show_config(void)
+{
+	static const char *const launcher[] = {
+		"MASTER_ADDR=", "MASTER_PORT=", "RANK=", "WORLD_SIZE=",
+		"LOCAL_RANK="};
+	int n = 0;
+
+	printf("\nconfiguration from the environment:\n");
+	for (char **e = environ; *e; e++) {
+		int show = !strncmp(*e, "RXP_", 4);
+
+		for (size_t i = 0; i < sizeof(launcher) / sizeof(*launcher);
+		     i++)
+			show |= !strncmp(*e, launcher[i], strlen(launcher[i]));
+		if (show && ++n)
+			printf("  %s\n", *e);
+	}
+	if (!n)
+		printf("  none set: every default applies\n");
+}
+
 int main(int argc, char **argv)
 {
-	const char *addr = argc > 1 ? argv[1] : getenv("RXP_ADDR");
+	const char *addr = argc > 1 ? argv[1] : NULL;
 	const char *want = getenv("RXP_TRANSPORT");
-	char why[2048];
+	char why[2048], adv[RXP_NETIF_IPLEN] = "";
 	int ret, bad;
 
 	if (argc > 1 &&
@@ -182,19 +209,30 @@ int main(int argc, char **argv)
 		       "RXP_TRANSPORT=verbs has no device.\n");
 		return 0;
 	}
-	if (argc > 2 || (argc > 1 && argv[1][0] == '-')) {
-		fprintf(stderr, "usage: rxp-info [bind-address]\n");
+	if (argc > 1 && argv[1][0] == '-') {
+		fprintf(stderr,
+			"rxp-info: unknown flag %s\nusage: rxp-info "
+			"[bind-address]\n",
+			argv[1]);
 		return 2;
 	}
-	if (!addr || !*addr)
-		addr = getenv("RXP_TEST_ADDR");
+	if (argc > 2) {
+		fprintf(stderr,
+			"rxp-info: one address, not also '%s'\nusage: "
+			"rxp-info [bind-address]\n",
+			argv[2]);
+		return 2;
+	}
 	printf("rxp %s, fork: %s\n", rxp_version(),
 	       ibv_is_fork_initialized() == IBV_FORK_UNNEEDED
 		       ? "kernel copies pinned pages (no ibv_fork_init needed)"
 		       : "ibv_fork_init() will be called before registering");
 	bad = show_devices() == 0 && want && !strcmp(want, "verbs");
-	bad |= show_interfaces() != 0;
-	if (!addr || !*addr) {
+	show_config();
+	bad |= show_interfaces(adv, sizeof(adv)) != 0;
+	if (!addr)
+		addr = adv; /* what a peer would reach */
+	if (!*addr) {
 		printf("\n(give an address to see which transport rxp "
 		       "picks)\n");
 		return bad;

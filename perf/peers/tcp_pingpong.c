@@ -257,13 +257,19 @@ static int run_client(const char *host, int port, enum mode m, size_t size,
 	return 0;
 }
 
-static void usage(void)
+/* --help: @f stdout, @code 0; bad usage: stderr, 2 */
+static void usage_to(FILE *f, int code)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: tcp_pingpong [-p port] [-a bind_addr]   (server)\n"
 		"       tcp_pingpong [-p port] [-m block|busy|stream] [-s size]"
 		" [-n iters] [-w warmup] [-l label] [--json] <host>\n");
-	exit(2);
+	exit(code);
+}
+
+static void usage(void)
+{
+	usage_to(stderr, 2);
 }
 
 int main(int argc, char **argv)
@@ -314,6 +320,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case 'h':
+			usage_to(stdout, 0);
 			break;
 		default:
 			usage();
