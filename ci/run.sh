@@ -18,8 +18,9 @@
 #   verbs     ctest -L verbs inside the rxe soft-RoCE guest (ci/rxe-vm.sh),
 #             mode two then mode one, then ci/perftest-rxe.sh (informational),
 #             then ci/loss-test.sh: 20,000 calls each over tcp (netem loss 1%,
-#             reorder 5%, delay 1 ms on the guest's link) and verbs (loss 1%,
-#             delay 1 ms; with reordering too, 2,000 calls for the record)
+#             reorder 5%, delay 1 ms on the guest's link; gates) and verbs
+#             (loss 1%, delay 1 ms; with reordering too, 2,000 calls; both for
+#             the record: rxe fails some runs)
 #   perf      Google Benchmark binaries of build/ci-gcc/perf, smoke pass
 #   examples  install build/ci-gcc, build examples/ against the installed package
 #   package   cpack -G DEB from a /usr build (build/ci-deb); unpack the .debs into
