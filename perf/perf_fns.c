@@ -21,20 +21,34 @@ static int fn_add(struct rxp_call *call, void *user)
 	return 0;
 }
 
+/* The one tensor argument of @call and its storage, or NULL after failing
+ * the call with @name's signature. */
+static struct rxp_storage *tensor_arg(struct rxp_call *call, const char *name,
+				      const struct rxp_value **arg)
+{
+	struct rxp_storage *st;
+	uint32_t n = 0;
+
+	*arg = rxp_call_args(call, &n);
+	if (n != 1 || (*arg)[0].kind != RXP_V_TENSOR) {
+		rxp_call_fail(call, "%s(tensor)", name);
+		return NULL;
+	}
+	st = rxp_call_storage(call, (*arg)[0].u.tensor.storage);
+	if (!st)
+		rxp_call_fail(call, "%s: no storage", name);
+	return st;
+}
+
 static int fn_echo(struct rxp_call *call, void *user)
 {
 	const struct rxp_value *args;
-	struct rxp_storage *st;
+	struct rxp_storage *st = tensor_arg(call, "bench.echo", &args);
 	struct rxp_value ret;
-	uint32_t n = 0;
 
 	(void)user;
-	args = rxp_call_args(call, &n);
-	if (n != 1 || args[0].kind != RXP_V_TENSOR)
-		return rxp_call_fail(call, "bench.echo(tensor)"), 0;
-	st = rxp_call_storage(call, args[0].u.tensor.storage);
 	if (!st)
-		return rxp_call_fail(call, "bench.echo: no storage"), 0;
+		return 0;
 	ret = args[0]; /* shape/strides stay valid until the call completes */
 	ret.u.tensor.storage = 0;
 	rxp_call_return(call, &ret, &st, 1);
@@ -44,17 +58,12 @@ static int fn_echo(struct rxp_call *call, void *user)
 static int fn_sink(struct rxp_call *call, void *user)
 {
 	const struct rxp_value *args;
-	struct rxp_storage *st;
+	struct rxp_storage *st = tensor_arg(call, "bench.sink", &args);
 	struct rxp_value ret;
-	uint32_t n = 0;
 
 	(void)user;
-	args = rxp_call_args(call, &n);
-	if (n != 1 || args[0].kind != RXP_V_TENSOR)
-		return rxp_call_fail(call, "bench.sink(tensor)"), 0;
-	st = rxp_call_storage(call, args[0].u.tensor.storage);
 	if (!st)
-		return rxp_call_fail(call, "bench.sink: no storage"), 0;
+		return 0;
 	ret = rxp_v_int((int64_t)rxp_storage_size(st));
 	rxp_call_return(call, &ret, NULL, 0);
 	return 0;
