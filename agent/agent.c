@@ -188,9 +188,10 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 		 plan->bind, plan->advertise, *plan->ifname ? " on " : "",
 		 plan->ifname, plan->why);
 	/* the device that serves the address peers use */
-	a->ops = rxp_tp_select(want, plan->advertise, &ret);
-	if (!a->ops)
+	ret = rxp_tp_select(want, plan->advertise, &a->tpc);
+	if (ret)
 		return ret;
+	a->ops = &a->tpc.ops;
 	rxp__poller_callbacks(a);
 	ta.bind_addr = plan->bind;
 	ta.local_id = (uint32_t)at->rank;
@@ -199,6 +200,7 @@ static int start_transport(struct rxp_agent *a, const struct rxp_agent_attr *at,
 	ta.gid_index = -1;
 	ta.key = key;
 	ta.world_size = (uint32_t)a->world;
+	ta.inner = rxp_tp_choice_inner(&a->tpc);
 	ret = a->ops->open(&ta, &a->tp);
 	if (ret) {
 		rxp_err("agent", "cannot open transport %s on %s: %s",
@@ -277,9 +279,9 @@ static int exchange(struct rxp_agent *a, const char *addr, int64_t timeout_ms)
 	rxp_dbg("agent",
 		"rendezvous: telling rank 0 this worker's %s address %s, "
 		"waiting for all %d workers",
-		rxp_tp_wire_name(a->ops), addr, a->world);
+		a->tpc.wire_name, addr, a->world);
 	ret = rxp__rdv_exchange(a->rdv, a->rank, a->world, a->name, addr,
-				rxp_tp_wire_name(a->ops), peers, timeout_ms);
+				a->tpc.wire_name, peers, timeout_ms);
 	if (!ret)
 		rxp_dbg("agent", "rendezvous: the world of %d is known",
 			a->world);
@@ -604,7 +606,7 @@ static int mem_ctrl(struct rxp_agent *a, int op, void *ptr, size_t len)
 
 	if (!a || (!ptr && len))
 		return -EINVAL;
-	if (!a->ops->mem_register || !a->ops->mem_unregister)
+	if (!a->tpc.caches_mem)
 		return 0; /* nothing to cache on this transport */
 	if (rxp__on_poller(a))
 		return -EDEADLK;

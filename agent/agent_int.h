@@ -400,7 +400,8 @@ struct rxp_agent {
 	int64_t rpc_timeout_ns; /* 0 = never */
 	int poll_us;
 
-	const struct rxp_tp_ops *ops;
+	struct rxp_tp_choice tpc; /* the backend chosen, its table complete */
+	const struct rxp_tp_ops *ops; /* &tpc.ops once chosen, else NULL */
 	struct rxp_tp *tp;
 	struct rxp_tp_cb cb;
 

@@ -675,7 +675,7 @@ static void timed_out_in_transport(struct rxp_agent *a, struct rxp_future *f,
 {
 	struct rxp_conn *conn = rxp__slots_get(&a->conns, f->conn_key);
 
-	if (conn && a->ops->cancel && a->ops->cancel(conn, f) == 0) {
+	if (conn && a->ops->cancel(conn, f) == 0) {
 		atomic_fetch_add(&a->sends_withdrawn, 1);
 		f->send_done = true;
 		maybe_complete(a, f);

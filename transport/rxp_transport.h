@@ -93,6 +93,11 @@ struct rxp_tp {
 	 * (gauge), and connections failed because a piece would have taken
 	 * it past the budget (RXP_MAX_RX_MEMORY); same single writer */
 	atomic_uint_fast64_t rx_ahead, rx_mem_refused;
+	/* NULL, or the instance that wraps this one (fault:<inner>) and owns
+	 * it: connections stay the inner backend's, so the wrapper finds
+	 * itself from a connection through c->tp->outer. Set by the wrapper
+	 * right after the inner open(), before any connection exists. */
+	struct rxp_tp *outer;
 };
 
 /* Add @n to a counter of struct rxp_tp. Its one writer holds the progress
@@ -159,6 +164,9 @@ struct rxp_tp_attr {
 	 * this job secret both ways before anything else (copied at open). */
 	const struct rxp_auth_key *key;
 	uint32_t world_size; /* sent and checked in the authenticated hello */
+	/* fault only: the backend it wraps (a complete table, see
+	 * rxp_tp_ops_complete) */
+	const struct rxp_tp_ops *inner;
 	/* verbs only: NULL/-1 = choose automatically */
 	const char *dev_name;
 	int port_num;
@@ -184,7 +192,8 @@ struct rxp_tp_ops {
 	void (*disconnect)(struct rxp_conn *c);
 	int (*send)(struct rxp_conn *c, const struct rxp_msg_out *m,
 		    void *cookie);
-	/* Optional (NULL: always -EBUSY). Take back the queued send of
+	/* Optional (NULL in a backend's table: rxp_tp_ops_complete fills in
+	 * "always -EBUSY"). Take back the queued send of
 	 * @cookie if no byte of it can have reached the kernel or the NIC:
 	 * 0, and its on_send never comes; -EBUSY if it has started or may
 	 * be read at any moment (the caller must wait for on_send); -ENOENT
@@ -199,7 +208,8 @@ struct rxp_tp_ops {
 	/* Prepare to sleep on wait_fd (re-arm notifications). Returns 0 if it
 	 * is safe to sleep, 1 if work arrived meanwhile (call progress). */
 	int (*arm)(struct rxp_tp *tp);
-	/* Optional (NULL on tcp): registration cache hints. */
+	/* Optional (NULL on tcp; completed as "nothing to cache", 0):
+	 * registration cache hints. */
 	int (*mem_register)(struct rxp_tp *tp, void *ptr, size_t len);
 	int (*mem_unregister)(struct rxp_tp *tp, void *ptr, size_t len);
 };
@@ -207,18 +217,38 @@ struct rxp_tp_ops {
 extern const struct rxp_tp_ops rxp_tcp_ops;   /* transport/tcp */
 extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
 extern const struct rxp_tp_ops rxp_fault_ops; /* transport/fault */
-/* the backend fault:<inner> wraps (set by rxp_tp_select) */
-extern const struct rxp_tp_ops *rxp__fault_inner;
-/* the name peers must agree on at rendezvous (fault:x speaks x) */
-const char *rxp_tp_wire_name(const struct rxp_tp_ops *ops);
+
+/* @out = @in with every optional op that @in leaves NULL set to its
+ * default (cancel: -EBUSY; mem_register/mem_unregister: 0), so callers
+ * never test an op for NULL. */
+void rxp_tp_ops_complete(struct rxp_tp_ops *out, const struct rxp_tp_ops *in);
+
+/* The outcome of rxp_tp_select: what to open and how to name it. */
+struct rxp_tp_choice {
+	struct rxp_tp_ops ops;	 /* completed; open() with attr.inner below */
+	struct rxp_tp_ops inner; /* fault:<x>: x's table, completed; else
+				    zero */
+	bool wrapped;		 /* fault:<x> */
+	bool caches_mem;	 /* the backend has a registration cache */
+	const char *wire_name;	 /* what peers must agree on at rendezvous:
+				    the backend's name (fault:x speaks x) */
+};
+
+/* The attr.inner to open @ch's ops with: NULL unless it wraps another. */
+static inline const struct rxp_tp_ops *
+rxp_tp_choice_inner(const struct rxp_tp_choice *ch)
+{
+	return ch->wrapped ? &ch->inner : NULL;
+}
 
 /*
- * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs".
- * auto picks verbs when a usable device serves @bind_addr, else tcp, and
- * logs the choice and why (each rejected device with its reason).
+ * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs", or
+ * "fault:<one of those>" (tests). auto picks verbs when a usable device
+ * serves @bind_addr, else tcp, and logs the choice and why (each rejected
+ * device with its reason). 0, or -EINVAL (bad name) / -RXP_E_NO_DEVICE.
  */
-const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
-				       int *err);
+int rxp_tp_select(const char *want, const char *bind_addr,
+		  struct rxp_tp_choice *out);
 
 /* verbs: is there a usable device for @bind_addr? 0 yes (fills @why with
  * the device chosen), -RXP_E_NO_DEVICE no (@why says why). Defined in

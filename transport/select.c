@@ -1,29 +1,50 @@
 /* SPDX-License-Identifier: MIT */
-/* Transport choice: RXP_TRANSPORT=auto|verbs|tcp. */
+/* Transport choice: RXP_TRANSPORT=auto|verbs|tcp (or fault:<one>). */
 #include <errno.h>
 #include <string.h>
 
 #include "rxp_transport.h"
 
-const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
-				       int *err)
+static int no_cancel(struct rxp_conn *c, void *cookie)
+{
+	(void)c;
+	(void)cookie;
+	return -EBUSY; /* cannot take it back: wait for on_send */
+}
+
+static int no_mem(struct rxp_tp *tp, void *ptr, size_t len)
+{
+	(void)tp;
+	(void)ptr;
+	(void)len;
+	return 0; /* nothing to cache */
+}
+
+void rxp_tp_ops_complete(struct rxp_tp_ops *out, const struct rxp_tp_ops *in)
+{
+	*out = *in;
+	if (!out->cancel)
+		out->cancel = no_cancel;
+	if (!out->mem_register || !out->mem_unregister) {
+		out->mem_register = no_mem;
+		out->mem_unregister = no_mem;
+	}
+}
+
+/* The one backend @want names, without fault: */
+static const struct rxp_tp_ops *pick(const char *want, const char *bind_addr,
+				     int *err)
 {
 	char why[512];
 	int ret;
 
 	*err = 0;
-	if (!want || !*want)
-		want = "auto";
-	if (!strncmp(want, "fault:", 6)) {
-		/* fault injection over another backend (tests) */
-		rxp__fault_inner = rxp_tp_select(want + 6, bind_addr, err);
-		return rxp__fault_inner ? &rxp_fault_ops : NULL;
-	}
 	if (!strcmp(want, "tcp"))
 		return &rxp_tcp_ops;
 	if (strcmp(want, "verbs") && strcmp(want, "auto")) {
 		rxp_err("transport",
-			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp",
+			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp "
+			"(or fault:<one of them>)",
 			want);
 		*err = -EINVAL;
 		return NULL;
@@ -43,9 +64,31 @@ const struct rxp_tp_ops *rxp_tp_select(const char *want, const char *bind_addr,
 	return &rxp_tcp_ops;
 }
 
-const char *rxp_tp_wire_name(const struct rxp_tp_ops *ops)
+int rxp_tp_select(const char *want, const char *bind_addr,
+		  struct rxp_tp_choice *out)
 {
-	return ops == &rxp_fault_ops && rxp__fault_inner
-		       ? rxp__fault_inner->name
-		       : ops->name;
+	const struct rxp_tp_ops *ops;
+	bool wrapped = false;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!want || !*want)
+		want = "auto";
+	if (!strncmp(want, "fault:", 6)) {
+		/* fault injection over another backend (tests) */
+		want += 6;
+		wrapped = true;
+	}
+	ops = pick(want, bind_addr, &err);
+	if (!ops)
+		return err;
+	out->caches_mem = ops->mem_register && ops->mem_unregister;
+	out->wire_name = ops->name;
+	out->wrapped = wrapped;
+	if (wrapped) {
+		rxp_tp_ops_complete(&out->inner, ops);
+		ops = &rxp_fault_ops;
+	}
+	rxp_tp_ops_complete(&out->ops, ops);
+	return 0;
 }

@@ -23,11 +23,19 @@ int64_t h_now_ms(void)
 	return rxp_now_ns() / 1000000;
 }
 
-const struct rxp_tp_ops *h_ops(unsigned *flags, const char **want_name)
-{
-	const char *t = getenv("RXP_TEST_TRANSPORT");
+/* the backend fault:<x> wraps (h_ops sets it, h_open_ops gives it) */
+static const struct rxp_tp_ops *g_fault_inner;
 
+static const struct rxp_tp_ops *ops_named(const char *t, unsigned *flags,
+					  const char **want_name)
+{
 	*flags = 0;
+	if (t && !strncmp(t, "fault:", 6)) {
+		/* the fault transport with no rules: a pass-through, which
+		 * must meet the whole contract too */
+		g_fault_inner = ops_named(t + 6, flags, want_name);
+		return &rxp_fault_ops;
+	}
 	if (!t || !*t || !strcmp(t, "tcp")) {
 		*want_name = "tcp";
 		return &rxp_tcp_ops;
@@ -41,8 +49,15 @@ const struct rxp_tp_ops *h_ops(unsigned *flags, const char **want_name)
 		*want_name = "verbs";
 		return &rxp_verbs_ops;
 	}
-	fprintf(stderr, "RXP_TEST_TRANSPORT=%s: not tcp|tcp-poll|verbs\n", t);
+	fprintf(stderr,
+		"RXP_TEST_TRANSPORT=%s: not tcp|tcp-poll|verbs|fault:<one>\n",
+		t);
 	exit(2);
+}
+
+const struct rxp_tp_ops *h_ops(unsigned *flags, const char **want_name)
+{
+	return ops_named(getenv("RXP_TEST_TRANSPORT"), flags, want_name);
 }
 
 const char *h_bind_addr(void)
@@ -159,6 +174,8 @@ int h_open_ops(struct h_side *s, const char *name, uint32_t id,
 		attr.bind_addr = h_bind_addr_for(id);
 	attr.local_id = id;
 	attr.cb = &s->cb;
+	if (ops == &rxp_fault_ops && !attr.inner)
+		attr.inner = g_fault_inner;
 	if (!ops->open) {
 		fprintf(stderr, "%s: backend not built: skipped\n", want);
 		exit(rxp_test_skip_code());

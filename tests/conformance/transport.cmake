@@ -5,7 +5,7 @@ else()
   set(_rxp_tp_verbs rxp_verbs_none)
 endif()
 set(_rxp_tp_src ${RXP_TEST_DIR}/test_transport.c ${RXP_TEST_DIR}/tp_harness.c)
-set(_rxp_tp_link rxp_tcp rxp_auth rxp_util ${_rxp_tp_verbs})
+set(_rxp_tp_link rxp_transport rxp_tcp rxp_fault rxp_auth rxp_util ${_rxp_tp_verbs})
 rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}
   LABELS conformance TIMEOUT 120 ENV RXP_TEST_TRANSPORT=tcp)
 rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}
@@ -16,3 +16,6 @@ target_include_directories(test_transport PRIVATE ${RXP_TEST_DIR})
 # the SEND_ZC path (off by default, see docs/tcp.md) through the same suite
 rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}
   LABELS conformance TIMEOUT 120 ENV RXP_TEST_TRANSPORT=tcp RXP_TCP_ZC_THRESHOLD=65536)
+# the fault transport with no rules must meet the same contract (issue 8)
+rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}
+  LABELS conformance TIMEOUT 120 ENV RXP_TEST_TRANSPORT=fault:tcp)

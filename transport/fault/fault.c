@@ -23,12 +23,10 @@
  * through here. Threads: as the inner backend (one thread at a time).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rxp_lock.h"
 #include "rxp_transport.h"
 
 enum fault_point { FP_SEND, FP_CONNECT, FP_SENDCB, FP_RECV, FP__COUNT };
@@ -45,7 +43,7 @@ struct fault_rule {
 
 struct fault_tp {
 	struct rxp_tp base;
-	const struct rxp_tp_ops *inner_ops;
+	struct rxp_tp_ops inner_ops; /* attr->inner's, complete */
 	struct rxp_tp *inner;
 	struct rxp_tp_cb cb;	    /* given to the inner backend */
 	const struct rxp_tp_cb *up; /* the agent's */
@@ -58,57 +56,16 @@ struct fault_tp {
 static const char *const point_names[FP__COUNT] = {"send", "connect", "sendcb",
 						   "recv"};
 
-const struct rxp_tp_ops *rxp__fault_inner;
-
 static struct fault_tp *to_ftp(struct rxp_tp *tp)
 {
 	return rxp_container_of(tp, struct fault_tp, base);
 }
 
-/* Connections belong to the inner backend: find our wrapper from theirs
- * (a few instances per process at most: a small table). */
-#define MAX_INSTANCES 16
-static struct rxp_mutex map_mu = RXP_MUTEX_INITIALIZER;
-static struct {
-	struct rxp_tp *inner;
-	struct fault_tp *f;
-} map[MAX_INSTANCES] RXP_GUARDED_BY(map_mu);
-
-static int map_add(struct fault_tp *f)
-{
-	int ret = -ENOSPC;
-
-	rxp_mutex_lock(&map_mu);
-	for (int i = 0; i < MAX_INSTANCES; i++)
-		if (!map[i].inner) {
-			map[i].inner = f->inner;
-			map[i].f = f;
-			ret = 0;
-			break;
-		}
-	rxp_mutex_unlock(&map_mu);
-	return ret;
-}
-
-static void map_del(struct fault_tp *f)
-{
-	rxp_mutex_lock(&map_mu);
-	for (int i = 0; i < MAX_INSTANCES; i++)
-		if (map[i].f == f)
-			map[i].inner = NULL, map[i].f = NULL;
-	rxp_mutex_unlock(&map_mu);
-}
-
+/* Connections belong to the inner backend; the inner instance points back
+ * at us (rxp_tp.outer, set in f_open before any connection exists). */
 static struct fault_tp *of_conn(const struct rxp_conn *c)
 {
-	struct fault_tp *f = NULL;
-
-	rxp_mutex_lock(&map_mu);
-	for (int i = 0; i < MAX_INSTANCES; i++)
-		if (map[i].inner == c->tp)
-			f = map[i].f;
-	rxp_mutex_unlock(&map_mu);
-	return f;
+	return c->tp->outer ? to_ftp(c->tp->outer) : NULL;
 }
 
 /* 0 = no fault now; otherwise the error (1 = drop) */
@@ -237,29 +194,29 @@ static int f_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	struct fault_tp *f;
 	int ret;
 
-	if (!rxp__fault_inner || !rxp__fault_inner->open)
+	if (!attr->inner || !attr->inner->open) {
+		rxp_err("fault", "no backend to wrap (RXP_TRANSPORT=fault:tcp, "
+				 "fault:verbs)");
 		return -EINVAL;
+	}
 	f = rxp__calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	ret = parse_spec(f, getenv("RXP_FAULT"));
 	if (ret)
 		goto err_free;
-	f->inner_ops = rxp__fault_inner;
+	rxp_tp_ops_complete(&f->inner_ops, attr->inner);
+	ia.inner = NULL;
 	f->up = attr->cb;
 	f->cb = (struct rxp_tp_cb){.ctx = f,
 				   .on_conn = f_on_conn,
 				   .on_recv = f_on_recv,
 				   .on_send = f_on_send};
 	ia.cb = &f->cb;
-	ret = f->inner_ops->open(&ia, &f->inner);
+	ret = f->inner_ops.open(&ia, &f->inner);
 	if (ret)
 		goto err_free;
-	ret = map_add(f);
-	if (ret) {
-		f->inner_ops->close(f->inner);
-		goto err_free;
-	}
+	f->inner->outer = &f->base;
 	f->base.ops = &rxp_fault_ops;
 	f->base.name = f->inner->name;
 	rxp_info("fault", "fault injection over %s: %u rule(s)", f->inner->name,
@@ -275,8 +232,7 @@ static void f_close(struct rxp_tp *tp)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	f->inner_ops->close(f->inner); /* callbacks still come through f */
-	map_del(f);
+	f->inner_ops.close(f->inner); /* callbacks still come through f */
 	rxp__free(f);
 }
 
@@ -284,7 +240,7 @@ static int f_address(struct rxp_tp *tp, char *buf, size_t len)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	return f->inner_ops->address(f->inner, buf, len);
+	return f->inner_ops.address(f->inner, buf, len);
 }
 
 static int f_connect(struct rxp_tp *tp, const char *addr, uint32_t peer,
@@ -295,7 +251,7 @@ static int f_connect(struct rxp_tp *tp, const char *addr, uint32_t peer,
 
 	if (err)
 		return err;
-	return f->inner_ops->connect(f->inner, addr, peer, out);
+	return f->inner_ops.connect(f->inner, addr, peer, out);
 }
 
 static void f_disconnect(struct rxp_conn *c)
@@ -315,14 +271,16 @@ static int f_send(struct rxp_conn *c, const struct rxp_msg_out *m, void *cookie)
 
 static int f_cancel(struct rxp_conn *c, void *cookie)
 {
+	struct fault_tp *f = of_conn(c);
+
 	/* the conns are the inner backend's */
-	return c->tp->ops->cancel ? c->tp->ops->cancel(c, cookie) : -EBUSY;
+	return f ? f->inner_ops.cancel(c, cookie) : -EBUSY;
 }
 
 static int f_progress(struct rxp_tp *tp)
 {
 	struct fault_tp *f = to_ftp(tp);
-	int r = f->inner_ops->progress(f->inner);
+	int r = f->inner_ops.progress(f->inner);
 
 #define COPY(field)                                                            \
 	atomic_store_explicit(&f->base.field,                                  \
@@ -343,32 +301,28 @@ static int f_wait_fd(struct rxp_tp *tp)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	return f->inner_ops->wait_fd(f->inner);
+	return f->inner_ops.wait_fd(f->inner);
 }
 
 static int f_arm(struct rxp_tp *tp)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	return f->inner_ops->arm(f->inner);
+	return f->inner_ops.arm(f->inner);
 }
 
 static int f_mem_register(struct rxp_tp *tp, void *p, size_t len)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	return f->inner_ops->mem_register
-		       ? f->inner_ops->mem_register(f->inner, p, len)
-		       : 0;
+	return f->inner_ops.mem_register(f->inner, p, len);
 }
 
 static int f_mem_unregister(struct rxp_tp *tp, void *p, size_t len)
 {
 	struct fault_tp *f = to_ftp(tp);
 
-	return f->inner_ops->mem_unregister
-		       ? f->inner_ops->mem_unregister(f->inner, p, len)
-		       : 0;
+	return f->inner_ops.mem_unregister(f->inner, p, len);
 }
 
 const struct rxp_tp_ops rxp_fault_ops = {
