@@ -105,7 +105,7 @@ static void test_send_before_established(void **state)
 	struct h_send s = {0};
 
 	assert_int_equal(f->a.tp->ops->connect(f->a.tp, f->b.addr, 2, &c), 0);
-	h_fill(buf, sizeof(buf), 42, 0);
+	pattern_fill(buf, sizeof(buf), 42, 0);
 	assert_int_equal(send1(c, 42, &pl, 1, NULL, 0, &s), 0);
 	assert_int_equal(s.calls, 0); /* never from inside send() */
 	assert_true(wait_count(f, &f->b.nmsgs, 1, 5000));
@@ -128,7 +128,7 @@ static void test_no_storages_both_ways(void **state)
 	char whole[16];
 
 	assert_non_null(c);
-	h_fill(whole, sizeof(whole), 7, 0);
+	pattern_fill(whole, sizeof(whole), 7, 0);
 	memcpy(p1, whole, 5);
 	memcpy(p2, whole + 5, 11);
 	/* payload gathered from two pieces; an empty message */
@@ -167,10 +167,10 @@ static void test_storage_sizes(void **state)
 	for (int i = 0; i < 4; i++) {
 		mem[i] = malloc(sizes[i] + 1);
 		assert_non_null(mem[i]);
-		h_fill(mem[i], sizes[i], 1000, (uint32_t)i + 1);
+		pattern_fill(mem[i], sizes[i], 1000, (uint32_t)i + 1);
 		st[i] = (struct rxp_iov){mem[i], sizes[i]};
 	}
-	h_fill(payload, sizeof(payload), 1000, 0);
+	pattern_fill(payload, sizeof(payload), 1000, 0);
 	pl = (struct rxp_iov){payload, sizeof(payload)};
 	assert_int_equal(send1(c, 1000, &pl, 1, st, 4, &s), 0);
 	/* the memory must stay unchanged until on_send */
@@ -178,7 +178,7 @@ static void test_storage_sizes(void **state)
 	/* each size alone too, with no payload */
 	struct h_send one[4] = {{0}};
 	for (int i = 0; i < 4; i++) {
-		h_fill(mem[i], sizes[i], 2000 + (uint64_t)i, 1);
+		pattern_fill(mem[i], sizes[i], 2000 + (uint64_t)i, 1);
 		assert_int_equal(send1(c, 2000 + (uint64_t)i, NULL, 0, &st[i],
 				       1, &one[i]),
 				 0);
@@ -207,7 +207,7 @@ static void test_storage_64m(void **state)
 
 	assert_non_null(c);
 	assert_non_null(big);
-	h_fill(big, n, 64, 1);
+	pattern_fill(big, n, 64, 1);
 	assert_int_equal(send1(c, 64, NULL, 0, &st, 1, &s), 0);
 	assert_true(wait_count(f, &s.calls, 1, 15000));
 	assert_true(wait_count(f, &f->b.nmsgs, 1, 15000));
@@ -235,8 +235,8 @@ static void test_many_in_flight(void **state)
 	for (int i = 0; i < N; i++) {
 		struct rxp_iov p = {pl[i], 64}, t = {st[i], 200};
 
-		h_fill(pl[i], 64, (uint64_t)i, 0);
-		h_fill(st[i], 200, (uint64_t)i, 1);
+		pattern_fill(pl[i], 64, (uint64_t)i, 0);
+		pattern_fill(st[i], 200, (uint64_t)i, 1);
 		assert_int_equal(send1(c, (uint64_t)i, &p, 1, &t, i % 2, &s[i]),
 				 0);
 	}
@@ -269,7 +269,7 @@ static void test_large_payload(void **state)
 
 	assert_non_null(c);
 	pl[2].len = n - 1 - n / 2;
-	h_fill(p, n, 5, 0);
+	pattern_fill(p, n, 5, 0);
 	assert_int_equal(send1(c, 5, pl, 3, NULL, 0, &s), 0);
 	assert_true(wait_count(f, &f->b.nmsgs, 1, 10000));
 	assert_true(wait_count(f, &s.calls, 1, 10000));
@@ -420,8 +420,8 @@ static void test_buffers_outlive_close(void **state)
 
 	assert_non_null(c);
 	f->b.keep = true;
-	h_fill(small, sizeof(small), 3, 0);
-	h_fill(mem, big, 3, 2);
+	pattern_fill(small, sizeof(small), 3, 0);
+	pattern_fill(mem, big, 3, 2);
 	assert_int_equal(send1(c, 3, &pl, 1, st, 2, &s), 0);
 	assert_true(wait_count(f, &f->b.nmsgs, 1, 10000));
 	m = &f->b.msgs[0];
@@ -432,10 +432,10 @@ static void test_buffers_outlive_close(void **state)
 	f->a.tp->ops->close(f->a.tp);
 	f->a.tp = NULL;
 	/* still ours until put (h_close puts them; ASan watches) */
-	assert_true(h_check(m->keep[0]->data, m->keep[0]->len, 3, 0));
+	assert_true(pattern_check(m->keep[0]->data, m->keep[0]->len, 3, 0));
 	assert_int_equal(m->keep[1]->len, 0);
 	assert_int_equal(m->keep[2]->len, big);
-	assert_true(h_check(m->keep[2]->data, big, 3, 2));
+	assert_true(pattern_check(m->keep[2]->data, big, 3, 2));
 	memset(m->keep[2]->data, 0, 16); /* and writable */
 	free(mem);
 }
@@ -468,7 +468,7 @@ static void test_too_big(void **state)
 	/* at the limits it works, and the connection is still fine */
 	pl.len = 4096;
 	st.len = 8192;
-	h_fill(buf, 8192, 1, 0);
+	pattern_fill(buf, 8192, 1, 0);
 	assert_int_equal(send1(c, 1, &pl, 1, NULL, 0, &s), 0);
 	assert_true(wait_count(f, &s.calls, 1, 5000));
 	assert_int_equal(s.status, 0);

@@ -113,10 +113,12 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 	r->nstorages = m->nstorages;
 	r->ok = true;
 	if (s->verify) {
-		r->ok = h_check(m->payload->data, m->payload->len, m->id, 0);
+		r->ok = pattern_check(m->payload->data, m->payload->len, m->id,
+				      0);
 		for (uint32_t i = 0; i < m->nstorages && r->ok; i++)
-			r->ok = h_check(m->storages[i]->data,
-					m->storages[i]->len, m->id, i + 1);
+			r->ok = pattern_check(m->storages[i]->data,
+					      m->storages[i]->len, m->id,
+					      i + 1);
 	}
 	if (s->keep) {
 		r->keep[r->nkeep++] = rxp_buf_get(m->payload);
@@ -282,29 +284,6 @@ struct rxp_conn *h_connect(struct h_side *a, struct h_side *b,
 	if (accepted)
 		*accepted = b->up[0].c;
 	return c;
-}
-
-static uint8_t pat(uint64_t id, uint32_t k, size_t i)
-{
-	return (uint8_t)(i * 131 + (i >> 9) + k * 29 + id * 17 + 5);
-}
-
-void h_fill(void *p, size_t len, uint64_t id, uint32_t k)
-{
-	uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		b[i] = pat(id, k, i);
-}
-
-bool h_check(const void *p, size_t len, uint64_t id, uint32_t k)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i] != pat(id, k, i))
-			return false;
-	return true;
 }
 
 int h_dead_port(const char *addr)

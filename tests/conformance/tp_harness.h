@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pattern.h"
 #include "rxp_transport.h"
 
 #define H_MAX_MSGS 4096
@@ -85,9 +86,7 @@ void h_spin(struct h_side *a, struct h_side *b, int ms);
 struct rxp_conn *h_connect(struct h_side *a, struct h_side *b,
 			   struct rxp_conn **accepted);
 
-/* Deterministic content for message @id, piece @k (0 = payload). */
-void h_fill(void *p, size_t len, uint64_t id, uint32_t k);
-bool h_check(const void *p, size_t len, uint64_t id, uint32_t k);
+/* Content of message @id, piece @k (0 = payload): pattern_fill/check */
 
 uint64_t h_seq(void);
 int64_t h_now_ms(void);

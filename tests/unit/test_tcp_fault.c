@@ -382,7 +382,7 @@ static void test_poll_short_sends(void **state)
 	assert_int_equal(h_open(&b, "B", 2, NULL), 0);
 	c = h_connect(&a, &b, NULL);
 	assert_non_null(c);
-	h_fill(st, sizeof(st), 1000, 1);
+	pattern_fill(st, sizeof(st), 1000, 1);
 	for (int i = 0; i < N; i++) {
 		struct rxp_iov p = {pl[i], sizeof(pl[i])}, t = {st, sizeof(st)};
 		struct rxp_msg_out m = {.id = (uint64_t)(i == 7 ? 1000 : i),
@@ -391,7 +391,7 @@ static void test_poll_short_sends(void **state)
 					.storages = &t,
 					.nstorages = i == 7};
 
-		h_fill(pl[i], sizeof(pl[i]), m.id, 0);
+		pattern_fill(pl[i], sizeof(pl[i]), m.id, 0);
 		assert_int_equal(c->tp->ops->send(c, &m, &s[i]), 0);
 	}
 	assert_true(pump_until(&a, &b, &b.nmsgs, N, 10000));
@@ -479,7 +479,7 @@ static void test_zc_direct_and_stats(void **state)
 		struct rxp_msg_out m = {
 			.id = (uint64_t)i, .storages = &st, .nstorages = 1};
 
-		h_fill(mem + ((size_t)i << 20), 1 << 20, (uint64_t)i, 1);
+		pattern_fill(mem + ((size_t)i << 20), 1 << 20, (uint64_t)i, 1);
 		assert_int_equal(c->tp->ops->send(c, &m, &s[i]), 0);
 	}
 	assert_true(pump_until(&a, &b, &a.nsend_cb, N, 5000));

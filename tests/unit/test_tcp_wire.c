@@ -199,11 +199,11 @@ static void p_on_conn(void *ctx, struct rxp_conn *c, int status)
 static void p_on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 {
 	struct pfx *p = ctx;
-	bool ok = h_check(m->payload->data, m->payload->len, m->id, 0);
+	bool ok = pattern_check(m->payload->data, m->payload->len, m->id, 0);
 
 	for (uint32_t i = 0; i < m->nstorages; i++)
-		ok = ok && h_check(m->storages[i]->data, m->storages[i]->len,
-				   m->id, i + 1);
+		ok = ok && pattern_check(m->storages[i]->data,
+					 m->storages[i]->len, m->id, i + 1);
 	if (p->nmsgs < 64) {
 		p->ids[p->nmsgs] = m->id;
 		p->ok[p->nmsgs] = ok;
@@ -251,13 +251,13 @@ static size_t make_stream(uint8_t *out)
 
 	n += raw_hdr(out + n, 0x5852, 1, 1, 0, 0, 10, 0, NULL);
 	n += raw_hdr(out + n, 0x5852, 1, 1, 0, 0, 11, 3000, NULL);
-	h_fill(out + n, 3000, 11, 0);
+	pattern_fill(out + n, 3000, 11, 0);
 	n += 3000;
 	n += raw_hdr(out + n, 0x5852, 1, 1, 0, 3, 12, 20, lens);
-	h_fill(out + n, 20, 12, 0);
+	pattern_fill(out + n, 20, 12, 0);
 	n += 20;
 	for (int i = 0; i < 3; i++) {
-		h_fill(out + n, lens[i], 12, (uint32_t)i + 1);
+		pattern_fill(out + n, lens[i], 12, (uint32_t)i + 1);
 		n += lens[i];
 	}
 	return n;

@@ -120,66 +120,12 @@ struct ibv_mr *fk_peer_mr(uint32_t qpn, void *addr, size_t len, int access);
 
 #endif
 
-/* ------------------------------------------------ two-transport fixture */
+/* ------------------------------------- the fixture on the fake fabric */
 
-#include <stdbool.h>
+#include "tp_fx.h"
 
-#define FX_MAXM 4096
-
-struct fx_ck {
-	int calls;
-	int status;
-};
-
-struct fx_msg {
-	uint64_t id;
-	uint8_t type;
-	size_t plen;
-	uint32_t nst;
-	bool ok; /* payload and storages match fx_fill(id, k) */
-	struct rxp_conn *conn;
-};
-
-struct fx_side {
-	struct rxp_tp *tp;
-	struct rxp_tp_cb cb;
-	char addr[64];
-	uint32_t id;
-	struct rxp_conn *conn; /* last one up */
-	int up, down, down_status;
-	int nmsgs;
-	struct fx_msg *msgs;
-	struct rxp_buf *kept[FX_MAXM];
-	int nkept;
-	bool keep; /* hold the payload buffer of every message */
-	bool disconnect_in_recv;
-	int sends; /* on_send calls with a cookie */
-};
-
-void fx_fill(void *p, size_t len, uint64_t id, uint32_t k);
-bool fx_check(const void *p, size_t len, uint64_t id, uint32_t k);
 /* Open on the fake fabric (10.0.0.1, ephemeral port). */
 int fx_open(struct fx_side *s, uint32_t id);
 /* ... with a job secret (@key may be NULL), in a world of FX_WORLD */
 #define FX_WORLD 4u
 int fx_open_key(struct fx_side *s, uint32_t id, const struct rxp_auth_key *key);
-void fx_close(struct fx_side *s);
-void fx_release_kept(struct fx_side *s);
-void fx_step(struct fx_side *s);
-/* Progress both until @cond or @ms of wall time. */
-#define FX_PUMP(a, b, ms, cond)                                                \
-	({                                                                     \
-		int64_t end_ = rxp_now_ns() + (int64_t)(ms)*1000000;           \
-		do {                                                           \
-			fx_step(a);                                            \
-			fx_step(b);                                            \
-		} while (!(cond) && rxp_now_ns() < end_);                      \
-		(cond);                                                        \
-	})
-/* Connect a -> b and pump until both are up (NULL on failure). */
-struct rxp_conn *fx_connect(struct fx_side *a, struct fx_side *b);
-/* Send message @id with a payload of @plen and storages of @slen[i]
- * bytes filled with fx_fill; the memory is leaked into @mem[0..n]. */
-int fx_send(struct rxp_conn *c, uint64_t id, size_t plen, const size_t *slen,
-	    uint32_t n, void **mem, struct fx_ck *ck);
-void fx_free(void **mem, uint32_t n);

@@ -23,213 +23,61 @@
 #include <cmocka.h>
 
 #include "rxp_auth.h"
-#include "rxp_transport.h"
 #include "skip.h"
+#include "tp_fx.h"
 
 void verbs_debug_dump(struct rxp_tp *tp);
 
-#define MAXM 4096
-
-struct send_ck {
-	int calls;
-	int status;
-};
-
-struct rmsg {
-	uint64_t id;
-	size_t plen;
-	uint32_t nst;
-	bool ok;
-	struct rxp_buf *keep;
-};
-
-struct side {
-	const char *name;
-	struct rxp_tp *tp;
-	struct rxp_tp_cb cb;
-	char addr[128];
-	struct rxp_conn *conn; /* last one up */
-	int up, down, down_status;
-	int nmsgs;
-	struct rmsg *msgs;
-	bool keep, echo;
-	uint64_t bytes;
-};
-
-static struct side A, B;
+static struct fx_side A, B;
 static const char *addr_a, *addr_b;
 static bool g_skip;
 
-static uint8_t pat(uint64_t id, uint32_t k, size_t i)
+static const char *side_name(const struct fx_side *s)
 {
-	return (uint8_t)(i * 131 + (i >> 9) + k * 29 + id * 17 + 5);
+	return s == &A ? "A" : s == &B ? "B" : "probe";
 }
 
-static void fill(void *p, size_t len, uint64_t id, uint32_t k)
+/* worker @id of a world of 3 at @addr, on the real device */
+static int side_open(struct fx_side *s, const char *addr, uint32_t id,
+		     const struct rxp_auth_key *key)
 {
-	uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		b[i] = pat(id, k, i);
+	return fx_open_at(s, &rxp_verbs_ops, id, addr, key, 3);
 }
 
-static bool check(const void *p, size_t len, uint64_t id, uint32_t k)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i] != pat(id, k, i))
-			return false;
-	return true;
-}
-
-static void on_conn(void *ctx, struct rxp_conn *c, int status)
-{
-	struct side *s = ctx;
-
-	if (status == 0) {
-		s->up++;
-		s->conn = c;
-	} else {
-		s->down++;
-		s->down_status = status;
-		if (s->conn == c)
-			s->conn = NULL;
-	}
-}
-
-static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
-{
-	struct side *s = ctx;
-	struct rmsg *r;
-
-	if (s->echo) {
-		struct rxp_iov iov = {m->payload->data, m->payload->len};
-		struct rxp_msg_out o = {.type = m->type,
-					.id = m->id,
-					.payload = &iov,
-					.npayload = 1};
-
-		s->nmsgs++;
-		s->tp->ops->send(c, &o, NULL);
-		return;
-	}
-	if (s->nmsgs >= MAXM) {
-		s->nmsgs++; /* counted, not recorded */
-		return;
-	}
-	r = &s->msgs[s->nmsgs++];
-	r->id = m->id;
-	r->plen = m->payload->len;
-	r->nst = m->nstorages;
-	r->ok = check(m->payload->data, m->payload->len, m->id, 0);
-	s->bytes += m->payload->len;
-	for (uint32_t i = 0; i < m->nstorages; i++) {
-		r->ok = r->ok && check(m->storages[i]->data,
-				       m->storages[i]->len, m->id, i + 1);
-		s->bytes += m->storages[i]->len;
-	}
-	r->keep = s->keep && m->nstorages ? rxp_buf_get(m->storages[0]) : NULL;
-}
-
-static void on_send(void *ctx, void *cookie, int status)
-{
-	struct send_ck *k = cookie;
-
-	if (!k)
-		return;
-	k->calls++;
-	k->status = status;
-}
-
-static int side_open_key(struct side *s, const char *name, const char *addr,
-			 uint32_t id, const struct rxp_auth_key *key)
-{
-	struct rxp_tp_attr attr = {.bind_addr = addr,
-				   .local_id = id,
-				   .cb = &s->cb,
-				   .gid_index = -1,
-				   .key = key,
-				   .world_size = 3};
-	int ret;
-
-	memset(s, 0, sizeof(*s));
-	s->name = name;
-	s->msgs = calloc(MAXM, sizeof(*s->msgs));
-	s->cb = (struct rxp_tp_cb){s, on_conn, on_recv, on_send};
-	ret = rxp_verbs_ops.open(&attr, &s->tp);
-	if (ret) {
-		free(s->msgs);
-		s->msgs = NULL;
-		return ret;
-	}
-	return s->tp->ops->address(s->tp, s->addr, sizeof(s->addr));
-}
-
-static int side_open(struct side *s, const char *name, const char *addr,
-		     uint32_t id)
-{
-	return side_open_key(s, name, addr, id, NULL);
-}
-
-static void side_close(struct side *s)
-{
-	if (s->tp)
-		s->tp->ops->close(s->tp);
-	s->tp = NULL;
-	for (int i = 0; i < s->nmsgs && i < MAXM; i++)
-		if (s->msgs[i].keep)
-			rxp_buf_put(s->msgs[i].keep);
-	free(s->msgs);
-	s->msgs = NULL;
-}
-
-static void step(struct side *s)
-{
-	int r;
-
-	if (!s->tp)
-		return;
-	r = s->tp->ops->progress(s->tp);
-	assert_true(r >= 0);
-}
-
+/* FX_PUMP over A and B, dumping both transports' state when it fails */
 #define PUMP(ms, cond)                                                         \
 	({                                                                     \
-		int64_t end_ = rxp_now_ns() + (int64_t)(ms)*1000000;           \
-		while (!(cond) && rxp_now_ns() < end_) {                       \
-			step(&A);                                              \
-			step(&B);                                              \
-		}                                                              \
-		if (!(cond)) {                                                 \
+		bool ok_ = FX_PUMP(&A, &B, ms, cond);                          \
+		if (!ok_) {                                                    \
 			verbs_debug_dump(A.tp);                                \
 			verbs_debug_dump(B.tp);                                \
 		}                                                              \
-		(cond);                                                        \
+		ok_;                                                           \
 	})
 
 static int setup(void **state)
 {
 	if (g_skip)
 		return 0;
-	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
-	assert_int_equal(side_open(&B, "B", addr_b, 2), 0);
+	assert_int_equal(side_open(&A, addr_a, 1, NULL), 0);
+	assert_int_equal(side_open(&B, addr_b, 2, NULL), 0);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	side_close(&A);
-	side_close(&B);
+	fx_close(&A);
+	fx_close(&B);
 	return 0;
 }
 
 static struct rxp_conn *connect_ab(void)
 {
-	struct rxp_conn *c = NULL;
+	struct rxp_conn *c = fx_connect_ms(&A, &B, 10000);
 
-	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
-	assert_true(PUMP(10000, A.up == 1 && B.up == 1));
+	assert_non_null(c);
+	assert_int_equal(A.up, 1);
+	assert_int_equal(B.up, 1);
 	assert_ptr_equal(A.conn, c);
 	assert_int_equal(B.conn->peer_id, 1);
 	assert_false(B.conn->outgoing);
@@ -238,38 +86,16 @@ static struct rxp_conn *connect_ab(void)
 
 static int send_msg(struct rxp_conn *c, uint64_t id, size_t plen,
 		    const size_t *slen, uint32_t n, void **bufs,
-		    struct send_ck *ck)
+		    struct fx_ck *ck)
 {
-	struct rxp_iov pay, st[8];
-	struct rxp_msg_out m = {.type = 7,
-				.id = id,
-				.payload = &pay,
-				.npayload = 1,
-				.storages = st,
-				.nstorages = n};
-
-	bufs[0] = malloc(plen ? plen : 1);
-	fill(bufs[0], plen, id, 0);
-	pay = (struct rxp_iov){bufs[0], plen};
-	for (uint32_t i = 0; i < n; i++) {
-		bufs[i + 1] = malloc(slen[i] ? slen[i] : 1);
-		fill(bufs[i + 1], slen[i], id, i + 1);
-		st[i] = (struct rxp_iov){bufs[i + 1], slen[i]};
-	}
-	return c->tp->ops->send(c, &m, ck);
-}
-
-static void free_bufs(void **bufs, uint32_t n)
-{
-	for (uint32_t i = 0; i <= n; i++)
-		free(bufs[i]);
+	return fx_send_type(c, 7, id, plen, slen, n, bufs, ck);
 }
 
 static void test_eager_and_rendezvous(void **state)
 {
 	static const size_t sl1[] = {0, 100, 4000};
 	static const size_t sl2[] = {3 << 20, 10, 200000};
-	struct send_ck k1 = {0}, k2 = {0}, k3 = {0};
+	struct fx_ck k1 = {0}, k2 = {0}, k3 = {0};
 	void *b1[4], *b2[4], *b3[1];
 	struct rxp_conn *c;
 
@@ -289,9 +115,9 @@ static void test_eager_and_rendezvous(void **state)
 	}
 	assert_int_equal(B.msgs[1].plen, 150000);
 	assert_int_equal(B.msgs[1].nst, 3);
-	free_bufs(b1, 3);
-	free_bufs(b2, 3);
-	free_bufs(b3, 0);
+	fx_free(b1, 3);
+	fx_free(b2, 3);
+	fx_free(b3, 0);
 }
 
 /* With a job secret the proofs cross the real device: the same secret
@@ -301,26 +127,26 @@ static void test_job_secret(void **state)
 	static const struct rxp_auth_key k1 = {.on = true, .k = {7}};
 	static const struct rxp_auth_key k2 = {.on = true, .k = {8}};
 	static const size_t sl[] = {1 << 20};
-	struct send_ck k = {0};
+	struct fx_ck k = {0};
 	struct rxp_conn *c = NULL;
 	void *b[2];
 
 	if (g_skip)
 		skip();
-	side_close(&A);
-	side_close(&B);
-	assert_int_equal(side_open_key(&A, "A", addr_a, 1, &k1), 0);
-	assert_int_equal(side_open_key(&B, "B", addr_b, 2, &k1), 0);
+	fx_close(&A);
+	fx_close(&B);
+	assert_int_equal(side_open(&A, addr_a, 1, &k1), 0);
+	assert_int_equal(side_open(&B, addr_b, 2, &k1), 0);
 	c = connect_ab();
 	assert_int_equal(send_msg(c, 1, 300, sl, 1, b, &k), 0);
 	assert_true(PUMP(20000, B.nmsgs == 1 && k.calls));
 	assert_int_equal(k.status, 0);
 	assert_true(B.msgs[0].ok);
-	free_bufs(b, 1);
+	fx_free(b, 1);
 
-	side_close(&B);
+	fx_close(&B);
 	assert_true(PUMP(20000, A.down == 1)); /* the first one, closed */
-	assert_int_equal(side_open_key(&B, "B", addr_b, 2, &k2), 0);
+	assert_int_equal(side_open(&B, addr_b, 2, &k2), 0);
 	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
 	assert_true(PUMP(20000, A.down == 2));
 	assert_int_equal(A.down_status, -RXP_E_AUTH);
@@ -330,7 +156,7 @@ static void test_job_secret(void **state)
 static void test_burst_credits(void **state)
 {
 	enum { N = 2000 };
-	static struct send_ck ck[N];
+	static struct fx_ck ck[N];
 	static char data[N][64];
 	struct rxp_conn *c;
 	int done = 0;
@@ -338,14 +164,13 @@ static void test_burst_credits(void **state)
 	if (g_skip)
 		skip();
 	memset(ck, 0, sizeof(ck));
-	B.keep = true; /* hold some buffers for a while: credits must cope */
 	c = connect_ab();
 	for (int i = 0; i < N; i++) {
 		struct rxp_iov p = {data[i], sizeof(data[i])};
 		struct rxp_msg_out m = {
 			.id = (uint64_t)i, .payload = &p, .npayload = 1};
 
-		fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		pattern_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
 		assert_int_equal(c->tp->ops->send(c, &m, &ck[i]), 0);
 	}
 	assert_true(PUMP(60000, B.nmsgs == N));
@@ -366,13 +191,13 @@ static void test_burst_credits(void **state)
 static void test_keep_rendezvous_buffers(void **state)
 {
 	static const size_t sl[] = {1 << 20};
-	struct send_ck ck[40] = {0};
+	struct fx_ck ck[40] = {0};
 	void *b[40][2];
 	struct rxp_conn *c;
 
 	if (g_skip)
 		skip();
-	B.keep = true;
+	B.keep_storage = true; /* the rendezvous buffers stay held */
 	c = connect_ab();
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(
@@ -382,14 +207,14 @@ static void test_keep_rendezvous_buffers(void **state)
 		assert_true(PUMP(5000, ck[i].calls == 1));
 		assert_int_equal(ck[i].status, 0);
 		assert_true(B.msgs[i].ok);
-		free_bufs(b[i], 1);
+		fx_free(b[i], 1);
 	}
 }
 
 static void test_disconnect_fails_pending(void **state)
 {
 	static const size_t sl[] = {8 << 20};
-	struct send_ck k = {0};
+	struct fx_ck k = {0};
 	void *b[2];
 	struct rxp_conn *c;
 
@@ -404,7 +229,7 @@ static void test_disconnect_fails_pending(void **state)
 	assert_int_equal(A.down_status, -ECANCELED);
 	assert_true(PUMP(10000, B.down == 1));
 	assert_true(B.down_status < 0);
-	free_bufs(b, 1);
+	fx_free(b, 1);
 	/* and reconnect */
 	A.up = B.up = 0;
 	connect_ab();
@@ -440,10 +265,10 @@ static void perf(void)
 	size_t bsz = 64u << 20;
 	struct rxp_iov st = {NULL, bsz};
 	int64_t t0, t1;
-	struct send_ck k = {0};
+	struct fx_ck k = {0};
 
-	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
-	assert_int_equal(side_open(&B, "B", addr_b, 2), 0);
+	assert_int_equal(side_open(&A, addr_a, 1, NULL), 0);
+	assert_int_equal(side_open(&B, addr_b, 2, NULL), 0);
 	B.echo = true;
 	c = connect_ab();
 	t0 = rxp_now_ns();
@@ -477,8 +302,8 @@ static void perf(void)
 		       r ? "" : " (first: registration)");
 	}
 	free(big);
-	side_close(&A);
-	side_close(&B);
+	fx_close(&A);
+	fx_close(&B);
 }
 
 /* Step @s until @cond, dumping the state and failing after 20 s. */
@@ -486,10 +311,11 @@ static void perf(void)
 	do {                                                                   \
 		int64_t end_ = rxp_now_ns() + 20000000000ll;                   \
 		while (!(cond) && rxp_now_ns() < end_)                         \
-			step(s);                                               \
+			fx_step(s);                                            \
 		if (!(cond)) {                                                 \
 			verbs_debug_dump((s)->tp);                             \
-			fail_msg("%s: stuck at line %d", (s)->name, __LINE__); \
+			fail_msg("%s: stuck at line %d", side_name(s),         \
+				 __LINE__);                                    \
 		}                                                              \
 	} while (0)
 
@@ -514,20 +340,20 @@ static void perf2(void)
 	assert_true(pid >= 0);
 	if (!pid) {
 		close(fds[0]);
-		if (side_open(&B, "B", addr_b, 2))
+		if (side_open(&B, addr_b, 2, NULL))
 			_exit(1);
 		B.echo = true;
 		if (write(fds[1], B.addr, sizeof(B.addr)) != sizeof(B.addr))
 			_exit(1);
 		while (B.down == 0 && getppid() != 1)
-			step(&B);
+			fx_step(&B);
 		verbs_debug_dump(B.tp);
-		side_close(&B);
+		fx_close(&B);
 		_exit(0);
 	}
 	close(fds[1]);
 	assert_int_equal(read(fds[0], B.addr, sizeof(B.addr)), sizeof(B.addr));
-	assert_int_equal(side_open(&A, "A", addr_a, 1), 0);
+	assert_int_equal(side_open(&A, addr_a, 1, NULL), 0);
 	assert_int_equal(A.tp->ops->connect(A.tp, B.addr, 2, &c), 0);
 	WAIT1(&A, A.up);
 	for (int i = 0; i < N; i++) {
@@ -567,7 +393,7 @@ static void perf2(void)
 	m.storages = &st;
 	m.nstorages = 1;
 	for (int r = 0; r < 3; r++) {
-		struct send_ck k = {0};
+		struct fx_ck k = {0};
 
 		t0 = rxp_now_ns();
 		assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
@@ -580,7 +406,7 @@ static void perf2(void)
 		       (double)bsz * 8 / (double)(t1 - t0));
 	}
 	free(big);
-	side_close(&A);
+	fx_close(&A);
 	waitpid(pid, NULL, 0);
 }
 
@@ -600,7 +426,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_connect_refused, setup,
 						teardown),
 	};
-	struct side probe;
+	struct fx_side probe;
 	int ret;
 
 	addr_a = getenv("RXP_ADDR_A");
@@ -615,13 +441,13 @@ int main(int argc, char **argv)
 		perf2(); /* forks first: no verbs use before */
 		return 0;
 	}
-	ret = side_open(&probe, "probe", addr_a, 0);
+	ret = side_open(&probe, addr_a, 0, NULL);
 	if (ret == -RXP_E_NO_DEVICE) {
 		fprintf(stderr, "no RDMA device for %s: skipped\n", addr_a);
 		return rxp_test_skip_code();
 	}
 	assert_int_equal(ret, 0);
-	side_close(&probe);
+	fx_close(&probe);
 	if (argc > 1 && !strcmp(argv[1], "--perf")) {
 		perf();
 		return 0;

@@ -115,9 +115,9 @@ static void test_many_storages(void **state)
 	struct fx_ck k = {0};
 	struct rxp_conn *c = fx_connect(&A, &B);
 
-	fx_fill(pay, sizeof(pay), 5, 0);
+	pattern_fill(pay, sizeof(pay), 5, 0);
 	for (int i = 0; i < N; i++) {
-		fx_fill(mem + 3 * i, 3, 5, (uint32_t)i + 1);
+		pattern_fill(mem + 3 * i, 3, 5, (uint32_t)i + 1);
 		st[i] = (struct rxp_iov){mem + 3 * i, 3};
 	}
 	assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
@@ -149,7 +149,7 @@ static void test_credits_bound_sends(void **state)
 		struct rxp_msg_out m = {
 			.id = (uint64_t)i, .payload = &p, .npayload = 1};
 
-		fx_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		pattern_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
 		assert_int_equal(c->tp->ops->send(c, &m, &k[i]), 0);
 	}
 	/* only A progresses: B's buffers are consumed up to the credits */
@@ -184,7 +184,7 @@ static void test_held_buffers_hold_credits(void **state)
 		struct rxp_msg_out m = {
 			.id = (uint64_t)i, .payload = &p, .npayload = 1};
 
-		fx_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		pattern_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
 		assert_int_equal(c->tp->ops->send(c, &m, &k[i]), 0);
 	}
 	FX_PUMP(&A, &B, 50, false);
@@ -209,7 +209,7 @@ static void test_buffers_outlive_close(void **state)
 	assert_true(FX_PUMP(&A, &B, 2000, B.nmsgs == 1 && k.calls == 1));
 	B.tp->ops->close(B.tp);
 	B.tp = NULL;
-	assert_true(fx_check(B.kept[0]->data, B.kept[0]->len, 1, 0));
+	assert_true(pattern_check(B.kept[0]->data, B.kept[0]->len, 1, 0));
 	fx_release_kept(&B); /* the domain goes with the last buffer */
 	fx_free(m, 2);
 }
@@ -229,8 +229,8 @@ static void test_mem_register_cache(void **state)
 	struct verbs_rcache *rc = &vc(c)->tp->rc;
 	uint64_t miss;
 
-	fx_fill(big, 10, 0, 0);
-	fx_fill(big + 4096, 100000, 0, 1);
+	pattern_fill(big, 10, 0, 0);
+	pattern_fill(big + 4096, 100000, 0, 1);
 	assert_int_equal(A.tp->ops->mem_register(A.tp, big, n), 0);
 	assert_int_equal(A.tp->ops->mem_register(A.tp, big, n), 0);
 	miss = rc->misses;
@@ -445,7 +445,7 @@ static void test_payload_in_many_pieces(void **state)
 
 	/* 200 KB in 20 pieces: too big for a frame, too many pieces for
 	 * descriptors: gathered into a registered bounce buffer */
-	fx_fill(mem, P * L, 9, 0);
+	pattern_fill(mem, P * L, 9, 0);
 	for (int i = 0; i < P; i++)
 		iov[i] = (struct rxp_iov){mem + i * L, L};
 	assert_int_equal(c->tp->ops->send(c, &m, &k), 0);
@@ -469,7 +469,7 @@ static void test_more_sends_than_slots(void **state)
 		struct rxp_msg_out m = {
 			.id = (uint64_t)i, .payload = &p, .npayload = 1};
 
-		fx_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		pattern_fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
 		assert_int_equal(c->tp->ops->send(c, &m, &k[i]), 0);
 	}
 	/* beyond the slots, sends wait as heap copies, still in order */

@@ -310,9 +310,9 @@ static void test_valid_injected_frame_is_delivered(void **state)
 
 	(void)c;
 	data_frame(&f, 2, 0, 16, 0);
-	fx_fill(f.b + VERBS_HDR_SIZE + 2 * VERBS_DESC_SIZE, 16, 0, 0);
+	pattern_fill(f.b + VERBS_HDR_SIZE + 2 * VERBS_DESC_SIZE, 16, 0, 0);
 	put_desc(&f, 0, 128, 10, 0, VERBS_DF_INLINE);
-	fx_fill(f.b + 128, 10, 0, 1);
+	pattern_fill(f.b + 128, 10, 0, 1);
 	put_desc(&f, 1, 200, 0, 0, VERBS_DF_INLINE);
 	f.len = 200;
 	assert_int_equal(fk_inject_recv(qpn_of(B.conn), f.b, f.len), 0);
@@ -394,7 +394,7 @@ static void test_rendezvous_unknown_token_at_sender(void **state)
 	fx_connect(&A, &B);
 	mr = fk_peer_mr(qpn_of(A.conn), mem, sizeof(mem),
 			IBV_ACCESS_REMOTE_READ);
-	fx_fill(mem, sizeof(mem), 0, 1);
+	pattern_fill(mem, sizeof(mem), 0, 1);
 	data_frame(&f, 1, 0, 0, 0x50001);
 	put_desc(&f, 0, (uintptr_t)mem, sizeof(mem), mr->rkey, 0);
 	assert_int_equal(fk_inject_recv(qpn_of(B.conn), f.b, f.len), 0);

@@ -5,7 +5,7 @@
 #                   -L verbs); exits 77 without one
 if(TARGET rxp_verbs)
   set(_vf ${RXP_TEST_DIR}/test_verbs_fake.c ${RXP_TEST_DIR}/test_verbs_fake_cm.c
-    ${RXP_TEST_DIR}/test_verbs_fx.c)
+    ${RXP_TEST_DIR}/test_verbs_fx.c ${PROJECT_SOURCE_DIR}/tests/helpers/tp_fx.c)
   rxp_add_test(test_verbs_mock
     SOURCES ${RXP_TEST_DIR}/test_verbs_mock.c ${_vf}
     LINK rxp_verbs rxp_auth rxp_util LABELS unit TIMEOUT 60)
@@ -16,6 +16,6 @@ if(TARGET rxp_verbs)
     SOURCES ${RXP_TEST_DIR}/test_verbs_dev.c ${_vf}
     LINK rxp_verbs rxp_auth rxp_util LABELS unit TIMEOUT 30)
   rxp_add_test(test_verbs_live
-    SOURCES ${RXP_TEST_DIR}/test_verbs_live.c
+    SOURCES ${RXP_TEST_DIR}/test_verbs_live.c ${PROJECT_SOURCE_DIR}/tests/helpers/tp_fx.c
     LINK rxp_verbs rxp_auth rxp_util LABELS verbs TIMEOUT 300)
 endif()
