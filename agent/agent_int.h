@@ -512,6 +512,10 @@ void rxp__progress_held(const struct rxp_agent *a)
 /* poller.c: the polling thread's body, and the transport callbacks */
 void *rxp__poller_main(void *arg);
 void rxp__poller_callbacks(struct rxp_agent *a);
+/* close @conn on this agent's own decision (not shutdown): an outgoing one
+ * leaves its worker at once, so the next call opens a new connection */
+void rxp__close_conn(struct rxp_agent *a, struct rxp_conn *conn)
+	RXP_REQUIRES(rxp__progress);
 int rxp__worker_id(const struct rxp_agent *a, const char *name);
 /* incoming calls (call.c): allocated under the progress lock (from its
  * cache), refs = 2 (dispatch + completion path); put on any thread */

@@ -697,6 +697,23 @@ static int fail_conn_calls(struct rxp_agent *a, uint64_t key, int status,
 			   uint32_t peer) RXP_REQUIRES(rxp__progress);
 
 /* Close the connections of stuck sends whose grace is over. */
+/*
+ * The agent closes @conn itself (a stuck peer, a protocol error), not at
+ * shutdown. An outgoing connection leaves its worker at once: the
+ * transport may report it closed later (in-flight I/O), and a call made
+ * in between must open a new connection, not land on the closing one
+ * and fail "cancelled". Calls still on @conn fail when on_conn comes.
+ */
+void rxp__close_conn(struct rxp_agent *a, struct rxp_conn *conn)
+{
+	if (conn->outgoing && conn->peer_id < (uint32_t)a->world &&
+	    a->workers[conn->peer_id].conn == conn) {
+		a->workers[conn->peer_id].conn = NULL;
+		a->workers[conn->peer_id].conn_key = 0;
+	}
+	a->ops->disconnect(conn);
+}
+
 static int check_stuck(struct rxp_agent *a, int64_t now)
 	RXP_REQUIRES(rxp__progress)
 {
@@ -720,7 +737,7 @@ static int check_stuck(struct rxp_agent *a, int64_t now)
 			peer_name(a, f->dst),
 			(long long)(a->send_grace_ns / 1000000));
 		fail_conn_calls(a, key, -ETIMEDOUT, f->dst);
-		a->ops->disconnect(conn); /* on_send(f) comes, now or later */
+		rxp__close_conn(a, conn); /* on_send(f) comes, now or later */
 	}
 	return n;
 }
@@ -861,6 +878,8 @@ static void on_conn(void *ctx, struct rxp_conn *c, int status)
 	}
 	if (atomic_load(&a->stopping))
 		status = -ECANCELED;
+	else if (status == -ECANCELED) /* rxp__close_conn: a peer misbehaved */
+		status = -RXP_E_PEER_LOST;
 	n = fail_conn_calls(a, key, status, c->peer_id);
 	response_purge_conn(a, key, c->peer_id);
 	rxp__for_each_feature(ft) if (ft->conn_closed)
@@ -1007,7 +1026,7 @@ static void on_recv(void *ctx, struct rxp_conn *c, const struct rxp_msg_in *m)
 		atomic_fetch_add(&a->proto_errors, 1);
 		rxp_warn("agent", "unknown message type %u from '%s': closing",
 			 m->type, peer_name(a, c->peer_id));
-		a->ops->disconnect(c);
+		rxp__close_conn(a, c);
 	}
 }
 

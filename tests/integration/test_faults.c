@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "agent_int.h"
 #include "skip.h"
 #include "world.h"
 
@@ -157,6 +158,38 @@ static void test_queue_full_is_retried_in_order(void **state)
 		assert_int_equal(rxp_future_wait(f[i]), 0);
 		assert_int_equal(rxp_future_value(f[i])->u.i, i + 1);
 		rxp_future_release(f[i]);
+	}
+	assert_int_equal(world_stop(w, true), 0);
+}
+
+/*
+ * The agent closes its connection to a worker (as it does to a stuck or
+ * misbehaving peer) and a call follows at once: the transport may report
+ * the close later (in-flight I/O), and the call must go out on a new
+ * connection, not land on the closing one and fail "cancelled".
+ */
+static void test_call_right_after_own_close_reconnects(void **state)
+{
+	struct world *w = start("");
+	struct rxp_value args[2] = {rxp_v_int(41), rxp_v_int(1)};
+	struct rxp_agent *a = w->a;
+	struct rxp_future *f[4];
+	int64_t v = 0;
+
+	assert_int_equal(add(w, 1, NULL, &v), 0); /* connected */
+	for (int r = 0; r < 4; r++) {
+		rxp__progress_lock(&a->progress_mu);
+		assert_non_null(a->workers[1].conn);
+		rxp__close_conn(a, a->workers[1].conn);
+		/* submitted while this thread leads: the leader takes it
+		 * before it next runs the transport */
+		assert_int_equal(rxp_rpc_async(a, 1, "t.add", args, 2, NULL, 0,
+					       NULL, &f[r]),
+				 0);
+		rxp__progress_unlock(&a->progress_mu);
+		assert_int_equal(rxp_future_wait(f[r]), 0);
+		assert_int_equal(rxp_future_value(f[r])->u.i, 42);
+		rxp_future_release(f[r]);
 	}
 	assert_int_equal(world_stop(w, true), 0);
 }
@@ -346,6 +379,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(
 			test_queued_responses_to_a_closed_connection_are_dropped),
 		cmocka_unit_test(test_queued_calls_are_capped),
+		cmocka_unit_test(test_call_right_after_own_close_reconnects),
 		cmocka_unit_test(test_unread_responses_close_their_connection),
 		cmocka_unit_test(test_bad_fault_spec_is_refused),
 	};
