@@ -61,7 +61,8 @@ static const char usage_text[] =
 	"      --transport T     auto|tcp|verbs, both sides (default "
 	"$RXP_TRANSPORT, auto)\n"
 	"      --bind ADDR       server: address to serve the rendezvous on\n"
-	"                        (default 127.0.0.1)\n"
+	"                        (default 0.0.0.0: every interface; peers\n"
+	"                        are told the first one they can reach)\n"
 	"      --warmup N        warm-up calls (default iters/10, at most "
 	"1000)\n"
 	"  -P, --poll-us N       agent spin time before sleeping (default "
@@ -369,7 +370,7 @@ int main(int argc, char **argv)
 		{"warmup", required_argument, NULL, OPT_WARMUP},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{NULL, 0, NULL, 0}};
-	struct opts o = {.addr = "127.0.0.1",
+	struct opts o = {.addr = "0.0.0.0",
 			 .port = 18560,
 			 .poll_us = -1,
 			 .iters = 1000,

@@ -3,9 +3,11 @@
 # 10.77.0.2/24). rxp_pingpong runs rank 0 in one and rank 1 in the other,
 # with default settings and then with RXP_SOCKET_IFNAME; each must
 # advertise its 10.77.0.x address (never 127.0.0.1 or 0.0.0.0) and the
-# calls must work. Needs root, ip and unshare: else exit 77 (skipped).
-# usage: twohost.sh <rxp_pingpong>
-pp=$1
+# calls must work. Then rxp-perf (if given) with its defaults: the server
+# serves on every interface and must advertise 10.77.0.1 to the client.
+# Needs root, ip and unshare: else exit 77 (skipped).
+# usage: twohost.sh <rxp_pingpong> [<rxp-perf>]
+pp=$1 perf=${2:-}
 command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || exit 77
 [ "$(id -u)" = 0 ] || exit 77
 a=rxpA$$ b=rxpB$$ dir=$(mktemp -d)
@@ -32,4 +34,17 @@ run() { # $1: label; environment from the caller
 run default RXP_TRANSPORT=tcp RXP_TRANSPORT=tcp
 run ifname "RXP_TRANSPORT=tcp RXP_SOCKET_IFNAME=va" "RXP_TRANSPORT=tcp RXP_SOCKET_IFNAME=vb"
 run wildcard "RXP_TRANSPORT=tcp RXP_BIND_ADDR=0.0.0.0" "RXP_TRANSPORT=tcp RXP_BIND_ADDR=0.0.0.0"
+if [ -n "$perf" ] && [ -x "$perf" ]; then
+	# perftest's habit: a server with no address, a client naming it
+	ip netns exec $a "$perf" -p 29512 -n 100 >"$dir/s.log" 2>&1 &
+	sp=$!
+	ip netns exec $b timeout 60 "$perf" -p 29512 -n 100 10.77.0.1 >"$dir/c.log" 2>&1
+	crc=$?
+	wait $sp
+	src=$?
+	sed 's/^/rxp-perf: /' "$dir/s.log" "$dir/c.log"
+	[ $crc = 0 ] && [ $src = 0 ] || { echo "rxp-perf: exit $src/$crc"; exit 1; }
+	grep -q "up on tcp 10.77.0.1:" "$dir/s.log" || { echo "rxp-perf: the server did not advertise 10.77.0.1"; exit 1; }
+	grep -q "p50" "$dir/c.log" || { echo "rxp-perf: no result"; exit 1; }
+fi
 echo ok

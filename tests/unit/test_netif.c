@@ -106,6 +106,26 @@ static void test_netif_plan_never_advertises_wildcard_or_loopback(void **state)
 		rxp_addr_plan(NULL, NULL, "127.0.0.1", "127.0.0.1", ifs, n, &p),
 		0);
 	assert_string_equal(p.advertise, "127.0.0.1");
+	/* a wildcard master (a server serving on every interface): listen
+	 * on the wildcard, advertise the first interface others can reach */
+	assert_int_equal(
+		rxp_addr_plan(NULL, NULL, "0.0.0.0", "127.0.0.1", ifs, n, &p),
+		0);
+	assert_string_equal(p.bind, "0.0.0.0");
+	assert_string_equal(p.advertise, "10.77.0.2");
+	/* ... and loopback when there is nothing else: one host */
+	assert_int_equal(
+		rxp_addr_plan(NULL, NULL, "0.0.0.0", "127.0.0.1", ifs, 1, &p),
+		0);
+	assert_string_equal(p.bind, "0.0.0.0");
+	assert_string_equal(p.advertise, "127.0.0.1");
+	assert_int_equal(rxp_addr_plan(NULL, NULL, "::", NULL, ifs, 1, &p), 0);
+	assert_string_equal(p.advertise, "::1");
+	/* an explicit bind still wins */
+	assert_int_equal(
+		rxp_addr_plan("10.77.0.2", NULL, "0.0.0.0", NULL, ifs, n, &p),
+		0);
+	assert_string_equal(p.bind, "10.77.0.2");
 	assert_int_equal(rxp_addr_advertise("0.0.0.0:4242", "10.77.0.2", out,
 					    sizeof(out)),
 			 0);

@@ -314,12 +314,14 @@ int rxp_addr_plan(const char *bind, const char *ifspec, const char *master,
 		  struct rxp_addr_plan *out)
 {
 	bool any_bind = bind && *bind && rxp_ip_is_any(bind);
-	bool master_lo = rxp_host_is_loopback(master);
+	bool master_lo, master_any;
 	char ip[RXP_NETIF_IPLEN], names[512];
 
 	memset(out, 0, sizeof(*out));
 	if (!master || !*master)
 		master = "127.0.0.1";
+	master_lo = rxp_host_is_loopback(master);
+	master_any = rxp_ip_is_any(master);
 	if (bind && *bind && !any_bind) {
 		if (rxp_ip_is_loopback(bind) && !master_lo) {
 			rxp_err(LOG,
@@ -362,6 +364,28 @@ int rxp_addr_plan(const char *bind, const char *ifspec, const char *master,
 		}
 		snprintf(out->why, sizeof(out->why), RXP_NETIF_VAR "=%s",
 			 ifspec);
+	} else if (master_any) {
+		/* rank 0 serves on every interface (a server started without
+		 * an address): advertise the first one others can reach, and
+		 * loopback only when there is nothing else (then every peer
+		 * is on this host); listen on the wildcard */
+		if (pick_ip(ifs, n, RXP_NETIF_DEFAULT_SPEC, ip_family(master),
+			    ip, sizeof(ip), out)) {
+			snprintf(ip, sizeof(ip), "%s",
+				 ip_family(master) == AF_INET6 ? "::1"
+							       : "127.0.0.1");
+			snprintf(out->why, sizeof(out->why),
+				 "MASTER_ADDR=%s and only loopback is up: one "
+				 "host",
+				 master);
+		} else {
+			snprintf(out->why, sizeof(out->why),
+				 "MASTER_ADDR=%s: the first interface "
+				 "not " RXP_NETIF_DEFAULT_SPEC,
+				 master);
+		}
+		if (!bind || !*bind)
+			bind = master, any_bind = true;
 	} else if (route_ip && *route_ip && !rxp_ip_is_any(route_ip) &&
 		   (master_lo || !rxp_ip_is_loopback(route_ip))) {
 		snprintf(ip, sizeof(ip), "%s", route_ip);
