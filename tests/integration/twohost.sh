@@ -19,16 +19,22 @@ ip -n $a addr add 10.77.0.1/24 dev va$$ && ip -n $a link set va$$ up &&
 	ip -n $a link set lo up && ip -n $b addr add 10.77.0.2/24 dev vb$$ &&
 	ip -n $b link set vb$$ up && ip -n $b link set lo up || exit 1
 
-run() { # $1: label; environment from the caller
-	ip netns exec $a env $2 "$pp" server 29511 >"$dir/s.log" 2>&1 &
+# $1: label; $2: program; $3, $4: rank 0's environment and arguments (in
+# A); $5, $6: rank 1's (in B). Both must exit 0 and rank 0 must advertise
+# 10.77.0.1; the logs are in $dir/s.log and $dir/c.log.
+pair() {
+	ip netns exec $a env $3 "$2" $4 >"$dir/s.log" 2>&1 &
 	sp=$!
-	ip netns exec $b env $3 timeout 30 "$pp" client 10.77.0.1 29511 >"$dir/c.log" 2>&1
+	ip netns exec $b env $5 timeout 30 "$2" $6 >"$dir/c.log" 2>&1
 	crc=$?
 	wait $sp
 	src=$?
 	cat "$dir/s.log" "$dir/c.log" | sed "s/^/$1: /"
 	[ $crc = 0 ] && [ $src = 0 ] || { echo "$1: exit $src/$crc"; exit 1; }
 	grep -q "up on tcp 10.77.0.1:" "$dir/s.log" || { echo "$1: rank 0 did not advertise 10.77.0.1"; exit 1; }
+}
+run() { # $1: label; $2, $3: rank 0's and rank 1's environment
+	pair "$1" "$pp" "$2" "server 29511" "$3" "client 10.77.0.1 29511"
 	grep -q "up on tcp 10.77.0.2:" "$dir/c.log" || { echo "$1: rank 1 did not advertise 10.77.0.2"; exit 1; }
 }
 run default RXP_TRANSPORT=tcp RXP_TRANSPORT=tcp
@@ -36,15 +42,7 @@ run ifname "RXP_TRANSPORT=tcp RXP_SOCKET_IFNAME=va" "RXP_TRANSPORT=tcp RXP_SOCKE
 run wildcard "RXP_TRANSPORT=tcp RXP_BIND_ADDR=0.0.0.0" "RXP_TRANSPORT=tcp RXP_BIND_ADDR=0.0.0.0"
 if [ -n "$perf" ] && [ -x "$perf" ]; then
 	# perftest's habit: a server with no address, a client naming it
-	ip netns exec $a "$perf" -p 29512 -n 100 >"$dir/s.log" 2>&1 &
-	sp=$!
-	ip netns exec $b timeout 60 "$perf" -p 29512 -n 100 10.77.0.1 >"$dir/c.log" 2>&1
-	crc=$?
-	wait $sp
-	src=$?
-	sed 's/^/rxp-perf: /' "$dir/s.log" "$dir/c.log"
-	[ $crc = 0 ] && [ $src = 0 ] || { echo "rxp-perf: exit $src/$crc"; exit 1; }
-	grep -q "up on tcp 10.77.0.1:" "$dir/s.log" || { echo "rxp-perf: the server did not advertise 10.77.0.1"; exit 1; }
+	pair rxp-perf "$perf" "" "-p 29512 -n 100" "" "-p 29512 -n 100 10.77.0.1"
 	grep -q "p50" "$dir/c.log" || { echo "rxp-perf: no result"; exit 1; }
 fi
 echo ok

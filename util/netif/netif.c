@@ -369,11 +369,12 @@ int rxp_addr_plan(const char *bind, const char *ifspec, const char *master,
 		 * an address): advertise the first one others can reach, and
 		 * loopback only when there is nothing else (then every peer
 		 * is on this host); listen on the wildcard */
-		if (pick_ip(ifs, n, RXP_NETIF_DEFAULT_SPEC, ip_family(master),
-			    ip, sizeof(ip), out)) {
+		int family = ip_family(master);
+
+		if (pick_ip(ifs, n, RXP_NETIF_DEFAULT_SPEC, family, ip,
+			    sizeof(ip), out)) {
 			snprintf(ip, sizeof(ip), "%s",
-				 ip_family(master) == AF_INET6 ? "::1"
-							       : "127.0.0.1");
+				 family == AF_INET6 ? "::1" : "127.0.0.1");
 			snprintf(out->why, sizeof(out->why),
 				 "MASTER_ADDR=%s and only loopback is up: one "
 				 "host",
@@ -384,8 +385,10 @@ int rxp_addr_plan(const char *bind, const char *ifspec, const char *master,
 				 "not " RXP_NETIF_DEFAULT_SPEC,
 				 master);
 		}
-		if (!bind || !*bind)
-			bind = master, any_bind = true;
+		if (!any_bind) { /* bind is unset: an explicit one returned */
+			bind = master;
+			any_bind = true;
+		}
 	} else if (route_ip && *route_ip && !rxp_ip_is_any(route_ip) &&
 		   (master_lo || !rxp_ip_is_loopback(route_ip))) {
 		snprintf(ip, sizeof(ip), "%s", route_ip);
