@@ -12,7 +12,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config gcc g++ clang-14
 	    libclang-rt-14-dev liburing-dev libcmocka-dev libibverbs-dev
 	    librdmacm-dev libsodium-dev libbenchmark-dev python3 git util-linux
 	    python3-dev python3-torch libtorch-dev pybind11-dev abigail-tools
-	    python3-prometheus-client)
+	    python3-prometheus-client strace valgrind)
 # the library, its tools and examples: a compiler, cmake, and the four
 # libraries it links (io_uring, libsodium, libibverbs, librdmacm); the
 # providers so that a real RDMA device is found

@@ -21,7 +21,8 @@
 #             reorder 5%, delay 1 ms on the guest's link; gates) and verbs
 #             (loss 1%, delay 1 ms; with reordering too, 2,000 calls; both for
 #             the record: rxe fails some runs)
-#   perf      Google Benchmark binaries of build/ci-gcc/perf, smoke pass
+#   perf      Google Benchmark binaries of build/ci-gcc/perf, smoke pass,
+#             and perf/percall.sh's counts (smoke)
 #   examples  install build/ci-gcc, build examples/ against the installed package
 #   package   cpack -G DEB from a /usr build (build/ci-deb); unpack the .debs into
 #             a clean root; build consumers against it (CMake shared and static,
@@ -250,6 +251,13 @@ stage_perf() {
 			--benchmark_out="$out/$(basename "$b").json" --benchmark_out_format=json || {
 			rc=$?; log "perf: $(basename "$b") failed (exit $rc)"; }
 	done
+	# the per-call counter (issue 10): smoke, no thresholds; in its own
+	# network namespace, so its fixed port meets nothing else
+	log "perf: percall.sh (smoke, no thresholds)"
+	unshare -n sh -c 'ip link set lo up && exec "$0" "$@"' \
+		bash "$ROOT/perf/percall.sh" --build "$ROOT/build/ci-gcc" \
+		--calls 200,700 --no-callgrind --out "$out/percall.md" || {
+		rc=$?; log "perf: percall.sh failed (exit $rc)"; }
 	return "$rc"
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# perf/run-peers.sh [--rounds N] [--quick] [--only rtt,echo,calls,torch]
+# perf/run-peers.sh [--rounds N] [--quick] [--only rtt,echo,calls,torch,percall]
 #                   [--no-install] [--no-bench] [--build DIR] [--out DIR]
 #
 # One command for rxp's side-by-side comparison on 127.0.0.1:
@@ -12,11 +12,14 @@
 #     Google Benchmark JSON of rxp-bench (docs/perf/rxp-bench.json),
 #  5. (group "torch") runs torch.distributed.rpc on RXP (plugins/torch) and
 #     on TENSORPIPE (default, shm+cma, uv+basic) back to back in each round
-#     (perf/torch_compare.py) and writes docs/perf/torch.md and torch.json.
+#     (perf/torch_compare.py) and writes docs/perf/torch.md and torch.json,
+#  6. (group "percall") counts what one tiny call costs each side:
+#     allocations, syscalls and instructions (perf/percall.sh), into
+#     docs/perf/percall.md.
 # If rxp's agent is not in the tree (or fails), the peers still run and the
 # rxp rows are listed as missing. Loopback only; every run is bounded.
 # Default run: 3 rounds, well under 10 minutes on 2 cores for the peers,
-# plus about 7 minutes for the torch rows (--only rtt,echo,calls skips them).
+# plus about 7 minutes for the torch rows (--only rtt,echo,calls,percall skips them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +27,7 @@ BUILD="$ROOT/build/perf-release"
 OUT="$ROOT/docs/perf"
 ROUNDS=3
 QUICK=()
-ONLY=rtt,echo,calls,torch
+ONLY=rtt,echo,calls,torch,percall
 INSTALL=1
 BENCH=1
 while [ $# -gt 0 ]; do
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--no-bench) BENCH=0 ;;
 	--build) BUILD=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "run-peers.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -46,7 +49,8 @@ done
 PKGS=(build-essential cmake ninja-build pkg-config liburing-dev
       libibverbs-dev librdmacm-dev libbenchmark-dev
       ucx-utils libtensorpipe-dev python3-torch python3-numpy
-      python3-matplotlib util-linux libtorch-dev python3-dev pybind11-dev)
+      python3-matplotlib util-linux libtorch-dev python3-dev pybind11-dev
+      strace valgrind)
 if [ "$INSTALL" = 1 ]; then
 	missing=()
 	for p in "${PKGS[@]}"; do
@@ -77,6 +81,7 @@ targets=(tcp_pingpong)
 cmake --build "$BUILD" --target "${targets[@]}" -j"$(nproc)"
 has_group() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 tools=(rxp-perf rxp-bench)
+has_group percall && tools+=(rxp_malloc_count)
 has_group torch && tools+=(rxp_torch_ext) # the RXP backend (plugins/torch)
 for t in "${tools[@]}"; do
 	if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -qE "^$t:"; then
@@ -89,7 +94,7 @@ done
 
 # ---------------------------------------------------------------- 3+4. run
 mkdir -p "$OUT"
-peer_groups=$(echo ",$ONLY," | sed 's/,torch,/,/g; s/^,//; s/,$//')
+peer_groups=$(echo ",$ONLY," | sed 's/,torch,/,/g; s/,percall,/,/g; s/^,//; s/,$//')
 if [ -n "$peer_groups" ]; then
 	/usr/bin/python3 "$ROOT/perf/compare.py" --bin "$BUILD/perf" \
 		--out "$OUT" --rounds "$ROUNDS" "${QUICK[@]}" \
@@ -101,6 +106,12 @@ if has_group torch; then
 		--pythonpath "$BUILD/python" --out "$OUT" --rounds "$ROUNDS" \
 		"${QUICK[@]}" ||
 		echo "run-peers: torch comparison failed" >&2
+fi
+
+if has_group percall; then
+	timeout 600 bash "$ROOT/perf/percall.sh" --build "$BUILD" \
+		--out "$OUT/percall.md" ||
+		echo "run-peers: per-call counts failed" >&2
 fi
 
 if [ "$BENCH" = 1 ] && [ -x "$BUILD/perf/rxp-bench" ]; then
@@ -116,4 +127,5 @@ if [ "$BENCH" = 1 ] && [ -x "$BUILD/perf/rxp-bench" ]; then
 fi
 [ -n "$peer_groups" ] && echo "run-peers: wrote $OUT/results.md"
 has_group torch && echo "run-peers: wrote $OUT/torch.md"
+has_group percall && echo "run-peers: wrote $OUT/percall.md"
 exit 0
