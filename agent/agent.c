@@ -30,6 +30,7 @@ static void agent_free(struct rxp_agent *a)
 	const struct rxp__feature *ft;
 
 	rxp__for_each_feature(ft) if (ft->fini) ft->fini(a);
+	rxp__calls_returned_free(a);
 	rxp__log_drop_id(&a->log_id);
 	rxp__mexport_free(a);
 	registry_free(a);

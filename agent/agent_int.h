@@ -448,6 +448,13 @@ struct rxp_agent {
 	/* free list of incoming calls */
 	struct rxp_call *call_cache RXP_GUARDED_BY(rxp__progress);
 	uint32_t ncall_cache RXP_GUARDED_BY(rxp__progress);
+	/* calls whose last reference went on another thread (a pool worker
+	 * after the function returned): pushed there without a lock, taken
+	 * all at once by rxp__call_new when call_cache runs dry, so the
+	 * callee allocates no call in steady state (issue 10). Counted
+	 * (calls_returned_n) so the two lists stay within CALL_CACHE_MAX. */
+	_Atomic(struct rxp_call *) calls_returned;
+	atomic_uint calls_returned_n;
 
 	/* class rxp__registry: the functions, the handler, the hooks */
 	struct rxp_rwlock fn_lock;
@@ -522,6 +529,9 @@ int rxp__worker_id(const struct rxp_agent *a, const char *name);
 struct rxp_call *rxp__call_new(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
 void rxp__call_put(struct rxp_call *c);
 void rxp__call_cache_flush(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
+/* Free the calls returned from other threads (agent_free: no one is left
+ * to push). */
+void rxp__calls_returned_free(struct rxp_agent *a);
 /* run an incoming request on the worker pool (serve.c) */
 void rxp__dispatch(void *arg);
 /* Queue incoming call @c for a pool thread within the pool-queue budget:

@@ -15,10 +15,36 @@
 
 /* ------------------------------------------------------- call objects */
 
+/* Move every call returned from other threads into the cache (one
+ * exchange: the list is taken whole, so a push racing with it can never
+ * see a half-taken list). */
+static void take_returned(struct rxp_agent *a) RXP_REQUIRES(rxp__progress)
+{
+	struct rxp_call *c = atomic_exchange_explicit(&a->calls_returned, NULL,
+						      memory_order_acquire);
+	uint32_t n = 0;
+
+	while (c) {
+		struct rxp_call *next = c->next;
+
+		c->next = a->call_cache;
+		a->call_cache = c;
+		a->ncall_cache++;
+		n++;
+		c = next;
+	}
+	if (n)
+		atomic_fetch_sub_explicit(&a->calls_returned_n, n,
+					  memory_order_relaxed);
+}
+
 struct rxp_call *rxp__call_new(struct rxp_agent *a)
 {
-	struct rxp_call *c = a->call_cache;
+	struct rxp_call *c;
 
+	if (!a->call_cache)
+		take_returned(a);
+	c = a->call_cache;
 	if (c) {
 		a->call_cache = c->next;
 		a->ncall_cache--;
@@ -52,6 +78,27 @@ static bool cache_put(struct rxp_agent *a, struct rxp_call *c)
 	return true;
 }
 
+/* From a thread without the progress lock: push @c on the returned list
+ * if the two lists hold fewer than CALL_CACHE_MAX calls; false if not.
+ * The bound is approximate under races (a few over), never unbounded. */
+static bool return_call(struct rxp_agent *a, struct rxp_call *c)
+{
+	struct rxp_call *head;
+
+	if (atomic_load_explicit(&a->calls_returned_n, memory_order_relaxed) >=
+	    CALL_CACHE_MAX)
+		return false;
+	atomic_fetch_add_explicit(&a->calls_returned_n, 1,
+				  memory_order_relaxed);
+	head = atomic_load_explicit(&a->calls_returned, memory_order_relaxed);
+	do
+		c->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&a->calls_returned, &head,
+						      c, memory_order_release,
+						      memory_order_relaxed));
+	return true;
+}
+
 void rxp__call_put(struct rxp_call *c)
 {
 	const struct rxp__feature *ft;
@@ -77,9 +124,7 @@ void rxp__call_put(struct rxp_call *c)
 	else if (c->resp != c->resp_inline)
 		rxp__free(c->resp);
 	rxp_arena_fini(&c->arena);
-	if (rxp__on_poller(a) && cache_put(a, c))
-		;
-	else
+	if (rxp__on_poller(a) ? !cache_put(a, c) : !return_call(a, c))
 		rxp__free(c);
 	rxp__agent_put(a);
 }
@@ -88,6 +133,19 @@ struct rxp_call *rxp__call_get(struct rxp_call *c)
 {
 	atomic_fetch_add(&c->refs, 1);
 	return c;
+}
+
+void rxp__calls_returned_free(struct rxp_agent *a)
+{
+	struct rxp_call *c = atomic_exchange(&a->calls_returned, NULL);
+
+	while (c) {
+		struct rxp_call *next = c->next;
+
+		rxp__free(c);
+		c = next;
+	}
+	atomic_store(&a->calls_returned_n, 0);
 }
 
 void rxp__call_cache_flush(struct rxp_agent *a)
