@@ -73,6 +73,9 @@ struct rxp_future {
 	struct rxp_future *next;
 	struct rxp_agent *agent;
 	enum rxp__fut_kind kind;
+	/* the cache of the thread that made it (future.c): freed on that
+	 * thread it goes back there, freed anywhere else to the shared list */
+	const void *maker;
 	atomic_uint refs;
 	atomic_uint state; /* 0 pending, 1 done (futex word) */
 	atomic_uint waiters;

@@ -16,6 +16,7 @@
 #include "agent_int.h"
 
 #define FCACHE_MAX 64
+#define FSHARED_MAX 1024
 
 struct fcache {
 	struct rxp_future *head;
@@ -24,6 +25,60 @@ struct fcache {
 static __thread struct fcache fcache;
 static pthread_key_t fcache_key;
 static pthread_once_t fcache_once = PTHREAD_ONCE_INIT;
+static void fcache_key_init(void);
+/*
+ * Futures are made on the caller's thread but their last reference often
+ * goes on another (the polling thread or a pool thread), so per-thread
+ * caches alone drain on one side and fill, uselessly, on the other. A
+ * future freed on the thread that made it goes back to that thread's
+ * cache; one freed anywhere else (or when that cache is full) goes to this
+ * process-wide list, pushed with a CAS and taken whole with one exchange
+ * by a thread whose cache is empty: no lock, and no ABA (nothing ever
+ * pops a single entry). Bounded by fshared_n.
+ */
+static _Atomic(struct rxp_future *) fshared;
+static atomic_uint fshared_n;
+
+static bool fshared_push(struct rxp_future *f)
+{
+	struct rxp_future *head;
+
+	if (atomic_load_explicit(&fshared_n, memory_order_relaxed) >=
+	    FSHARED_MAX)
+		return false;
+	atomic_fetch_add_explicit(&fshared_n, 1, memory_order_relaxed);
+	head = atomic_load_explicit(&fshared, memory_order_relaxed);
+	do
+		f->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&fshared, &head, f,
+						      memory_order_release,
+						      memory_order_relaxed));
+	return true;
+}
+
+/* Move the whole shared list into this thread's cache. */
+static void fshared_take(void)
+{
+	struct rxp_future *f =
+		atomic_exchange_explicit(&fshared, NULL, memory_order_acquire);
+	unsigned n = 0;
+
+	while (f) {
+		struct rxp_future *next = f->next;
+
+		f->next = fcache.head;
+		fcache.head = f;
+		n++;
+		f = next;
+	}
+	if (n) {
+		atomic_fetch_sub_explicit(&fshared_n, n, memory_order_relaxed);
+		pthread_once(&fcache_once, fcache_key_init);
+		if (!fcache.n)
+			pthread_setspecific(fcache_key, &fcache);
+		fcache.n += n;
+	}
+}
 
 static void fcache_destroy(void *arg)
 {
@@ -45,8 +100,11 @@ static void fcache_key_init(void)
 
 struct rxp_future *rxp__future_new(struct rxp_agent *a, enum rxp__fut_kind k)
 {
-	struct rxp_future *f = fcache.head;
+	struct rxp_future *f;
 
+	if (!fcache.head)
+		fshared_take();
+	f = fcache.head;
 	if (f) {
 		fcache.head = f->next;
 		fcache.n--;
@@ -58,6 +116,7 @@ struct rxp_future *rxp__future_new(struct rxp_agent *a, enum rxp__fut_kind k)
 	memset(f, 0, offsetof(struct rxp_future, payload_inline));
 	f->agent = a;
 	f->kind = k;
+	f->maker = &fcache;
 	atomic_init(&f->refs, 2); /* the user's and the agent's */
 	atomic_init(&f->state, 0);
 	atomic_init(&f->waiters, 0);
@@ -89,7 +148,7 @@ static void future_free(struct rxp_future *f)
 	rxp_mutex_destroy(&f->cb_mu);
 
 	pthread_once(&fcache_once, fcache_key_init);
-	if (fcache.n < FCACHE_MAX) {
+	if (f->maker == &fcache && fcache.n < FCACHE_MAX) {
 		if (!fcache.n)
 			pthread_setspecific(fcache_key, &fcache);
 		f->next = fcache.head;
@@ -97,7 +156,8 @@ static void future_free(struct rxp_future *f)
 		fcache.n++;
 		return;
 	}
-	rxp__free(f);
+	if (!fshared_push(f))
+		rxp__free(f);
 }
 
 void rxp__future_put(struct rxp_future *f)
