@@ -17,7 +17,7 @@ rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration conformance
 rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration verbs
   TIMEOUT 900 ENV RXP_TRANSPORT=verbs)
 
-# allocation-failure sweep over agent creation
+# allocation-failure sweep over agent creation, and warm calls allocate nothing
 rxp_add_test(test_agent_oom SOURCES ${RXP_TEST_DIR}/test_agent_oom.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration
   TIMEOUT 120 ENV RXP_TRANSPORT=tcp RXP_LOG=error)
