@@ -68,6 +68,24 @@ struct rxp__cb {
 
 struct rxp_agent;
 
+/*
+ * Push @item on a lock-free stack linked through ->next whose entries are
+ * only ever taken whole (atomic_exchange of the head with NULL): pushes
+ * from any thread, no lock, and no ABA since nothing pops one entry.
+ * @order is the CAS's success order (seq_cst where a sleeper check
+ * follows, as for the submit stacks; release where the taker only needs
+ * the entry's contents). Used by the submit stacks and the returned lists.
+ */
+#define RXP__STACK_PUSH(head, item, order)                                     \
+	do {                                                                   \
+		__typeof__(item) h_ =                                          \
+			atomic_load_explicit((head), memory_order_relaxed);    \
+		do                                                             \
+			(item)->next = h_;                                     \
+		while (!atomic_compare_exchange_weak_explicit(                 \
+			(head), &h_, (item), (order), memory_order_relaxed));  \
+	} while (0)
+
 struct rxp_future {
 	/* submit stack link and kind */
 	struct rxp_future *next;

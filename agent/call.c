@@ -83,19 +83,12 @@ static bool cache_put(struct rxp_agent *a, struct rxp_call *c)
  * The bound is approximate under races (a few over), never unbounded. */
 static bool return_call(struct rxp_agent *a, struct rxp_call *c)
 {
-	struct rxp_call *head;
-
 	if (atomic_load_explicit(&a->calls_returned_n, memory_order_relaxed) >=
 	    CALL_CACHE_MAX)
 		return false;
 	atomic_fetch_add_explicit(&a->calls_returned_n, 1,
 				  memory_order_relaxed);
-	head = atomic_load_explicit(&a->calls_returned, memory_order_relaxed);
-	do
-		c->next = head;
-	while (!atomic_compare_exchange_weak_explicit(&a->calls_returned, &head,
-						      c, memory_order_release,
-						      memory_order_relaxed));
+	RXP__STACK_PUSH(&a->calls_returned, c, memory_order_release);
 	return true;
 }
 

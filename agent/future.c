@@ -41,18 +41,11 @@ static atomic_uint fshared_n;
 
 static bool fshared_push(struct rxp_future *f)
 {
-	struct rxp_future *head;
-
 	if (atomic_load_explicit(&fshared_n, memory_order_relaxed) >=
 	    FSHARED_MAX)
 		return false;
 	atomic_fetch_add_explicit(&fshared_n, 1, memory_order_relaxed);
-	head = atomic_load_explicit(&fshared, memory_order_relaxed);
-	do
-		f->next = head;
-	while (!atomic_compare_exchange_weak_explicit(&fshared, &head, f,
-						      memory_order_release,
-						      memory_order_relaxed));
+	RXP__STACK_PUSH(&fshared, f, memory_order_release);
 	return true;
 }
 

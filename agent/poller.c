@@ -102,16 +102,9 @@ static bool gate_enter(struct rxp_agent *a)
 
 int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f)
 {
-	struct rxp_future *head;
-
 	if (!gate_enter(a))
 		return -RXP_E_SHUTDOWN;
-	head = atomic_load_explicit(&a->sub_futs, memory_order_relaxed);
-	do {
-		f->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(&a->sub_futs, &head, f,
-							memory_order_seq_cst,
-							memory_order_relaxed));
+	RXP__STACK_PUSH(&a->sub_futs, f, memory_order_seq_cst);
 	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
 	return 0;
@@ -119,18 +112,11 @@ int rxp__submit_future(struct rxp_agent *a, struct rxp_future *f)
 
 void rxp__submit_call(struct rxp_agent *a, struct rxp_call *c)
 {
-	struct rxp_call *head;
-
 	if (!gate_enter(a)) {
 		rxp__call_put(c); /* no one will send it */
 		return;
 	}
-	head = atomic_load_explicit(&a->sub_calls, memory_order_relaxed);
-	do {
-		c->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(&a->sub_calls, &head, c,
-							memory_order_seq_cst,
-							memory_order_relaxed));
+	RXP__STACK_PUSH(&a->sub_calls, c, memory_order_seq_cst);
 	kick(a);
 	atomic_fetch_sub(&a->submitters, 1);
 }
