@@ -116,6 +116,22 @@ static inline void rxp_buf_put(struct rxp_buf *b)
 /* A heap buffer (rxp__aligned_alloc'd, 64-byte aligned, freed with it). */
 struct rxp_buf *rxp_buf_alloc(size_t len);
 
+/*
+ * A refcounted pool of fixed-size receive buffers (util/bufpool.c), the
+ * transports' small-message buffers: none is allocated once warm. The
+ * pool lives until its creator and every buffer handed out let go.
+ */
+struct rxp_bufpool;
+/* @bufsz bytes each, @prealloc made now; refs = 1 (the creator's). */
+int rxp_bufpool_create(size_t bufsz, unsigned prealloc,
+		       struct rxp_bufpool **out);
+/* A buffer of @len <= bufsz with refs = 1, or NULL (-ENOMEM). */
+struct rxp_buf *rxp_bufpool_get(struct rxp_bufpool *p, size_t len);
+size_t rxp_bufpool_bufsz(const struct rxp_bufpool *p);
+/* Drop the creator's reference (accepts NULL). */
+void rxp_bufpool_put(struct rxp_bufpool *p);
+unsigned rxp_bufpool_outstanding(struct rxp_bufpool *p);
+
 /* ------------------------------------------------- little-endian wire */
 /* Loads and stores of wire integers at any alignment. */
 #include <string.h>

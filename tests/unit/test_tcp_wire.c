@@ -225,9 +225,9 @@ static struct pfx *pfx_new(void)
 	p->tp.max_storage = 1 << 20;
 	p->tp.rx_copy_max = 16384;
 	p->tp.rx_mem_max = UINT64_MAX;
-	assert_int_equal(tcp_pool_create(16384, 0, &p->tp.pool), 0);
-	assert_int_equal(tcp_pool_create(TCP_SMALL_BUF, 0, &p->tp.pool_small),
-			 0);
+	assert_int_equal(rxp_bufpool_create(16384, 0, &p->tp.pool), 0);
+	assert_int_equal(
+		rxp_bufpool_create(TCP_SMALL_BUF, 0, &p->tp.pool_small), 0);
 	p->c.tp = &p->tp;
 	p->c.base.tp = &p->tp.base;
 	p->c.state = TC_HANDSHAKE;
@@ -238,8 +238,8 @@ static struct pfx *pfx_new(void)
 static void pfx_free(struct pfx *p)
 {
 	tcp_rx_fini(&p->c);
-	tcp_pool_put(p->tp.pool);
-	tcp_pool_put(p->tp.pool_small);
+	rxp_bufpool_put(p->tp.pool);
+	rxp_bufpool_put(p->tp.pool_small);
 	free(p);
 }
 
@@ -474,38 +474,38 @@ static void *put_all(void *arg)
 static void test_pool_threads(void **state)
 {
 	enum { T = 4, N = 500 };
-	struct tcp_pool *p;
+	struct rxp_bufpool *p;
 	static struct rxp_buf *bufs[T][N];
 	struct put_arg args[T];
 	pthread_t th[T];
 
-	assert_int_equal(tcp_pool_create(256, 8, &p), 0);
-	assert_null(tcp_pool_get(p, 257));
+	assert_int_equal(rxp_bufpool_create(256, 8, &p), 0);
+	assert_null(rxp_bufpool_get(p, 257));
 	for (int t = 0; t < T; t++)
 		for (int i = 0; i < N; i++) {
-			bufs[t][i] = tcp_pool_get(p, (size_t)i % 257);
+			bufs[t][i] = rxp_bufpool_get(p, (size_t)i % 257);
 			assert_non_null(bufs[t][i]);
 			memset(bufs[t][i]->data, t, bufs[t][i]->len);
 		}
-	assert_int_equal(tcp_pool_outstanding(p), T * N);
+	assert_int_equal(rxp_bufpool_outstanding(p), T * N);
 	for (int t = 0; t < T; t++) {
 		args[t] = (struct put_arg){bufs[t], N};
 		assert_int_equal(
 			pthread_create(&th[t], NULL, put_all, &args[t]), 0);
 	}
-	tcp_pool_put(p); /* the owner leaves while buffers come back */
+	rxp_bufpool_put(p); /* the owner leaves while buffers come back */
 	for (int t = 0; t < T; t++)
 		pthread_join(th[t], NULL);
 }
 
 static void test_pool_alloc_fail(void **state)
 {
-	struct tcp_pool *p;
+	struct rxp_bufpool *p;
 	long n;
 
 	for (n = 0; n < 10; n++) {
 		rxp__alloc_fail_after(n);
-		if (!tcp_pool_create(64, 4, &p))
+		if (!rxp_bufpool_create(64, 4, &p))
 			break;
 	}
 	rxp__alloc_fail_after(0);
@@ -514,15 +514,15 @@ static void test_pool_alloc_fail(void **state)
 		struct rxp_buf *b[5];
 
 		for (int i = 0; i < 4; i++)
-			assert_non_null(b[i] = tcp_pool_get(p, 10));
-		assert_null(tcp_pool_get(p, 10));
+			assert_non_null(b[i] = rxp_bufpool_get(p, 10));
+		assert_null(rxp_bufpool_get(p, 10));
 		rxp__alloc_fail_after(-1);
-		assert_non_null(b[4] = tcp_pool_get(p, 10));
+		assert_non_null(b[4] = rxp_bufpool_get(p, 10));
 		for (int i = 0; i < 5; i++)
 			rxp_buf_put(b[i]);
 	}
 	assert_int_equal(n, 5);
-	tcp_pool_put(p);
+	rxp_bufpool_put(p);
 }
 
 int main(void)

@@ -5,7 +5,6 @@
  *
  * Files:
  *  tcp_wire.c   handshake and frame header encode/decode + validation
- *  tcp_pool.c   refcounted pool of small receive buffers
  *  tcp_tx.c     send slots, per-connection send queue, iovec windows
  *  tcp_rx.c     receive parser (handshake, header, lengths, body pieces)
  *  tcp_conn.c   connection life cycle, addresses, sockets
@@ -96,17 +95,6 @@ void tcp_hdr_encode(uint8_t out[TCP_HDR_SIZE], const struct tcp_hdr *h);
 /* 0 or -RXP_E_PROTO (bad magic, version, reserved bits, counts). */
 int tcp_hdr_decode(const uint8_t in[TCP_HDR_SIZE], uint32_t max_storages,
 		   uint64_t max_payload, struct tcp_hdr *h);
-
-/* ------------------------------------------------------------- pool */
-
-struct tcp_pool;
-/* @bufsz bytes each, @prealloc made now; refs = 1 (the creator's). */
-int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out);
-/* A buffer of @len <= bufsz with refs = 1, or NULL (-ENOMEM). */
-struct rxp_buf *tcp_pool_get(struct tcp_pool *p, size_t len);
-size_t tcp_pool_bufsz(const struct tcp_pool *p);
-void tcp_pool_put(struct tcp_pool *p); /* drop the creator's reference */
-unsigned tcp_pool_outstanding(struct tcp_pool *p);
 
 /* ---------------------------------------------------------- syscalls */
 
@@ -362,12 +350,12 @@ struct tcp_tp {
 	char addr_str[80];
 	struct tcp_conn *conns;
 	bool closing;
-	bool need_service;	     /* arm() must say 1 */
-	int cb_depth;		     /* > 0 while any callback runs */
-	bool in_progress;	     /* backend is handling events */
-	struct tcp_pool *pool;	     /* rx_copy_max-byte buffers */
-	struct tcp_pool *pool_small; /* TCP_SMALL_BUF-byte buffers */
-	void *be_data;		     /* backend state */
+	bool need_service;		/* arm() must say 1 */
+	int cb_depth;			/* > 0 while any callback runs */
+	bool in_progress;		/* backend is handling events */
+	struct rxp_bufpool *pool;	/* rx_copy_max-byte buffers */
+	struct rxp_bufpool *pool_small; /* TCP_SMALL_BUF-byte buffers */
+	void *be_data;			/* backend state */
 	struct tcp_stats stats;
 };
 

@@ -134,11 +134,11 @@ static int tcp_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	tmo = rxp_env_long("RXP_TCP_CONNECT_TIMEOUT_MS", 10000);
 	tp->conn_timeout = (tmo > 0 ? tmo : 10000) * 1000000ll;
 
-	err = tcp_pool_create(TCP_RX_COPY_MAX, TCP_POOL_PREALLOC, &tp->pool);
+	err = rxp_bufpool_create(TCP_RX_COPY_MAX, TCP_POOL_PREALLOC, &tp->pool);
 	if (err)
 		goto err_free;
-	err = tcp_pool_create(TCP_SMALL_BUF, TCP_SMALL_PREALLOC,
-			      &tp->pool_small);
+	err = rxp_bufpool_create(TCP_SMALL_BUF, TCP_SMALL_PREALLOC,
+				 &tp->pool_small);
 	if (err)
 		goto err_pool;
 
@@ -180,8 +180,8 @@ err_listen:
 err_be:
 	tp->be->fini(tp);
 err_pool:
-	tcp_pool_put(tp->pool_small);
-	tcp_pool_put(tp->pool);
+	rxp_bufpool_put(tp->pool_small);
+	rxp_bufpool_put(tp->pool);
 err_free:
 	rxp_auth_wipe(&tp->key);
 	rxp__free(tp->peer_seen);
@@ -226,8 +226,8 @@ static void tcp_close(struct rxp_tp *rtp)
 			tcp_conn_free(c);
 	}
 	tp->be->fini(tp);
-	tcp_pool_put(tp->pool_small);
-	tcp_pool_put(tp->pool);
+	rxp_bufpool_put(tp->pool_small);
+	rxp_bufpool_put(tp->pool);
 	rxp_auth_wipe(&tp->key);
 	rxp__free(tp->peer_seen);
 	rxp__free(tp);

@@ -112,9 +112,9 @@ static int alloc_piece(struct tcp_conn *c, uint32_t i)
 	if (len > c->tp->rx_mem_max - ahead) /* ahead <= max always */
 		return rx_mem_refuse(c, len);
 	if (len <= TCP_SMALL_BUF)
-		b = tcp_pool_get(c->tp->pool_small, len);
-	else if (len <= tcp_pool_bufsz(c->tp->pool))
-		b = tcp_pool_get(c->tp->pool, len);
+		b = rxp_bufpool_get(c->tp->pool_small, len);
+	else if (len <= rxp_bufpool_bufsz(c->tp->pool))
+		b = rxp_bufpool_get(c->tp->pool, len);
 	else
 		b = len <= SIZE_MAX ? rxp_buf_alloc(len) : NULL;
 	if (!b) {

@@ -13,66 +13,66 @@
 #include <stdatomic.h>
 
 #include "rxp_lock.h"
-#include "tcp.h"
+#include "rxp_util.h"
 
 /* a pool's mu: its free list */
-RXP_LOCK_CLASS(tcp_pool_mu);
+RXP_LOCK_CLASS(rxp_bufpool_mu);
 
 #define POOL_MAX_CACHED 1024u
 
-struct tcp_pbuf {
+struct rxp_pbuf {
 	struct rxp_buf b;
-	struct tcp_pbuf *next;
+	struct rxp_pbuf *next;
 };
 
-struct tcp_pool {
-	struct rxp_mutex mu; /* class tcp_pool_mu */
-	struct tcp_pbuf *free_list RXP_GUARDED_BY(tcp_pool_mu);
-	unsigned nfree RXP_GUARDED_BY(tcp_pool_mu);
+struct rxp_bufpool {
+	struct rxp_mutex mu; /* class rxp_bufpool_mu */
+	struct rxp_pbuf *free_list RXP_GUARDED_BY(rxp_bufpool_mu);
+	unsigned nfree RXP_GUARDED_BY(rxp_bufpool_mu);
 	atomic_uint refs; /* creator + buffers handed out */
 	size_t bufsz;
 	size_t hdrsz;
 };
 
-static void pool_unref(struct tcp_pool *p)
+static void pool_unref(struct rxp_bufpool *p)
 {
-	struct tcp_pbuf *b, *next;
+	struct rxp_pbuf *b, *next;
 
 	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	/* the last reference: uncontended, taken to free what it guards */
-	tcp_pool_mu_lock(&p->mu);
+	rxp_bufpool_mu_lock(&p->mu);
 	for (b = p->free_list; b; b = next) {
 		next = b->next;
 		rxp__free(b);
 	}
-	tcp_pool_mu_unlock(&p->mu);
+	rxp_bufpool_mu_unlock(&p->mu);
 	rxp_mutex_destroy(&p->mu);
 	rxp__free(p);
 }
 
 static void pbuf_release(struct rxp_buf *rb)
 {
-	struct tcp_pbuf *b = rxp_container_of(rb, struct tcp_pbuf, b);
-	struct tcp_pool *p = rb->owner;
+	struct rxp_pbuf *b = rxp_container_of(rb, struct rxp_pbuf, b);
+	struct rxp_bufpool *p = rb->owner;
 	bool cached = false;
 
-	tcp_pool_mu_lock(&p->mu);
+	rxp_bufpool_mu_lock(&p->mu);
 	if (p->nfree < POOL_MAX_CACHED) {
 		b->next = p->free_list;
 		p->free_list = b;
 		p->nfree++;
 		cached = true;
 	}
-	tcp_pool_mu_unlock(&p->mu);
+	rxp_bufpool_mu_unlock(&p->mu);
 	if (!cached)
 		rxp__free(b);
 	pool_unref(p);
 }
 
-static struct tcp_pbuf *pbuf_new(struct tcp_pool *p)
+static struct rxp_pbuf *pbuf_new(struct rxp_bufpool *p)
 {
-	struct tcp_pbuf *b = rxp__aligned_alloc(64, p->hdrsz + p->bufsz);
+	struct rxp_pbuf *b = rxp__aligned_alloc(64, p->hdrsz + p->bufsz);
 
 	if (!b)
 		return NULL;
@@ -83,9 +83,10 @@ static struct tcp_pbuf *pbuf_new(struct tcp_pool *p)
 	return b;
 }
 
-int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out)
+int rxp_bufpool_create(size_t bufsz, unsigned prealloc,
+		       struct rxp_bufpool **out)
 {
-	struct tcp_pool *p = rxp__calloc(1, sizeof(*p));
+	struct rxp_bufpool *p = rxp__calloc(1, sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
@@ -95,38 +96,38 @@ int tcp_pool_create(size_t bufsz, unsigned prealloc, struct tcp_pool **out)
 	}
 	atomic_init(&p->refs, 1);
 	p->bufsz = bufsz;
-	p->hdrsz = (sizeof(struct tcp_pbuf) + 63) & ~(size_t)63;
+	p->hdrsz = (sizeof(struct rxp_pbuf) + 63) & ~(size_t)63;
 	for (unsigned i = 0; i < prealloc; i++) {
-		struct tcp_pbuf *b = pbuf_new(p);
+		struct rxp_pbuf *b = pbuf_new(p);
 
 		if (!b) {
 			pool_unref(p);
 			return -ENOMEM;
 		}
 		/* not yet shared: uncontended */
-		tcp_pool_mu_lock(&p->mu);
+		rxp_bufpool_mu_lock(&p->mu);
 		b->next = p->free_list;
 		p->free_list = b;
 		p->nfree++;
-		tcp_pool_mu_unlock(&p->mu);
+		rxp_bufpool_mu_unlock(&p->mu);
 	}
 	*out = p;
 	return 0;
 }
 
-struct rxp_buf *tcp_pool_get(struct tcp_pool *p, size_t len)
+struct rxp_buf *rxp_bufpool_get(struct rxp_bufpool *p, size_t len)
 {
-	struct tcp_pbuf *b;
+	struct rxp_pbuf *b;
 
 	if (len > p->bufsz)
 		return NULL;
-	tcp_pool_mu_lock(&p->mu);
+	rxp_bufpool_mu_lock(&p->mu);
 	b = p->free_list;
 	if (b) {
 		p->free_list = b->next;
 		p->nfree--;
 	}
-	tcp_pool_mu_unlock(&p->mu);
+	rxp_bufpool_mu_unlock(&p->mu);
 	if (!b) {
 		b = pbuf_new(p); /* grow: off the fast path once warm */
 		if (!b)
@@ -138,18 +139,18 @@ struct rxp_buf *tcp_pool_get(struct tcp_pool *p, size_t len)
 	return &b->b;
 }
 
-size_t tcp_pool_bufsz(const struct tcp_pool *p)
+size_t rxp_bufpool_bufsz(const struct rxp_bufpool *p)
 {
 	return p->bufsz;
 }
 
-void tcp_pool_put(struct tcp_pool *p)
+void rxp_bufpool_put(struct rxp_bufpool *p)
 {
 	if (p)
 		pool_unref(p);
 }
 
-unsigned tcp_pool_outstanding(struct tcp_pool *p)
+unsigned rxp_bufpool_outstanding(struct rxp_bufpool *p)
 {
 	return atomic_load(&p->refs) - 1;
 }
