@@ -58,7 +58,7 @@ static const char usage_text[] =
 	"  -t, --tx-depth N      calls in flight (default 1; --bw: 16)\n"
 	"rxp's own:\n"
 	"      --bw              bandwidth: bench.sink(tensor), one-way MB/s\n"
-	"      --transport T     auto|tcp|verbs, both sides (default "
+	"      --transport T     auto|tcp|verbs|shm, both sides (default "
 	"$RXP_TRANSPORT, auto)\n"
 	"      --bind ADDR       server: address to serve the rendezvous on\n"
 	"                        (default 0.0.0.0: every interface; peers\n"
@@ -432,9 +432,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TRANSPORT:
 			if (strcmp(optarg, "auto") && strcmp(optarg, "tcp") &&
-			    strcmp(optarg, "verbs"))
+			    strcmp(optarg, "verbs") && strcmp(optarg, "shm"))
 				bad_usage("--transport: '%s' is not "
-					  "auto, tcp or verbs",
+					  "auto, tcp, verbs or shm",
 					  optarg);
 			o.transport = optarg;
 			break;

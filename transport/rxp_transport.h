@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The transport interface: one vtable per backend (tcp on io_uring, tcp on
- * poll+readv/writev, verbs). The agent owns one transport instance and is
+ * poll+readv/writev, verbs, shm). The agent owns one transport instance and is
  * its only user. Not installed.
  *
  * Model: message-oriented. A message is {type, flags, id, payload bytes,
@@ -72,7 +72,7 @@ struct rxp_conn {
 /* The part of every backend's transport instance the agent may read. */
 struct rxp_tp {
 	const struct rxp_tp_ops *ops;
-	const char *name; /* "tcp", "tcp-poll", "verbs" */
+	const char *name; /* "tcp", "tcp-poll", "verbs", "shm" */
 	/* counters the backend maintains with rxp_tp_count() (single
 	 * writer: the progress lock's holder); atomic, because the agent's
 	 * metrics read them from any thread (RXP_METRICS_FILE: a pool
@@ -216,6 +216,7 @@ struct rxp_tp_ops {
 
 extern const struct rxp_tp_ops rxp_tcp_ops;   /* transport/tcp */
 extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
+extern const struct rxp_tp_ops rxp_shm_ops;   /* transport/shm */
 extern const struct rxp_tp_ops rxp_fault_ops; /* transport/fault */
 
 /* @out = @in with every optional op that @in leaves NULL set to its
@@ -242,8 +243,8 @@ rxp_tp_choice_inner(const struct rxp_tp_choice *ch)
 }
 
 /*
- * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs", or
- * "fault:<one of those>" (tests). auto picks verbs when a usable device
+ * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs", "shm",
+ * or "fault:<one of those>" (tests). auto picks verbs when a usable device
  * serves @bind_addr, else tcp, and logs the choice and why (each rejected
  * device with its reason). 0, or -EINVAL (bad name) / -RXP_E_NO_DEVICE.
  */

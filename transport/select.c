@@ -41,9 +41,11 @@ static const struct rxp_tp_ops *pick(const char *want, const char *bind_addr,
 	*err = 0;
 	if (!strcmp(want, "tcp"))
 		return &rxp_tcp_ops;
+	if (!strcmp(want, "shm"))
+		return &rxp_shm_ops; /* every peer on this host */
 	if (strcmp(want, "verbs") && strcmp(want, "auto")) {
 		rxp_err("transport",
-			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp "
+			"RXP_TRANSPORT=%s is not one of auto, verbs, tcp, shm "
 			"(or fault:<one of them>)",
 			want);
 		*err = -EINVAL;

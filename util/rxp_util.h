@@ -192,6 +192,10 @@ static inline bool rxp_ratelog_due(struct rxp_ratelog *rl, uint64_t total,
 	return true;
 }
 
+/* Copy the string @src into @dst of @len bytes: 0, or -ENOSPC (also for
+ * a NULL @dst) when it does not fit with its NUL. */
+int rxp_str_out(char *dst, size_t len, const char *src);
+
 /* Environment helpers: value of @name parsed as an integer, or @def when
  * unset/empty/invalid (invalid values are logged). */
 long rxp_env_long(const char *name, long def);

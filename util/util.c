@@ -319,6 +319,16 @@ struct rxp_buf *rxp_buf_alloc(size_t len)
 	return &h->b;
 }
 
+int rxp_str_out(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (!dst || len <= n)
+		return -ENOSPC;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- env */
 
 long rxp_env_long(const char *name, long def)

@@ -49,8 +49,13 @@ static const struct rxp_tp_ops *ops_named(const char *t, unsigned *flags,
 		*want_name = "verbs";
 		return &rxp_verbs_ops;
 	}
+	if (!strcmp(t, "shm")) {
+		*want_name = "shm";
+		return &rxp_shm_ops;
+	}
 	fprintf(stderr,
-		"RXP_TEST_TRANSPORT=%s: not tcp|tcp-poll|verbs|fault:<one>\n",
+		"RXP_TEST_TRANSPORT=%s: not "
+		"tcp|tcp-poll|verbs|shm|fault:<one>\n",
 		t);
 	exit(2);
 }
@@ -312,4 +317,31 @@ int h_dead_port(const char *addr)
 						     : v6->sin6_port);
 	close(fd);
 	return port;
+}
+
+bool h_is_shm(void)
+{
+	const char *t = getenv("RXP_TEST_TRANSPORT");
+
+	if (t && !strncmp(t, "fault:", 6))
+		t += 6;
+	return t && !strcmp(t, "shm");
+}
+
+int h_dead_addr(char *buf, size_t len)
+{
+	int port;
+
+	if (h_is_shm()) /* an abstract socket name nobody has bound */
+		return snprintf(buf, len, "shm:rxp.dead.%d", (int)getpid()) > 0
+			       ? 0
+			       : -1;
+	port = h_dead_port(h_bind_addr());
+	if (port <= 0)
+		return -1;
+	if (strchr(h_bind_addr(), ':'))
+		snprintf(buf, len, "[%s]:%d", h_bind_addr(), port);
+	else
+		snprintf(buf, len, "%s:%d", h_bind_addr(), port);
+	return 0;
 }

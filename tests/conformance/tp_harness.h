@@ -62,7 +62,7 @@ struct h_side {
 	int nsend_cb;
 };
 
-/* The backend under test, from RXP_TEST_TRANSPORT (tcp|tcp-poll|verbs). */
+/* The backend under test, from RXP_TEST_TRANSPORT (tcp|tcp-poll|verbs|shm). */
 const struct rxp_tp_ops *h_ops(unsigned *flags, const char **want_name);
 const char *h_bind_addr(void);
 
@@ -92,5 +92,9 @@ uint64_t h_seq(void);
 int64_t h_now_ms(void);
 /* A port on @addr where nobody listens (bound then closed). */
 int h_dead_port(const char *addr);
+/* An address of the backend under test where nobody listens: 0 or -1. */
+int h_dead_addr(char *buf, size_t len);
+/* Is the backend under test shm (addresses are not ip:port)? */
+bool h_is_shm(void);
 
 #endif

@@ -25,7 +25,7 @@ want 2 "is --verify now" "$perf" -V host
 want 2 "is --bind 10.0.0.1 now" "$perf" -a 10.0.0.1
 want 2 "is --bind 10.0.0.1 now" "$perf" -p 1 -a 10.0.0.1 -n 5
 want 2 "'1x' is not a size" "$perf" -s 1x host
-want 2 "'tcpp' is not auto, tcp or verbs" "$perf" --transport tcpp host
+want 2 "'tcpp' is not auto, tcp, verbs or shm" "$perf" --transport tcpp host
 want 2 "\-n needs a value" "$perf" -n
 want 2 "\-a and -s" "$perf" -a -s 64 host
 want 0 "usage: rxp-info" "$info" --help

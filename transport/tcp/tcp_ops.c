@@ -235,13 +235,7 @@ static void tcp_close(struct rxp_tp *rtp)
 
 static int tcp_address(struct rxp_tp *rtp, char *buf, size_t len)
 {
-	struct tcp_tp *tp = to_ttp(rtp);
-	size_t n = strlen(tp->addr_str);
-
-	if (!buf || len <= n)
-		return -ENOSPC;
-	memcpy(buf, tp->addr_str, n + 1);
-	return 0;
+	return rxp_str_out(buf, len, to_ttp(rtp)->addr_str);
 }
 
 static int tcp_connect(struct rxp_tp *rtp, const char *addr, uint32_t peer_id,
