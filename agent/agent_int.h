@@ -536,6 +536,11 @@ bool rxp__on_poller(const struct rxp_agent *a);
  * tells it so, and checks it in debug builds. */
 void rxp__progress_held(const struct rxp_agent *a)
 	RXP_ASSERT_HELD(rxp__progress);
+/* Tests that take the progress lock by hand: lead @a from this thread
+ * (transport callbacks may run in what they call, as in kick()), then
+ * stop leading before unlocking. */
+void rxp__lead_begin(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
+void rxp__lead_end(struct rxp_agent *a) RXP_REQUIRES(rxp__progress);
 
 /* poller.c: the polling thread's body, and the transport callbacks */
 void *rxp__poller_main(void *arg);

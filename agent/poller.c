@@ -1168,6 +1168,17 @@ bool rxp__on_poller(const struct rxp_agent *a)
 	return current_leader == a;
 }
 
+void rxp__lead_begin(struct rxp_agent *a)
+{
+	current_leader = a;
+}
+
+void rxp__lead_end(struct rxp_agent *a)
+{
+	(void)a;
+	current_leader = NULL;
+}
+
 void rxp__progress_held(const struct rxp_agent *a)
 {
 	assert(current_leader == a);

@@ -55,3 +55,22 @@ rxp_add_test(test_loss SOURCES ${RXP_TEST_DIR}/test_loss.c
 rxp_add_test(test_pool_budget SOURCES ${RXP_TEST_DIR}/test_pool_budget.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=tcp)
+
+# the same suites over shm: every worker of these worlds is on this host
+# (issue 11). test_auth stays on tcp: it speaks the tcp wire by hand.
+rxp_add_test(test_agent SOURCES ${agent_srcs} LABELS integration conformance
+  TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=shm)
+rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration conformance
+  TIMEOUT 180 ENV RXP_TRANSPORT=shm)
+rxp_add_test(test_faults SOURCES ${RXP_TEST_DIR}/test_faults.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 ENV RXP_TRANSPORT=shm)
+rxp_add_test(test_stuck SOURCES ${RXP_TEST_DIR}/test_stuck.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 180 SERIAL ENV RXP_TRANSPORT=shm)
+rxp_add_test(test_agent_oom SOURCES ${RXP_TEST_DIR}/test_agent_oom.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration
+  TIMEOUT 120 ENV RXP_TRANSPORT=shm RXP_LOG=error)
+rxp_add_test(test_pool_budget SOURCES ${RXP_TEST_DIR}/test_pool_budget.c
+  ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
+  TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=shm)

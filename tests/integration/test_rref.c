@@ -514,8 +514,10 @@ static void drop_conn(struct world *w, int dst)
 	struct rxp_agent *a = w->a;
 
 	rxp__progress_lock(&a->progress_mu);
+	rxp__lead_begin(a); /* shm reports the close right here */
 	if (a->workers[dst].conn)
 		a->ops->disconnect(a->workers[dst].conn);
+	rxp__lead_end(a);
 	rxp__progress_unlock(&a->progress_mu);
 }
 
