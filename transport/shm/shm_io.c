@@ -566,8 +566,9 @@ static int rx_step(struct shm_conn *c, int64_t *avail)
 	struct shm_rx *r = &c->rx_st;
 	int err;
 
-	switch (r->state) {
-	case RX_HDR:
+	/* one state leads into the next within a call when the bytes are
+	 * there: a frame without storages has no descriptors to wait for */
+	if (r->state == RX_HDR) {
 		if (!gather(c, r->hdr, SHM_HDR_SIZE, avail))
 			return 0;
 		r->have = 0;
@@ -578,10 +579,8 @@ static int rx_step(struct shm_conn *c, int64_t *avail)
 		if (r->h.kind == SHM_KIND_ACK)
 			return got_ack(c, r->h.id);
 		r->state = RX_DESC;
-		if (r->h.nstorages)
-			return 0;
-		/* fall through */
-	case RX_DESC:
+	}
+	if (r->state == RX_DESC) {
 		if (r->h.nstorages &&
 		    !gather(c, r->desc_raw,
 			    (uint64_t)SHM_DESC_SIZE * r->h.nstorages, avail))
@@ -589,28 +588,24 @@ static int rx_step(struct shm_conn *c, int64_t *avail)
 		err = rx_start_body(c);
 		if (err)
 			return err;
-		/* fall through */
-	case RX_BODY:
-		while (r->piece <= r->h.nstorages) {
-			uint64_t len = piece_ring_len(r, r->piece), n;
-
-			n = len - r->off;
-			if (n > (uint64_t)*avail)
-				n = (uint64_t)*avail;
-			shm_ring_get(&c->rx,
-				     (uint8_t *)r->bufs[r->piece]->data +
-					     r->off,
-				     (size_t)n);
-			*avail -= (int64_t)n;
-			r->off += n;
-			if (r->off < len)
-				return 0;
-			r->piece++;
-			r->off = 0;
-		}
-		return rx_deliver(c);
 	}
-	return -RXP_E_PROTO;
+	while (r->piece <= r->h.nstorages) {
+		uint64_t len = piece_ring_len(r, r->piece), n;
+
+		n = len - r->off;
+		if (n > (uint64_t)*avail)
+			n = (uint64_t)*avail;
+		shm_ring_get(&c->rx,
+			     (uint8_t *)r->bufs[r->piece]->data + r->off,
+			     (size_t)n);
+		*avail -= (int64_t)n;
+		r->off += n;
+		if (r->off < len)
+			return 0;
+		r->piece++;
+		r->off = 0;
+	}
+	return rx_deliver(c);
 }
 
 int shm_rx_pull(struct shm_conn *c, unsigned *did)
