@@ -2,7 +2,8 @@
 /*
  * rxp-demo: a two-worker job on this machine over the default transport
  * (RXP_TRANSPORT=auto: verbs when an RDMA device serves the address, else
- * TCP on io_uring). Worker "trainer" calls functions on worker "ps" (a
+ * TCP on io_uring, and shared memory between workers on one host, as these
+ * two are). Worker "trainer" calls functions on worker "ps" (a
  * parameter server) with tensors, prints what it sent and got back, then
  * measures the small-call round trip and a large tensor echo.
  *

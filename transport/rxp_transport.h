@@ -218,6 +218,7 @@ extern const struct rxp_tp_ops rxp_tcp_ops;   /* transport/tcp */
 extern const struct rxp_tp_ops rxp_verbs_ops; /* transport/verbs */
 extern const struct rxp_tp_ops rxp_shm_ops;   /* transport/shm */
 extern const struct rxp_tp_ops rxp_fault_ops; /* transport/fault */
+extern const struct rxp_tp_ops rxp_mux_ops;   /* transport/mux: auto */
 
 /* @out = @in with every optional op that @in leaves NULL set to its
  * default (cancel: -EBUSY; mem_register/mem_unregister: 0), so callers
@@ -230,6 +231,7 @@ struct rxp_tp_choice {
 	struct rxp_tp_ops inner; /* fault:<x>: x's table, completed; else
 				    zero */
 	bool wrapped;		 /* fault:<x> */
+	bool muxed;		 /* auto: shm beside inner (transport/mux) */
 	bool caches_mem;	 /* the backend has a registration cache */
 	const char *wire_name;	 /* what peers must agree on at rendezvous:
 				    the backend's name (fault:x speaks x) */
@@ -239,8 +241,12 @@ struct rxp_tp_choice {
 static inline const struct rxp_tp_ops *
 rxp_tp_choice_inner(const struct rxp_tp_choice *ch)
 {
-	return ch->wrapped ? &ch->inner : NULL;
+	return ch->wrapped || ch->muxed ? &ch->inner : NULL;
 }
+
+/* A wrapper's counters: the sum of its @n inner instances' (the one
+ * writer of each holds the progress lock, as the wrapper does). */
+void rxp_tp_counters_sum(struct rxp_tp *out, struct rxp_tp *const *in, int n);
 
 /*
  * Transport choice (transport/select.c). @want: "auto", "tcp", "verbs", "shm",

@@ -66,6 +66,29 @@ static const struct rxp_tp_ops *pick(const char *want, const char *bind_addr,
 	return &rxp_tcp_ops;
 }
 
+void rxp_tp_counters_sum(struct rxp_tp *out, struct rxp_tp *const *in, int n)
+{
+#define SUM(field)                                                             \
+	do {                                                                   \
+		uint64_t v = 0;                                                \
+		for (int i = 0; i < n; i++)                                    \
+			v += rxp_tp_counter(&in[i]->field);                    \
+		atomic_store_explicit(&out->field, v, memory_order_relaxed);   \
+	} while (0)
+	SUM(bytes_sent);
+	SUM(bytes_received);
+	SUM(msgs_sent);
+	SUM(msgs_received);
+	SUM(auth_refused);
+	SUM(conns_limited);
+	SUM(conns_stalled);
+	SUM(accept_pauses);
+	SUM(conns_prehs_failed);
+	SUM(rx_ahead);
+	SUM(rx_mem_refused);
+#undef SUM
+}
+
 int rxp_tp_select(const char *want, const char *bind_addr,
 		  struct rxp_tp_choice *out)
 {
@@ -90,6 +113,11 @@ int rxp_tp_select(const char *want, const char *bind_addr,
 	if (wrapped) {
 		rxp_tp_ops_complete(&out->inner, ops);
 		ops = &rxp_fault_ops;
+	} else if (!strcmp(want, "auto")) {
+		/* and shm for the peers on this host */
+		out->muxed = true;
+		rxp_tp_ops_complete(&out->inner, ops);
+		ops = &rxp_mux_ops;
 	}
 	rxp_tp_ops_complete(&out->ops, ops);
 	return 0;

@@ -36,14 +36,22 @@ int rxp_addr_parse_ip(const char *ip, uint16_t port,
 
 int rxp_addr_parse(const char *s, struct sockaddr_storage *sa, socklen_t *len)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *h = s, *colon;
+	char host[INET6_ADDRSTRLEN + 1], ipport[INET6_ADDRSTRLEN + 16];
+	const char *h, *colon;
 	unsigned long port;
 	size_t hl;
 	char *end;
 
 	if (!s)
 		return -EINVAL;
+	/* "ip:port;more=fields" (an auto transport's address, transport/mux):
+	 * the fields are not ours */
+	hl = strcspn(s, ";");
+	if (hl >= sizeof(ipport))
+		return -EINVAL;
+	memcpy(ipport, s, hl);
+	ipport[hl] = '\0';
+	s = h = ipport;
 	if (*s == '[') {
 		const char *rb = strchr(s, ']');
 

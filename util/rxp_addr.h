@@ -6,6 +6,7 @@
  *   rxp_addr_parse_ip("10.0.0.1" | "fe80::1" | "" | NULL, port, ...)
  *        an IPv4 or IPv6 literal; empty or NULL is 0.0.0.0
  *   rxp_addr_parse("10.0.0.1:80" | "[fe80::1]:80", ...)
+ *        what follows a ';' is ignored (the auto transport's fields)
  *        host and port 1..65535; an IPv6 host must be in brackets
  *        ("fe80::1:80" is ambiguous and refused)
  *

@@ -5,7 +5,7 @@ else()
   set(_rxp_tp_verbs rxp_verbs_none)
 endif()
 set(_rxp_tp_src ${RXP_TEST_DIR}/test_transport.c ${RXP_TEST_DIR}/tp_harness.c)
-set(_rxp_tp_link rxp_transport rxp_tcp rxp_shm rxp_fault rxp_auth rxp_util ${_rxp_tp_verbs})
+set(_rxp_tp_link rxp_transport rxp_tcp rxp_shm rxp_mux rxp_fault rxp_auth rxp_util ${_rxp_tp_verbs})
 rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}
   LABELS conformance TIMEOUT 120 ENV RXP_TEST_TRANSPORT=tcp)
 rxp_add_test(test_transport SOURCES ${_rxp_tp_src} LINK ${_rxp_tp_link}

@@ -74,3 +74,9 @@ rxp_add_test(test_agent_oom SOURCES ${RXP_TEST_DIR}/test_agent_oom.c
 rxp_add_test(test_pool_budget SOURCES ${RXP_TEST_DIR}/test_pool_budget.c
   ${PROJECT_SOURCE_DIR}/tests/helpers/world.c LABELS integration conformance
   TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=shm)
+# the default: tcp with shm beside it, every peer here reached by shm
+# (transport/mux; twohost.sh runs a world where one peer is not)
+rxp_add_test(test_agent SOURCES ${agent_srcs} LABELS integration conformance
+  TIMEOUT 120 SERIAL ENV RXP_TRANSPORT=auto)
+rxp_add_test(test_rref SOURCES ${rref_srcs} LABELS integration conformance
+  TIMEOUT 180 ENV RXP_TRANSPORT=auto)

@@ -474,6 +474,10 @@ static void test_transport_is_the_one_asked_for(void **state)
 		assert_string_equal(
 			rxp_agent_transport(w->a),
 			nouring && !strcmp(nouring, "1") ? "tcp-poll" : "tcp");
+	else if (want && !strcmp(want, "shm"))
+		assert_string_equal(rxp_agent_transport(w->a), "shm");
+	else /* auto: the network backend with shm beside it */
+		assert_non_null(strstr(rxp_agent_transport(w->a), "+shm"));
 	memset(big, 7, sizeof(big));
 	assert_int_equal(
 		rxp_rpc_sync(w->a, 1, "t.echo", &t, 1, &iov, 1, NULL, &f), 0);

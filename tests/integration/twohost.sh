@@ -5,9 +5,12 @@
 # advertise its 10.77.0.x address (never 127.0.0.1 or 0.0.0.0) and the
 # calls must work. Then rxp-perf (if given) with its defaults: the server
 # serves on every interface and must advertise 10.77.0.1 to the client.
+# Then a world of three with the default transport (issue 11): ranks 0
+# and 1 in A must reach each other by shm, and rank 2 in B both of them by
+# tcp; every worker calls every other one.
 # Needs root, ip and unshare: else exit 77 (skipped).
-# usage: twohost.sh <rxp_pingpong> [<rxp-perf>]
-pp=$1 perf=${2:-}
+# usage: twohost.sh <rxp_pingpong> [<rxp-perf> [<mixed_worker>]]
+pp=$1 perf=${2:-} mixed=${3:-}
 command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || exit 77
 [ "$(id -u)" = 0 ] || exit 77
 a=rxpA$$ b=rxpB$$ dir=$(mktemp -d)
@@ -31,7 +34,7 @@ pair() {
 	src=$?
 	cat "$dir/s.log" "$dir/c.log" | sed "s/^/$1: /"
 	[ $crc = 0 ] && [ $src = 0 ] || { echo "$1: exit $src/$crc"; exit 1; }
-	grep -q "up on tcp 10.77.0.1:" "$dir/s.log" || { echo "$1: rank 0 did not advertise 10.77.0.1"; exit 1; }
+	grep -Eq "up on tcp(\+shm)? 10.77.0.1:" "$dir/s.log" || { echo "$1: rank 0 did not advertise 10.77.0.1"; exit 1; }
 }
 run() { # $1: label; $2, $3: rank 0's and rank 1's environment
 	pair "$1" "$pp" "$2" "server 29511" "$3" "client 10.77.0.1 29511"
@@ -44,5 +47,30 @@ if [ -n "$perf" ] && [ -x "$perf" ]; then
 	# perftest's habit: a server with no address, a client naming it
 	pair rxp-perf "$perf" "" "-p 29512 -n 100" "" "-p 29512 -n 100 10.77.0.1"
 	grep -q "p50" "$dir/c.log" || { echo "rxp-perf: no result"; exit 1; }
+fi
+if [ -n "$mixed" ]; then
+	for r in 0 1; do
+		ip netns exec $a "$mixed" $r 10.77.0.1 29513 >"$dir/m$r.log" 2>&1 &
+		eval "p$r=\$!"
+	done
+	ip netns exec $b timeout 30 "$mixed" 2 10.77.0.1 29513 >"$dir/m2.log" 2>&1
+	rc2=$?
+	wait $p0; rc0=$?
+	wait $p1; rc1=$?
+	cat "$dir/m0.log" "$dir/m1.log" "$dir/m2.log" | sed "s/^/mixed: /"
+	[ $rc0 = 0 ] && [ $rc1 = 0 ] && [ $rc2 = 0 ] || { echo "mixed: exit $rc0/$rc1/$rc2"; exit 1; }
+	# who connected how: a rank logs the peers it reached by shm, and the
+	# ones that reached it (one connection may serve both ways)
+	shm_with() { # $1: log, $2: the peer's rank
+		grep -Eq "worker $2 is on this host: shm|shm: accepted a connection from worker $2 " "$1"
+	}
+	shm_with "$dir/m0.log" 1 || shm_with "$dir/m1.log" 0 ||
+		{ echo "mixed: ranks 0 and 1 did not connect by shm"; exit 1; }
+	if shm_with "$dir/m0.log" 2 || shm_with "$dir/m1.log" 2 ||
+		shm_with "$dir/m2.log" 0 || shm_with "$dir/m2.log" 1; then
+		echo "mixed: rank 2 (another namespace) was reached by shm"; exit 1
+	fi
+	grep -c "called both others over tcp+shm" "$dir"/m?.log | grep -q ':0' &&
+		{ echo "mixed: a rank did not use tcp+shm"; exit 1; }
 fi
 echo ok

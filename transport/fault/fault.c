@@ -282,18 +282,7 @@ static int f_progress(struct rxp_tp *tp)
 	struct fault_tp *f = to_ftp(tp);
 	int r = f->inner_ops.progress(f->inner);
 
-#define COPY(field)                                                            \
-	atomic_store_explicit(&f->base.field,                                  \
-			      rxp_tp_counter(&f->inner->field),                \
-			      memory_order_relaxed)
-	COPY(bytes_sent);
-	COPY(bytes_received);
-	COPY(msgs_sent);
-	COPY(msgs_received);
-	COPY(auth_refused);
-	COPY(rx_ahead);
-	COPY(rx_mem_refused);
-#undef COPY
+	rxp_tp_counters_sum(&f->base, &f->inner, 1);
 	return r;
 }
 

@@ -193,6 +193,10 @@ static void conn_open(struct shm_conn *c)
 		"%s out, %s in",
 		c->peer_str, c->base.peer_id, (unsigned long long)c->tx.cap,
 		c->peer_reads_me ? "yes" : "no", c->i_read_peer ? "yes" : "no");
+	if (!c->base.outgoing)
+		rxp_info(SHM_LOG,
+			 "accepted a connection from worker %u (pid %d)",
+			 c->base.peer_id, (int)c->peer_pid);
 	shm_tx_check_queued(c);
 	c->announced = true;
 	tp->cb.on_conn(tp->cb.ctx, &c->base, 0);

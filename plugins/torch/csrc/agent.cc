@@ -143,9 +143,10 @@ RxpAgent::RxpAgent(const c10::intrusive_ptr<::c10d::Store> &store,
 		    "RXP: num_worker_threads must be 1..1024, not ",
 		    opts.num_worker_threads);
 	TORCH_CHECK(opts.transport == "auto" || opts.transport == "tcp" ||
-			    opts.transport == "verbs",
-		    "RXP: transport must be \"auto\", \"tcp\" or \"verbs\", "
-		    "not \"",
+			    opts.transport == "verbs" ||
+			    opts.transport == "shm",
+		    "RXP: transport must be \"auto\", \"tcp\", \"verbs\" or "
+		    "\"shm\", not \"",
 		    opts.transport, "\"");
 	store_->store = store;
 	store_->ops.size = sizeof(store_->ops);

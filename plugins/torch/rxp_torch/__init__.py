@@ -21,7 +21,7 @@ from ._C import RxpAgent, rxp_version  # noqa: F401
 __all__ = ["RxpRpcBackendOptions", "RxpAgent", "BACKEND_NAME", "rxp_version"]
 
 BACKEND_NAME = "RXP"
-_TRANSPORTS = ("auto", "tcp", "verbs")
+_TRANSPORTS = ("auto", "tcp", "verbs", "shm")
 
 
 class RxpRpcBackendOptions(rpc.RpcBackendOptions):
@@ -32,7 +32,8 @@ class RxpRpcBackendOptions(rpc.RpcBackendOptions):
         "file:///path"); rxp forms its world through that store.
     num_worker_threads: threads that run incoming requests.
     transport: "auto" (verbs where an RDMA device reaches the peers, else
-        tcp), "tcp" or "verbs".
+        tcp; shared memory between workers on one host), "tcp", "verbs"
+        or "shm" (every worker on this host).
     bind_addr: numeric address for rxp's data connections ("" = the local
         address that reaches MASTER_ADDR, or $RXP_BIND_ADDR).
     init_timeout: seconds for the world to form (0 = rpc_timeout).
