@@ -12,7 +12,7 @@ median over rounds is reported. Writes OUT/results.json, OUT/results.md,
 OUT/latency_vs_size.png and OUT/throughput_vs_window.png.
 
 Systems: rxp (rxp-perf: tcp in poll and sleep mode, tcp without io_uring,
-verbs), raw TCP (perf/peers/tcp_pingpong: blocking, busy-poll, stream),
+shm in poll and sleep mode, verbs), raw TCP (perf/peers/tcp_pingpong: blocking, busy-poll, stream),
 UCX (ucx_perftest, UCX_TLS=tcp and sm), TensorPipe (perf/peers/tp_pingpong:
 uv and shm) and PyTorch RPC (perf/peers/torch_rpc.py). A system whose
 program is missing or fails is reported as missing, with the reason; no
@@ -314,6 +314,10 @@ def build_jobs(a):
         jobs.append(("rtt", "rxp-verbs-poll",
                      rxp_job(a, "rxp-verbs-poll", "verbs", 0, n(20000),
                              poll=POLL_ON)))
+        for label, poll in (("rxp-shm-poll", POLL_ON),
+                            ("rxp-shm-sleep", POLL_OFF)):
+            jobs.append(("rtt", label, rxp_job(a, label, "shm", 0, n(20000),
+                                               poll=poll)))
         jobs.append(("rtt", "raw-tcp-block",
                      tcp_job(a, "block", 64, n(20000), 1000)))
         jobs.append(("rtt", "raw-tcp-busy",
@@ -334,6 +338,8 @@ def build_jobs(a):
                                  no_uring=True)))
             jobs.append(("echo", "rxp-verbs",
                          rxp_job(a, "rxp-verbs", "verbs", size, n(it))))
+            jobs.append(("echo", "rxp-shm",
+                         rxp_job(a, "rxp-shm", "shm", size, n(it))))
             jobs.append(("echo", "raw-tcp-block",
                          tcp_job(a, "block", size, n(it), w)))
             jobs.append(("echo", "ucx-tcp",
@@ -488,6 +494,19 @@ GOALS = [
     ("echo64m_vs_tp", "64 MiB echo MB/s, rxp / TensorPipe uv",
      ("rxp-tcp", "echo", 64 * MiB, 1), ("tensorpipe-uv", "echo", 64 * MiB,
                                         1), "mb_s", 1.0, ">"),
+    ("shm_rtt_poll_vs_tp", "tiny call rtt, rxp shm poll mode / TensorPipe "
+     "shm 64 B", ("rxp-shm-poll", "rtt", 0, 1), ("tensorpipe-shm", "rtt", 64,
+                                                 1), "p50_us", 1.0, "<="),
+    ("shm_rtt_sleep_vs_tcp", "tiny call rtt, rxp shm sleep mode / raw "
+     "blocking TCP", ("rxp-shm-sleep", "rtt", 0, 1), ("raw-tcp-block", "rtt",
+                                                      64, 1), "p50_us", 1.15,
+     "<="),
+    ("shm_echo1m_vs_tp", "1 MiB echo MB/s, rxp shm / TensorPipe shm",
+     ("rxp-shm", "echo", MiB, 1), ("tensorpipe-shm", "echo", MiB, 1), "mb_s",
+     1.0, ">="),
+    ("shm_echo64m_vs_tp", "64 MiB echo MB/s, rxp shm / TensorPipe shm",
+     ("rxp-shm", "echo", 64 * MiB, 1), ("tensorpipe-shm", "echo", 64 * MiB,
+                                        1), "mb_s", 1.0, ">="),
     ("calls16_vs_ucx", "calls/s with 16 in flight, rxp (poll) / UCX tcp "
      "message rate", ("rxp-tcp-poll", "calls", 0, 16),
      ("ucx-tcp", "msgrate", 64, 0), "calls_s", 1.0, ">"),
