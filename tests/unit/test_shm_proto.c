@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -463,6 +464,34 @@ static void test_silent_peer_times_out(void **state)
 	assert_true(rxp_now_ns() - t0 >= 150000000);
 }
 
+/* The same with the poller asleep: nothing else happens, yet the
+ * deadline wakes it (the transport's wait fd becomes readable). */
+static void test_silent_peer_times_out_while_asleep(void **state)
+{
+	struct fake f = {0};
+	uint64_t before = rxp_tp_counter(&g.tp->conns_prehs_failed);
+	int64_t t0 = rxp_now_ns(), dt;
+
+	(void)state;
+	f.sock = fake_dial();
+	while (rxp_tp_counter(&g.tp->conns_prehs_failed) == before &&
+	       rxp_now_ns() - t0 < 5000000000) {
+		struct pollfd p = {g.tp->ops->wait_fd(g.tp), POLLIN, 0};
+
+		g.tp->ops->progress(g.tp);
+		if (rxp_tp_counter(&g.tp->conns_prehs_failed) != before)
+			break;
+		if (g.tp->ops->arm(g.tp) == 0)
+			poll(&p, 1, 5000);
+	}
+	dt = rxp_now_ns() - t0;
+	assert_int_equal(rxp_tp_counter(&g.tp->conns_prehs_failed), before + 1);
+	printf("  refused after %lld ms\n", (long long)(dt / 1000000));
+	assert_true(dt >= 150000000 && dt < 1000000000); /* 200 ms */
+	assert_true(fake_hung_up(&f));
+	close(f.sock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +519,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_silent_peer_times_out,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_silent_peer_times_out_while_asleep, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests_name("shm_proto", tests, NULL, NULL);

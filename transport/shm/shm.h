@@ -226,6 +226,7 @@ struct shm_ev {
 };
 #define SHM_EV_LISTEN 0
 #define SHM_EV_SOCK 1
+#define SHM_EV_TIMER 2
 
 struct shm_conn {
 	struct rxp_conn base;
@@ -265,7 +266,8 @@ struct shm_tp {
 	uint64_t max_payload, max_storage;
 	struct rxp_auth_key key;
 	int lfd, epfd;
-	struct shm_ev lev;
+	struct shm_ev lev, tev;
+	int tfd; /* timerfd: the next hand-shake deadline, while asleep */
 	char addr_str[96]; /* "shm:<name>" */
 	struct shm_conn *conns;
 	unsigned nhs;  /* connections in their hand-shake */

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -477,6 +478,41 @@ static int tp_listen(struct shm_tp *tp)
 	return 0;
 }
 
+/* ----------------------------------------------------- deadlines */
+
+/* A timerfd in the wait set, so that a hand-shake deadline passes also
+ * while the poller sleeps: a silent peer must not hold its slot (of
+ * SHM_MAX_UNAUTH) until someone else wakes us. */
+static int timer_init(struct shm_tp *tp)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tp->tev};
+
+	tp->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (tp->tfd < 0 || epoll_ctl(tp->epfd, EPOLL_CTL_ADD, tp->tfd, &ev))
+		return -errno;
+	return 0;
+}
+
+/* Before sleeping: the timer fires at the earliest hand-shake deadline
+ * (only when one is in progress: no syscall otherwise). */
+static void timer_arm(struct shm_tp *tp)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	int64_t first = INT64_MAX;
+
+	if (!tp->nhs)
+		return;
+	for (struct shm_conn *c = tp->conns; c; c = c->next)
+		if (c->state == SC_HS && c->deadline < first)
+			first = c->deadline;
+	if (first == INT64_MAX)
+		return;
+	first += 1000000; /* past it, so that progress sees it passed */
+	its.it_value.tv_sec = first / 1000000000;
+	its.it_value.tv_nsec = first % 1000000000;
+	timerfd_settime(tp->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 /* ------------------------------------------------------------- ops */
 
 static int env_settings(struct shm_tp *tp)
@@ -536,7 +572,9 @@ static int shm_op_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 	tp->max_storage = attr->max_storage ? attr->max_storage
 					    : RXP_WIRE_DEFAULT_MAX_STORAGE;
 	tp->lfd = -1;
+	tp->tfd = -1;
 	tp->lev = (struct shm_ev){SHM_EV_LISTEN, NULL};
+	tp->tev = (struct shm_ev){SHM_EV_TIMER, NULL};
 	rxp_auth_nonce(&tp->probe_val, sizeof(tp->probe_val));
 	tp->epfd = epoll_create1(EPOLL_CLOEXEC);
 	err = tp->epfd < 0 ? -errno : env_settings(tp);
@@ -544,6 +582,8 @@ static int shm_op_open(const struct rxp_tp_attr *attr, struct rxp_tp **out)
 		err = rxp_bufpool_create(SHM_SMALL_BUF, 128, &tp->pool_small);
 	if (!err)
 		err = rxp_bufpool_create(SHM_POOL_BUF, 32, &tp->pool);
+	if (!err)
+		err = timer_init(tp);
 	if (!err)
 		err = tp_listen(tp);
 	if (err) {
@@ -569,6 +609,8 @@ static void shm_op_close(struct rxp_tp *rtp)
 	sweep(tp);
 	if (tp->lfd >= 0)
 		close(tp->lfd);
+	if (tp->tfd >= 0)
+		close(tp->tfd);
 	if (tp->epfd >= 0)
 		close(tp->epfd);
 	shm_sends_free(tp);
@@ -696,6 +738,13 @@ static unsigned poll_events(struct shm_tp *tp)
 			accept_all(tp, &did);
 			continue;
 		}
+		if (e->kind == SHM_EV_TIMER) { /* progress checks deadlines */
+			uint64_t v;
+
+			if (read(tp->tfd, &v, sizeof(v)) < 0)
+				v = 0;
+			continue;
+		}
 		err = sock_events(e->c, &did);
 		if (err)
 			conn_fail(e->c, err);
@@ -777,6 +826,7 @@ static int shm_op_arm(struct rxp_tp *rtp)
 	}
 	if (work)
 		return 1;
+	timer_arm(tp);
 	tp->poll_due = true;
 	return 0;
 }
