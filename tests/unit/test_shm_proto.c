@@ -492,6 +492,32 @@ static void test_silent_peer_times_out_while_asleep(void **state)
 	close(f.sock);
 }
 
+static int open_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* Connections that come and go leave no fd behind (the memfd each HELLO
+ * passes is closed once it is mapped). */
+static void test_no_fd_left_behind(void **state)
+{
+	int before;
+
+	(void)state;
+	check_still_serves(); /* the pools and sockets of a first one */
+	before = open_fds();
+	for (int i = 0; i < 5; i++)
+		check_still_serves();
+	assert_int_equal(open_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +545,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_silent_peer_times_out,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_fd_left_behind, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_silent_peer_times_out_while_asleep, setup,
 			teardown),

@@ -378,17 +378,17 @@ static int hs_message(struct shm_conn *c, const uint8_t *b, ssize_t n, int fd)
 {
 	int err;
 
-	if (!c->base.outgoing && !c->map)
-		return got_hello(c, b, n, fd);
-	if (fd >= 0)
+	if (!c->base.outgoing && !c->map) {
+		err = got_hello(c, b, n, fd);
+		if (fd >= 0)
+			close(fd); /* mapped (or refused): not needed */
+		return err;
+	}
+	if (fd >= 0) { /* only the HELLO carries one */
 		close(fd);
-	if (fd >= 0)
 		return -RXP_E_PROTO;
-	if (c->base.outgoing)
-		err = got_welcome(c, b, n);
-	else
-		err = got_ready(c, b, n);
-	return err;
+	}
+	return c->base.outgoing ? got_welcome(c, b, n) : got_ready(c, b, n);
 }
 
 /* The socket is readable: hand-shake messages, doorbells, or hang-up. */
