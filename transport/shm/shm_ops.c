@@ -70,6 +70,15 @@ static pid_t peer_pid(int sock)
 
 /* ------------------------------------------------------ connections */
 
+static void conn_free(struct shm_conn *c)
+{
+	if (c->map)
+		munmap(c->map, c->map_len);
+	rxp__free(c->rx_st.desc_raw);
+	rxp__free(c->rx_st.bufs);
+	rxp__free(c);
+}
+
 static int conn_new(struct shm_tp *tp, int sock, bool outgoing,
 		    struct shm_conn **out)
 {
@@ -82,9 +91,7 @@ static int conn_new(struct shm_tp *tp, int sock, bool outgoing,
 	c->rx_st.bufs = rxp__calloc(RXP_WIRE_MAX_STORAGES + 1,
 				    sizeof(struct rxp_buf *));
 	if (!c->rx_st.desc_raw || !c->rx_st.bufs) {
-		rxp__free(c->rx_st.desc_raw);
-		rxp__free(c->rx_st.bufs);
-		rxp__free(c);
+		conn_free(c);
 		return -ENOMEM;
 	}
 	c->base.tp = &tp->base;
@@ -101,9 +108,7 @@ static int conn_new(struct shm_tp *tp, int sock, bool outgoing,
 		if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, sock, &ev)) {
 			int err = -errno;
 
-			rxp__free(c->rx_st.desc_raw);
-			rxp__free(c->rx_st.bufs);
-			rxp__free(c);
+			conn_free(c);
 			return err;
 		}
 	}
@@ -112,15 +117,6 @@ static int conn_new(struct shm_tp *tp, int sock, bool outgoing,
 	tp->nhs++;
 	*out = c;
 	return 0;
-}
-
-static void conn_free(struct shm_conn *c)
-{
-	if (c->map)
-		munmap(c->map, c->map_len);
-	rxp__free(c->rx_st.desc_raw);
-	rxp__free(c->rx_st.bufs);
-	rxp__free(c);
 }
 
 static void close_sock(struct shm_conn *c)
@@ -236,6 +232,14 @@ static int map_rings(struct shm_conn *c, int fd, uint64_t cap, bool connector)
 	return 0;
 }
 
+/* May we read the peer's memory? Its hello says where its probe word is. */
+static void probe_peer(struct shm_conn *c, const struct shm_hello *h)
+{
+	c->i_read_peer =
+		!c->tp->cma_off &&
+		shm_cma_probe(c->peer_pid, h->probe_addr, h->probe_val);
+}
+
 static int peer_limits(struct shm_conn *c, const struct shm_hello *h)
 {
 	struct shm_tp *tp = c->tp;
@@ -284,8 +288,7 @@ static int got_hello(struct shm_conn *c, const uint8_t *b, ssize_t n, int fd)
 	if (err)
 		return err;
 	c->base.peer_id = h.worker_id;
-	c->i_read_peer = !tp->cma_off &&
-			 shm_cma_probe(c->peer_pid, h.probe_addr, h.probe_val);
+	probe_peer(c, &h);
 	memcpy(c->hello, b, SHM_HELLO_SIZE);
 	hello_fill(tp, &w, SHM_HS_WELCOME);
 	w.can_read_you = c->i_read_peer;
@@ -305,6 +308,34 @@ static size_t hs_len(const struct shm_tp *tp)
 	return SHM_HELLO_SIZE + (tp->key.on ? RXP_AUTH_MAC_BYTES : 0);
 }
 
+/*
+ * A WELCOME or READY of @kind: its size, its hello and, with a job
+ * secret, the proof after it: the HMAC under @label of our HELLO and
+ * @welcome (the WELCOME's hello, which is @b itself for a WELCOME).
+ */
+static int hs_check(struct shm_conn *c, const uint8_t *b, ssize_t n,
+		    uint16_t kind, const char *label, const uint8_t *welcome,
+		    struct shm_hello *h)
+{
+	struct shm_tp *tp = c->tp;
+	int err;
+
+	if ((size_t)n != hs_len(tp))
+		return tp->key.on ? -RXP_E_AUTH : -RXP_E_PROTO;
+	err = shm_hello_decode(b, h);
+	if (err || h->kind != kind)
+		return err ? err : -RXP_E_PROTO;
+	if (tp->key.on &&
+	    rxp_auth_verify(&tp->key, label, c->hello, SHM_HELLO_SIZE, welcome,
+			    SHM_HELLO_SIZE, b + SHM_HELLO_SIZE)) {
+		rxp_warn(SHM_LOG, "%s: refused: wrong proof of the job secret",
+			 c->peer_str);
+		rxp_tp_count(&tp->base.auth_refused, 1);
+		return -RXP_E_AUTH;
+	}
+	return 0;
+}
+
 /* Connector: the WELCOME; answer READY and open. */
 static int got_welcome(struct shm_conn *c, const uint8_t *b, ssize_t n)
 {
@@ -313,27 +344,13 @@ static int got_welcome(struct shm_conn *c, const uint8_t *b, ssize_t n)
 	uint8_t out[SHM_HS_MAX];
 	int err;
 
-	if ((size_t)n != hs_len(tp))
-		return tp->key.on ? -RXP_E_AUTH : -RXP_E_PROTO;
-	err = shm_hello_decode(b, &h);
-	if (err || h.kind != SHM_HS_WELCOME)
-		return err ? err : -RXP_E_PROTO;
-	if (tp->key.on && rxp_auth_verify(&tp->key, SHM_LABEL_ACCEPTOR,
-					  c->hello, SHM_HELLO_SIZE, b,
-					  SHM_HELLO_SIZE, b + SHM_HELLO_SIZE)) {
-		rxp_warn(SHM_LOG,
-			 "%s: the peer's proof of the job secret is "
-			 "wrong",
-			 c->peer_str);
-		rxp_tp_count(&tp->base.auth_refused, 1);
-		return -RXP_E_AUTH;
-	}
-	err = peer_limits(c, &h);
+	err = hs_check(c, b, n, SHM_HS_WELCOME, SHM_LABEL_ACCEPTOR, b, &h);
+	if (!err)
+		err = peer_limits(c, &h);
 	if (err)
 		return err;
 	c->peer_reads_me = h.can_read_you;
-	c->i_read_peer = !tp->cma_off &&
-			 shm_cma_probe(c->peer_pid, h.probe_addr, h.probe_val);
+	probe_peer(c, &h);
 	memcpy(c->welcome, b, SHM_HELLO_SIZE);
 	hello_fill(tp, &r, SHM_HS_READY);
 	r.can_read_you = c->i_read_peer;
@@ -352,23 +369,12 @@ static int got_welcome(struct shm_conn *c, const uint8_t *b, ssize_t n)
 /* Acceptor: the READY; check the proof and open. */
 static int got_ready(struct shm_conn *c, const uint8_t *b, ssize_t n)
 {
-	struct shm_tp *tp = c->tp;
 	struct shm_hello h;
-	int err;
+	int err = hs_check(c, b, n, SHM_HS_READY, SHM_LABEL_CONNECTOR,
+			   c->welcome, &h);
 
-	if ((size_t)n != hs_len(tp))
-		return tp->key.on ? -RXP_E_AUTH : -RXP_E_PROTO;
-	err = shm_hello_decode(b, &h);
-	if (err || h.kind != SHM_HS_READY)
-		return err ? err : -RXP_E_PROTO;
-	if (tp->key.on && rxp_auth_verify(&tp->key, SHM_LABEL_CONNECTOR,
-					  c->hello, SHM_HELLO_SIZE, c->welcome,
-					  SHM_HELLO_SIZE, b + SHM_HELLO_SIZE)) {
-		rxp_warn(SHM_LOG, "%s: refused: wrong proof of the job secret",
-			 c->peer_str);
-		rxp_tp_count(&tp->base.auth_refused, 1);
-		return -RXP_E_AUTH;
-	}
+	if (err)
+		return err;
 	c->peer_reads_me = h.can_read_you;
 	conn_open(c);
 	return 0;
